@@ -1,0 +1,214 @@
+// hts._core: the only file that knows about Python. NumPy arrays in and out, GIL released around the maths.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "eigen_batch.hpp"
+#include "lapack.hpp"
+#include "norms.hpp"
+#include "powerlaw.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+/// float32 / float64 in native byte order, aligned; anything else is the caller's job to convert.
+hts::DType kernel_dtype(const py::array& a, const char* what) {
+  const py::dtype dt = a.dtype();
+  const std::uint16_t probe = 1;
+  const bool little = *reinterpret_cast<const unsigned char*>(&probe) == 1;
+  const char order = dt.byteorder();
+  const bool native = order == '=' || order == '|' || (order == '<') == little;
+  if (dt.kind() == 'f' && native && (dt.itemsize() == 4 || dt.itemsize() == 8)) {
+    if (reinterpret_cast<std::uintptr_t>(a.data()) % static_cast<std::uintptr_t>(dt.itemsize()) != 0)
+      throw py::type_error(std::string(what) + ": array data is not aligned");
+    return dt.itemsize() == 8 ? hts::DType::f64 : hts::DType::f32;
+  }
+  throw py::type_error(std::string(what) + ": expected a float32 or float64 array in native byte order, got " +
+                       std::string(py::str(dt)));
+}
+
+/// The slices of a 2-D (one) or 3-D (a stack) array as views into its memory.
+void append_views(const py::array& a, std::size_t index, std::vector<hts::MatrixView>& views) {
+  const std::string what = "array " + std::to_string(index);
+  const hts::DType dt = kernel_dtype(a, what.c_str());
+  if (a.ndim() != 2 && a.ndim() != 3)
+    throw py::type_error(what + ": expected a 2-D matrix or a 3-D stack of matrices, got " +
+                         std::to_string(a.ndim()) + "-D");
+  const py::ssize_t item = a.itemsize();
+  for (py::ssize_t d = 0; d < a.ndim(); ++d)
+    if (a.strides(d) % item != 0) throw py::value_error(what + ": strides are not a multiple of the item size");
+  const int off = a.ndim() == 3 ? 1 : 0;
+  const py::ssize_t k = a.ndim() == 3 ? a.shape(0) : 1;
+  for (py::ssize_t s = 0; s < k; ++s) {
+    hts::MatrixView v;
+    v.dtype = dt;
+    v.rows = a.shape(off);
+    v.cols = a.shape(off + 1);
+    v.row_stride = a.strides(off) / item;
+    v.col_stride = a.strides(off + 1) / item;
+    v.data = static_cast<const char*>(a.data()) + (off ? s * a.strides(0) : 0);
+    views.push_back(v);
+  }
+}
+
+hts::EigenOptions eigen_options(int threads, std::int64_t eigen_solver_max, std::int64_t tiled_gram_min,
+                                std::int64_t gram_tile) {
+  if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
+  hts::EigenOptions opt;
+  opt.threads = threads;
+  if (eigen_solver_max >= 0) opt.eigen_solver_max = eigen_solver_max;
+  if (tiled_gram_min >= 0) opt.tiled_gram_min = tiled_gram_min;
+  if (gram_tile > 0) opt.gram_tile = gram_tile;
+  return opt;
+}
+
+template <class T>
+py::list gram_eigenvalues_impl(const std::vector<py::array>& arrays, const hts::EigenOptions& opt) {
+  std::vector<hts::MatrixView> views;
+  for (std::size_t i = 0; i < arrays.size(); ++i) append_views(arrays[i], i, views);
+  // Outputs are allocated up front (GIL held) and filled in place (GIL released): no copy afterwards.
+  py::list result;
+  std::vector<T*> out;
+  std::size_t v = 0;
+  for (const py::array& a : arrays) {
+    const py::ssize_t k = a.ndim() == 3 ? a.shape(0) : 1;
+    const py::ssize_t m = views.empty() ? 0 : views[v].small_side();
+    py::array_t<T> o = a.ndim() == 3 ? py::array_t<T>({k, m}) : py::array_t<T>({m});
+    for (py::ssize_t s = 0; s < k; ++s) out.push_back(o.mutable_data() + s * m);
+    v += static_cast<std::size_t>(k);
+    result.append(o);
+  }
+  {
+    py::gil_scoped_release release;
+    hts::gram_eigenvalues<T>(views, out, opt);
+  }
+  return result;
+}
+
+py::dict fit_to_dict(const hts::PowerLawFit& f) {
+  py::dict d;
+  d["ok"] = f.ok;
+  d["reason"] = f.reason;
+  d["alpha"] = f.alpha;
+  d["xmin"] = f.xmin;
+  d["xmax"] = f.xmax;
+  d["D"] = f.D;
+  d["sigma"] = f.sigma;
+  d["num_pl_spikes"] = f.num_pl_spikes;
+  d["n_fit"] = f.n_fit;
+  d["tail"] = f.tail;
+  d["small_n"] = f.small_n;
+  if (!f.curve_xmin.empty() || !f.curve_D.empty()) {
+    d["curve_xmin"] = py::array_t<double>(f.curve_xmin.size(), f.curve_xmin.data());
+    d["curve_alpha"] = py::array_t<double>(f.curve_alpha.size(), f.curve_alpha.data());
+    d["curve_D"] = py::array_t<double>(f.curve_D.size(), f.curve_D.data());
+  }
+  return d;
+}
+
+using Vector = py::array_t<double, py::array::c_style>;
+
+void check_vector(const Vector& v) {
+  if (v.ndim() != 1) throw py::type_error("expected a 1-D float64 array of eigenvalues");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
+  m.doc() = "hts native kernel (private: use hts.spectra)";
+  m.attr("__version__") = HTS_VERSION;
+  // hts parallelises over slices itself; its private OpenBLAS copy stays on one thread (see lapack.hpp).
+  hts::lapack::use_single_thread();
+
+  m.def("openblas_config", []() { return std::string(hts::lapack::openblas_config()); },
+        "OpenBLAS build and CPU target used by the kernel.");
+
+  m.def(
+      "gram_eigenvalues",
+      [](const std::vector<py::array>& arrays, const std::string& precision, int threads,
+         std::int64_t eigen_solver_max, std::int64_t tiled_gram_min, std::int64_t gram_tile) {
+        const hts::EigenOptions opt = eigen_options(threads, eigen_solver_max, tiled_gram_min, gram_tile);
+        if (precision == "float64") return gram_eigenvalues_impl<double>(arrays, opt);
+        if (precision == "float32") return gram_eigenvalues_impl<float>(arrays, opt);
+        throw py::value_error("precision must be 'float64' or 'float32', got '" + precision + "'");
+      },
+      py::arg("arrays"), py::arg("precision") = "float64", py::arg("threads") = 0,
+      py::arg("eigen_solver_max") = -1, py::arg("tiled_gram_min") = -1, py::arg("gram_tile") = -1,
+      "Ascending eigenvalues of WᵀW for each 2-D array (-> 1-D) or 3-D stack (-> 2-D) in a list.");
+
+  m.def(
+      "fit_power_law",
+      [](const Vector& evals, double evals_thresh, int threads, std::int64_t small_n, std::int64_t small_n_min_tail,
+         std::int64_t max_candidates, bool want_curve) {
+        check_vector(evals);
+        if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
+        hts::PowerLawOptions opt;
+        opt.evals_thresh = evals_thresh;
+        opt.threads = threads;
+        opt.small_n = small_n;
+        opt.small_n_min_tail = small_n_min_tail;
+        opt.max_candidates = max_candidates;
+        opt.want_curve = want_curve;
+        hts::PowerLawFit fit;
+        {
+          py::gil_scoped_release release;
+          fit = hts::fit_power_law(evals.data(), static_cast<std::size_t>(evals.shape(0)), opt);
+        }
+        return fit_to_dict(fit);
+      },
+      py::arg("evals").noconvert(), py::arg("evals_thresh") = 1e-5, py::arg("threads") = 0,
+      py::arg("small_n") = 20, py::arg("small_n_min_tail") = 8, py::arg("max_candidates") = 0,
+      py::arg("want_curve") = false, "Power-law fit with xmin by the smallest KS distance (WeightWatcher 0.7.7).");
+
+  m.def(
+      "spectrum_stats",
+      [](const Vector& evals, double N, double tolerance) {
+        check_vector(evals);
+        hts::SpectrumStats st;
+        {
+          py::gil_scoped_release release;
+          st = hts::spectrum_stats(evals.data(), evals.shape(0), N, tolerance);
+        }
+        py::dict d;
+        d["count"] = st.count;
+        d["sum"] = st.sum;
+        d["lambda_max"] = st.lambda_max;
+        d["lambda_min"] = st.lambda_min;
+        d["stable_rank"] = st.stable_rank;
+        d["matrix_rank"] = st.matrix_rank;
+        d["weak_rank_loss"] = st.weak_rank_loss;
+        d["entropy"] = st.entropy;
+        return d;
+      },
+      py::arg("evals").noconvert(), py::arg("N"), py::arg("tolerance") = 1e-6,
+      "Sum, max, stable rank, matrix rank, weak rank loss and entropy of eigenvalues.");
+
+  m.def(
+      "log10_alpha_norm",
+      [](const Vector& evals, double alpha) {
+        check_vector(evals);
+        py::gil_scoped_release release;
+        return hts::log10_alpha_norm(evals.data(), evals.shape(0), alpha);
+      },
+      py::arg("evals").noconvert(), py::arg("alpha"), "log10 Σ λ^alpha without overflow.");
+
+  m.def(
+      "frobenius_norm_sq",
+      [](const py::array& a) {
+        std::vector<hts::MatrixView> views;
+        append_views(a, 0, views);
+        py::array_t<double> out(static_cast<py::ssize_t>(views.size()));
+        double* o = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          for (std::size_t i = 0; i < views.size(); ++i) o[i] = hts::frobenius_norm_sq(views[i]);
+        }
+        return out;
+      },
+      py::arg("w"), "‖W‖_F² per matrix of a 2-D array or 3-D stack, accumulated in float64.");
+}

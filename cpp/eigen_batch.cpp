@@ -1,0 +1,201 @@
+#include "eigen_batch.hpp"
+
+#include <Eigen/Eigenvalues>
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "lapack.hpp"
+#include "parallel.hpp"
+
+namespace hts {
+namespace {
+
+template <class T>
+using ColMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+
+template <class S, class Fn>
+void for_each_element(const MatrixView& m, Fn&& fn) {
+  const S* base = static_cast<const S*>(m.data);
+  for (std::int64_t i = 0; i < m.rows; ++i) {
+    const S* row = base + i * m.row_stride;
+    for (std::int64_t j = 0; j < m.cols; ++j) fn(i, j, row[j * m.col_stride]);
+  }
+}
+
+template <class S>
+std::int64_t count_nonfinite_as(const MatrixView& m) {
+  std::int64_t bad = 0;
+  for_each_element<S>(m, [&](std::int64_t, std::int64_t, S v) { bad += std::isfinite(v) ? 0 : 1; });
+  return bad;
+}
+
+/// The operand handed to BLAS: a column-major matrix A with leading dimension lda such that the Gram
+/// matrix of the smaller side is A·Aᵀ (trans 'N', A is n×k) or Aᵀ·A (trans 'T', A is k×n).
+template <class T>
+struct GramOperand {
+  const T* a = nullptr;
+  int lda = 0;
+  char trans = 'N';
+  int n = 0, k = 0;
+  std::vector<T> storage;  // owns a converted/contiguous copy when the caller's memory cannot be used as is
+};
+
+template <class T>
+GramOperand<T> gram_operand(const MatrixView& m) {
+  GramOperand<T> op;
+  const std::int64_t n = m.small_side(), k = m.large_side();
+  if (k > INT_MAX || std::abs(m.row_stride) > INT_MAX || std::abs(m.col_stride) > INT_MAX)
+    throw std::invalid_argument("matrix too large for 32-bit LAPACK indices");
+  op.n = static_cast<int>(n);
+  op.k = static_cast<int>(k);
+  const bool same_type = (m.dtype == DType::f64) == std::is_same<T, double>::value;
+  const bool wide = m.cols > m.rows;
+  // Row-major rows (col_stride 1): the memory is the column-major matrix Wᵀ (cols × rows).
+  if (same_type && m.col_stride == 1 && m.row_stride >= std::max<std::int64_t>(m.cols, 1)) {
+    op.a = static_cast<const T*>(m.data);
+    op.lda = static_cast<int>(std::max<std::int64_t>(m.row_stride, 1));
+    op.trans = wide ? 'T' : 'N';  // WᵀW = B·Bᵀ with B = Wᵀ; W·Wᵀ = Bᵀ·B
+    return op;
+  }
+  // Column-major (row_stride 1): the memory is W itself, column-major rows × cols.
+  if (same_type && m.row_stride == 1 && m.col_stride >= std::max<std::int64_t>(m.rows, 1)) {
+    op.a = static_cast<const T*>(m.data);
+    op.lda = static_cast<int>(std::max<std::int64_t>(m.col_stride, 1));
+    op.trans = wide ? 'N' : 'T';
+    return op;
+  }
+  // Anything else (other dtype, gaps, negative or zero strides): one contiguous row-major copy.
+  op.storage.resize(static_cast<std::size_t>(m.rows * m.cols));
+  T* dst = op.storage.data();
+  auto copy = [&](std::int64_t i, std::int64_t j, auto v) { dst[i * m.cols + j] = static_cast<T>(v); };
+  if (m.dtype == DType::f64) for_each_element<double>(m, copy);
+  else for_each_element<float>(m, copy);
+  op.a = dst;
+  op.lda = static_cast<int>(m.cols);
+  op.trans = wide ? 'T' : 'N';
+  return op;
+}
+
+/// Lower triangle of the Gram block (I, J) with I >= J, rows [i0, i0+ni) × cols [j0, j0+nj) of G (ld n).
+template <class T>
+void gram_block(const GramOperand<T>& op, int i0, int ni, int j0, int nj, T* g) {
+  const int n = op.n;
+  T* c = g + static_cast<std::size_t>(j0) * n + i0;
+  if (op.trans == 'N') {  // G = A·Aᵀ, A is n×k: rows i of A
+    const T* ai = op.a + i0;
+    const T* aj = op.a + j0;
+    if (i0 == j0) lapack::syrk_lower<T>('N', ni, op.k, ai, op.lda, c, n);
+    else lapack::gemm<T>('N', 'T', ni, nj, op.k, ai, op.lda, aj, op.lda, c, n);
+  } else {  // G = Aᵀ·A, A is k×n: columns i of A
+    const T* ai = op.a + static_cast<std::size_t>(i0) * op.lda;
+    const T* aj = op.a + static_cast<std::size_t>(j0) * op.lda;
+    if (i0 == j0) lapack::syrk_lower<T>('T', ni, op.k, ai, op.lda, c, n);
+    else lapack::gemm<T>('T', 'N', ni, nj, op.k, ai, op.lda, aj, op.lda, c, n);
+  }
+}
+
+/// Ascending eigenvalues of the Gram matrix whose lower triangle is in g (n×n, column-major); g is destroyed.
+template <class T>
+void gram_to_eigenvalues(int n, T* g, T* out, const EigenOptions& opt) {
+  if (n <= opt.eigen_solver_max) {
+    Eigen::Map<ColMatrix<T>> gm(g, n, n);
+    Eigen::SelfAdjointEigenSolver<ColMatrix<T>> solver(gm, Eigen::EigenvaluesOnly);
+    if (solver.info() != Eigen::Success) throw std::runtime_error("Eigen's symmetric eigensolver did not converge");
+    std::copy(solver.eigenvalues().data(), solver.eigenvalues().data() + n, out);
+  } else {
+    lapack::symmetric_eigenvalues<T>(n, g, n, out);
+  }
+  for (int i = 0; i < n; ++i) out[i] = std::max(out[i], T(0));  // round-off negatives of a PSD matrix
+}
+
+template <class T>
+void one_matrix(const MatrixView& m, T* out, const EigenOptions& opt) {
+  GramOperand<T> op = gram_operand<T>(m);
+  std::vector<T> g(static_cast<std::size_t>(op.n) * op.n);
+  gram_block<T>(op, 0, op.n, 0, op.n, g.data());
+  gram_to_eigenvalues<T>(op.n, g.data(), out, opt);
+}
+
+struct Tile {
+  std::size_t matrix;
+  int i0, ni, j0, nj;
+};
+
+/// Large matrices, a few at a time: their Gram tiles are shared by all threads, then one eigensolve each.
+template <class T>
+void large_matrices(const std::vector<MatrixView>& m, const std::vector<T*>& out,
+                    const std::vector<std::size_t>& which, const EigenOptions& opt) {
+  const std::size_t group = static_cast<std::size_t>(effective_threads(opt.threads, which.size()));
+  for (std::size_t start = 0; start < which.size(); start += group) {
+    const std::size_t count = std::min(group, which.size() - start);
+    std::vector<GramOperand<T>> ops(count);
+    std::vector<std::vector<T>> grams(count);
+    parallel_for(count, opt.threads, [&](std::size_t g) {
+      ops[g] = gram_operand<T>(m[which[start + g]]);
+      grams[g].resize(static_cast<std::size_t>(ops[g].n) * ops[g].n);
+    });
+    std::vector<Tile> tiles;
+    const int t = static_cast<int>(opt.gram_tile);
+    for (std::size_t g = 0; g < count; ++g) {
+      const int n = ops[g].n;
+      for (int j0 = 0; j0 < n; j0 += t)
+        for (int i0 = j0; i0 < n; i0 += t) tiles.push_back({g, i0, std::min(t, n - i0), j0, std::min(t, n - j0)});
+    }
+    parallel_for(tiles.size(), opt.threads, [&](std::size_t i) {
+      const Tile& tl = tiles[i];
+      gram_block<T>(ops[tl.matrix], tl.i0, tl.ni, tl.j0, tl.nj, grams[tl.matrix].data());
+    });
+    parallel_for(count, opt.threads, [&](std::size_t g) {
+      std::vector<T>().swap(ops[g].storage);
+      gram_to_eigenvalues<T>(ops[g].n, grams[g].data(), out[which[start + g]], opt);
+      std::vector<T>().swap(grams[g]);
+    });
+  }
+}
+
+}  // namespace
+
+std::int64_t count_nonfinite(const MatrixView& m) {
+  return m.dtype == DType::f64 ? count_nonfinite_as<double>(m) : count_nonfinite_as<float>(m);
+}
+
+template <class T>
+void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& out, const EigenOptions& opt) {
+  if (out.size() != m.size()) throw std::invalid_argument("one output buffer per matrix is required");
+  if (opt.gram_tile < 1 || opt.eigen_solver_max < 0) throw std::invalid_argument("bad kernel tuning options");
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    if (m[i].rows <= 0 || m[i].cols <= 0)
+      throw std::invalid_argument("matrix " + std::to_string(i) + " is empty (" + std::to_string(m[i].rows) +
+                                  "x" + std::to_string(m[i].cols) + ")");
+    if (m[i].data == nullptr || out[i] == nullptr) throw std::invalid_argument("null buffer");
+  }
+  parallel_for(m.size(), opt.threads, [&](std::size_t i) {
+    const std::int64_t bad = count_nonfinite(m[i]);
+    if (bad != 0)
+      throw std::invalid_argument("matrix " + std::to_string(i) + " has " + std::to_string(bad) +
+                                  " non-finite entries (NaN or Inf) out of " +
+                                  std::to_string(m[i].rows * m[i].cols));
+  });
+
+  // Small and medium matrices: one task each, costliest first so no thread is left with a big one at the end.
+  std::vector<std::size_t> small, large;
+  for (std::size_t i = 0; i < m.size(); ++i) (m[i].small_side() >= opt.tiled_gram_min ? large : small).push_back(i);
+  auto cost = [&](std::size_t i) {
+    const double n = static_cast<double>(m[i].small_side()), k = static_cast<double>(m[i].large_side());
+    return n * n * (k + n);
+  };
+  std::stable_sort(small.begin(), small.end(), [&](std::size_t a, std::size_t b) { return cost(a) > cost(b); });
+  parallel_for(small.size(), opt.threads, [&](std::size_t s) { one_matrix<T>(m[small[s]], out[small[s]], opt); });
+  large_matrices<T>(m, out, large, opt);
+}
+
+template void gram_eigenvalues<double>(const std::vector<MatrixView>&, const std::vector<double*>&,
+                                       const EigenOptions&);
+template void gram_eigenvalues<float>(const std::vector<MatrixView>&, const std::vector<float*>&,
+                                      const EigenOptions&);
+
+}  // namespace hts

@@ -1,0 +1,42 @@
+// Eigenvalues of X = WᵀW for a batch of matrices: Gram product of the smaller side + symmetric eigensolver.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace hts {
+
+enum class DType { f32, f64 };
+
+/// A read-only 2-D matrix in caller memory: element (i, j) is at data + i*row_stride + j*col_stride
+/// (strides in elements, any sign). The kernel never writes through it and never keeps it after a call.
+struct MatrixView {
+  const void* data = nullptr;
+  DType dtype = DType::f64;
+  std::int64_t rows = 0, cols = 0;
+  std::int64_t row_stride = 0, col_stride = 0;
+
+  std::int64_t small_side() const { return rows < cols ? rows : cols; }
+  std::int64_t large_side() const { return rows < cols ? cols : rows; }
+};
+
+/// Tuning knobs; the defaults are what ships. They change speed only, never which numbers come out for a
+/// given shape (every choice depends on the matrix shape alone, never on the thread count).
+struct EigenOptions {
+  int threads = 0;                 ///< worker threads, 0 = all cores
+  std::int64_t eigen_solver_max = 32;  ///< Gram sides up to this use Eigen's solver, larger ones LAPACK syevd
+  std::int64_t tiled_gram_min = 1024;  ///< Gram sides from this on are built in fixed tiles shared by threads
+  std::int64_t gram_tile = 512;        ///< tile side for those
+};
+
+/// Number of NaN/Inf entries of a matrix.
+std::int64_t count_nonfinite(const MatrixView& m);
+
+/// For each matrix m[i] (rows×cols, both > 0, all entries finite) writes the min(rows, cols) ascending
+/// eigenvalues of its Gram matrix (= squared singular values, round-off negatives clamped to 0) to out[i].
+/// T = double accumulates in float64 whatever the input dtype; T = float computes in float32.
+/// Throws std::invalid_argument naming the matrix index for empty matrices or NaN/Inf entries.
+template <class T>
+void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& out, const EigenOptions& opt);
+
+}  // namespace hts

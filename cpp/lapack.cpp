@@ -1,0 +1,97 @@
+#include "lapack.hpp"
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+
+extern "C" {
+void scipy_openblas_set_num_threads(int);
+char* scipy_openblas_get_config(void);
+void scipy_dsyrk_(const char*, const char*, const int*, const int*, const double*, const double*, const int*,
+                  const double*, double*, const int*);
+void scipy_ssyrk_(const char*, const char*, const int*, const int*, const float*, const float*, const int*,
+                  const float*, float*, const int*);
+void scipy_dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*,
+                  const int*, const double*, const int*, const double*, double*, const int*);
+void scipy_sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                  const int*, const float*, const int*, const float*, float*, const int*);
+// LAPACK is Fortran: each character argument has a hidden length argument at the end.
+void scipy_dsyevd_(const char*, const char*, const int*, double*, const int*, double*, double*, const int*,
+                   int*, const int*, int*, std::size_t, std::size_t);
+void scipy_ssyevd_(const char*, const char*, const int*, float*, const int*, float*, float*, const int*, int*,
+                   const int*, int*, std::size_t, std::size_t);
+void scipy_dsyevd_2stage_(const char*, const char*, const int*, double*, const int*, double*, double*,
+                          const int*, int*, const int*, int*, std::size_t, std::size_t);
+void scipy_ssyevd_2stage_(const char*, const char*, const int*, float*, const int*, float*, float*, const int*,
+                          int*, const int*, int*, std::size_t, std::size_t);
+}
+
+namespace hts::lapack {
+
+void use_single_thread() { scipy_openblas_set_num_threads(1); }
+
+const char* openblas_config() { return scipy_openblas_get_config(); }
+
+template <>
+void syrk_lower<double>(char trans, int n, int k, const double* a, int lda, double* c, int ldc) {
+  const char uplo = 'L';
+  const double one = 1.0, zero = 0.0;
+  scipy_dsyrk_(&uplo, &trans, &n, &k, &one, a, &lda, &zero, c, &ldc);
+}
+
+template <>
+void syrk_lower<float>(char trans, int n, int k, const float* a, int lda, float* c, int ldc) {
+  const char uplo = 'L';
+  const float one = 1.0f, zero = 0.0f;
+  scipy_ssyrk_(&uplo, &trans, &n, &k, &one, a, &lda, &zero, c, &ldc);
+}
+
+template <>
+void gemm<double>(char ta, char tb, int m, int n, int k, const double* a, int lda, const double* b, int ldb,
+                  double* c, int ldc) {
+  const double one = 1.0, zero = 0.0;
+  scipy_dgemm_(&ta, &tb, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc);
+}
+
+template <>
+void gemm<float>(char ta, char tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+                 float* c, int ldc) {
+  const float one = 1.0f, zero = 0.0f;
+  scipy_sgemm_(&ta, &tb, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc);
+}
+
+namespace {
+
+template <class T, class Fn>
+void run_syevd(Fn routine, int n, T* a, int lda, T* w) {
+  const char jobz = 'N', uplo = 'L';
+  int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
+  T work_query = 0;
+  routine(&jobz, &uplo, &n, a, &lda, w, &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1);
+  if (info != 0) throw std::runtime_error("LAPACK syevd workspace query failed (info=" + std::to_string(info) + ")");
+  lwork = static_cast<int>(work_query) + 1;
+  liwork = iwork_query > 1 ? iwork_query : 1;
+  std::vector<T> work(static_cast<std::size_t>(lwork));
+  std::vector<int> iwork(static_cast<std::size_t>(liwork));
+  routine(&jobz, &uplo, &n, a, &lda, w, work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1);
+  if (info < 0) throw std::invalid_argument("LAPACK syevd: bad argument " + std::to_string(-info));
+  if (info > 0)
+    throw std::runtime_error("LAPACK syevd did not converge (" + std::to_string(info) +
+                             " off-diagonal elements left)");
+}
+
+}  // namespace
+
+template <>
+void symmetric_eigenvalues<double>(int n, double* a, int lda, double* w) {
+  if (n >= kTwoStageMin) run_syevd<double>(scipy_dsyevd_2stage_, n, a, lda, w);
+  else run_syevd<double>(scipy_dsyevd_, n, a, lda, w);
+}
+
+template <>
+void symmetric_eigenvalues<float>(int n, float* a, int lda, float* w) {
+  if (n >= kTwoStageMin) run_syevd<float>(scipy_ssyevd_2stage_, n, a, lda, w);
+  else run_syevd<float>(scipy_ssyevd_, n, a, lda, w);
+}
+
+}  // namespace hts::lapack

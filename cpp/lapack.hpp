@@ -1,0 +1,31 @@
+// The few BLAS/LAPACK routines the kernel needs, from scipy's OpenBLAS build (scipy-openblas32).
+#pragma once
+
+#include <vector>
+
+namespace hts::lapack {
+
+/// Makes this process's private OpenBLAS single-threaded: parallelism comes from hts's own per-call pool,
+/// which keeps results independent of the thread count and never nests two pools.
+void use_single_thread();
+
+/// OpenBLAS's configuration string (version, target CPU).
+const char* openblas_config();
+
+/// C = A·Aᵀ (trans == 'N', A is n×k) or C = Aᵀ·A (trans == 'T', A is k×n), lower triangle, column-major.
+template <class T>
+void syrk_lower(char trans, int n, int k, const T* a, int lda, T* c, int ldc);
+
+/// C(m×n) = op(A)·op(B)ᵀ-style general product, column-major: C = alpha·op(A)·op(B) + beta·C.
+template <class T>
+void gemm(char transa, char transb, int m, int n, int k, const T* a, int lda, const T* b, int ldb, T* c,
+          int ldc);
+
+/// Ascending eigenvalues of the symmetric n×n matrix whose lower triangle is in `a` (column-major, lda).
+/// `a` is destroyed. Uses the two-stage tridiagonal reduction for n >= kTwoStageMin.
+template <class T>
+void symmetric_eigenvalues(int n, T* a, int lda, T* w);
+
+inline constexpr int kTwoStageMin = 1024;
+
+}  // namespace hts::lapack
