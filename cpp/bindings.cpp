@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -74,18 +75,28 @@ py::list gram_eigenvalues_impl(const std::vector<py::array>& arrays, const hts::
   // Outputs are allocated up front (GIL held) and filled in place (GIL released): no copy afterwards.
   py::list result;
   std::vector<T*> out;
-  std::size_t v = 0;
   for (const py::array& a : arrays) {
-    const py::ssize_t k = a.ndim() == 3 ? a.shape(0) : 1;
-    const py::ssize_t m = views.empty() ? 0 : views[v].small_side();
-    py::array_t<T> o = a.ndim() == 3 ? py::array_t<T>({k, m}) : py::array_t<T>({m});
+    const bool stack = a.ndim() == 3;
+    const py::ssize_t k = stack ? a.shape(0) : 1;
+    const py::ssize_t m = std::min(a.shape(stack ? 1 : 0), a.shape(stack ? 2 : 1));
+    py::array_t<T> o = stack ? py::array_t<T>({k, m}) : py::array_t<T>({m});
     for (py::ssize_t s = 0; s < k; ++s) out.push_back(o.mutable_data() + s * m);
-    v += static_cast<std::size_t>(k);
     result.append(o);
   }
-  {
+  try {
     py::gil_scoped_release release;
     hts::gram_eigenvalues<T>(views, out, opt);
+  } catch (const hts::BadMatrix& e) {
+    // Name the array and slice in the caller's terms.
+    std::size_t array = 0, first = 0;
+    for (; array < arrays.size(); ++array) {
+      const std::size_t k = arrays[array].ndim() == 3 ? static_cast<std::size_t>(arrays[array].shape(0)) : 1;
+      if (e.index < first + k) break;
+      first += k;
+    }
+    std::string where = "array " + std::to_string(array);
+    if (array < arrays.size() && arrays[array].ndim() == 3) where += ", slice " + std::to_string(e.index - first);
+    throw py::value_error(where + ": " + e.what());
   }
   return result;
 }

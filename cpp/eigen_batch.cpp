@@ -169,16 +169,14 @@ void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& o
   if (opt.gram_tile < 1 || opt.eigen_solver_max < 0) throw std::invalid_argument("bad kernel tuning options");
   for (std::size_t i = 0; i < m.size(); ++i) {
     if (m[i].rows <= 0 || m[i].cols <= 0)
-      throw std::invalid_argument("matrix " + std::to_string(i) + " is empty (" + std::to_string(m[i].rows) +
-                                  "x" + std::to_string(m[i].cols) + ")");
+      throw BadMatrix(i, "empty matrix (" + std::to_string(m[i].rows) + "x" + std::to_string(m[i].cols) + ")");
     if (m[i].data == nullptr || out[i] == nullptr) throw std::invalid_argument("null buffer");
   }
   parallel_for(m.size(), opt.threads, [&](std::size_t i) {
     const std::int64_t bad = count_nonfinite(m[i]);
     if (bad != 0)
-      throw std::invalid_argument("matrix " + std::to_string(i) + " has " + std::to_string(bad) +
-                                  " non-finite entries (NaN or Inf) out of " +
-                                  std::to_string(m[i].rows * m[i].cols));
+      throw BadMatrix(i, std::to_string(bad) + " non-finite entries (NaN or Inf) out of " +
+                             std::to_string(m[i].rows * m[i].cols));
   });
 
   // Small and medium matrices: one task each, costliest first so no thread is left with a big one at the end.

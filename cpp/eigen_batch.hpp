@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace hts {
@@ -29,13 +31,19 @@ struct EigenOptions {
   std::int64_t gram_tile = 512;        ///< tile side for those
 };
 
+/// Bad input in one matrix of a batch; `index` says which, so callers can name the layer and slice.
+struct BadMatrix : std::invalid_argument {
+  std::size_t index;
+  BadMatrix(std::size_t i, const std::string& what) : std::invalid_argument(what), index(i) {}
+};
+
 /// Number of NaN/Inf entries of a matrix.
 std::int64_t count_nonfinite(const MatrixView& m);
 
 /// For each matrix m[i] (rows×cols, both > 0, all entries finite) writes the min(rows, cols) ascending
 /// eigenvalues of its Gram matrix (= squared singular values, round-off negatives clamped to 0) to out[i].
 /// T = double accumulates in float64 whatever the input dtype; T = float computes in float32.
-/// Throws std::invalid_argument naming the matrix index for empty matrices or NaN/Inf entries.
+/// Throws BadMatrix for an empty matrix or NaN/Inf entries (the lowest such index, whatever the threads).
 template <class T>
 void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& out, const EigenOptions& opt);
 

@@ -166,9 +166,9 @@ def _candidates_small_n(x, logx):
     tails = n - np.arange(n - 1)
     sigmas = (alphas - 1.0) / np.sqrt(tails)
 
-    if not scored and n >= 2:
+    if not scored:
         s = _log_sum(logx, 0)
-        if s > SMALL_N_S_FLOOR or np.isnan(s):
+        if not (s <= SMALL_N_S_FLOOR):    # NaN goes on, as in the peer
             alpha = 1.0 + (n - 1.0) / s
             alphas[0] = alpha
             ds[0] = _ks_distance(x, 0, alpha)
@@ -222,7 +222,10 @@ def ww_fit_power_law(evals, evals_thresh=EVALS_THRESH, ww_raw_failure=False):
     S_i > 1e-12, alpha_i = 1 + (m - 1)/S_i; unscored candidates keep
     alpha_i = 0, D_i = 1; sigma from the pre-fallback alphas; if nothing was
     scored (always the case for n < 8, and for an all-tied sample) the whole
-    sample is fitted as candidate 0.
+    sample is fitted as candidate 0.  For n = 8 the whole sample is the one
+    regular candidate (tail 8), so its sigma is (alpha - 1)/sqrt(8); for
+    n < 8 the fallback leaves sigma = -1/sqrt(n).  n = 9..19: only
+    i = 0 .. n-8 can win.
 
     **Selection.**  i* = argmin_i D_i (first occurrence; NaN would win, as
     in ``np.argmin``).  Reported: alpha = alpha_{i*}, xmin = x_{i*},

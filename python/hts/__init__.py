@@ -1,0 +1,28 @@
+"""hts — heavy-tailed spectral analysis of trained neural-network weights, no data needed.
+
+>>> import numpy as np, hts
+>>> w = np.random.default_rng(0).standard_t(3, size=(512, 256))
+>>> fit = hts.spectra.fit_power_law(hts.spectra.eigenvalues(w))
+>>> fit.status
+'success'
+
+Importing hts loads numpy and the compiled kernel only: no torch, pandas or matplotlib, no output, and no
+logging configuration (the ``hts`` logger has a ``NullHandler``; configure logging in your application).
+"""
+
+from __future__ import annotations
+
+import logging as _logging
+
+from . import spectra
+from ._native import _core as _kernel
+
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
+__version__: str = _kernel.__version__  # set at build time from pyproject.toml
+
+__all__ = ["__version__", "spectra"]
+
+
+def __dir__() -> list[str]:
+    return __all__

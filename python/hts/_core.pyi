@@ -1,0 +1,30 @@
+"""Type stubs for the private native module hts._core (use hts.spectra instead)."""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+def openblas_config() -> str: ...
+def gram_eigenvalues(
+    arrays: list[npt.NDArray[Any]],
+    precision: str = "float64",
+    threads: int = 0,
+    eigen_solver_max: int = -1,
+    tiled_gram_min: int = -1,
+    gram_tile: int = -1,
+) -> list[npt.NDArray[np.floating[Any]]]: ...
+def fit_power_law(
+    evals: npt.NDArray[np.float64],
+    evals_thresh: float = 1e-5,
+    threads: int = 0,
+    small_n: int = 20,
+    small_n_min_tail: int = 8,
+    max_candidates: int = 0,
+    want_curve: bool = False,
+) -> dict[str, Any]: ...
+def spectrum_stats(evals: npt.NDArray[np.float64], N: float, tolerance: float = 1e-6) -> dict[str, Any]: ...
+def log10_alpha_norm(evals: npt.NDArray[np.float64], alpha: float) -> float: ...
+def frobenius_norm_sq(w: npt.NDArray[Any]) -> npt.NDArray[np.float64]: ...
