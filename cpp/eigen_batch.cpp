@@ -7,6 +7,7 @@
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "lapack.hpp"
 #include "parallel.hpp"
@@ -99,8 +100,15 @@ void gram_block(const GramOperand<T>& op, int i0, int ni, int j0, int nj, T* g) 
 }
 
 /// Ascending eigenvalues of the Gram matrix whose lower triangle is in g (n×n, column-major); g is destroyed.
+/// `index` names the matrix in errors.
 template <class T>
-void gram_to_eigenvalues(int n, T* g, T* out, const EigenOptions& opt) {
+void gram_to_eigenvalues(std::size_t index, int n, T* g, T* out, const EigenOptions& opt) {
+  // |G_ij| <= sqrt(G_ii·G_jj), so a finite diagonal means a finite Gram matrix.
+  for (int i = 0; i < n; ++i)
+    if (!std::isfinite(g[static_cast<std::size_t>(i) * n + i]))
+      throw BadMatrix(index, std::string("squared singular values overflow ") +
+                                 (std::is_same<T, float>::value ? "float32 (use precision='float64')"
+                                                                : "float64 (entries are too large)"));
   if (n <= opt.eigen_solver_max) {
     Eigen::Map<ColMatrix<T>> gm(g, n, n);
     Eigen::SelfAdjointEigenSolver<ColMatrix<T>> solver(gm, Eigen::EigenvaluesOnly);
@@ -109,15 +117,15 @@ void gram_to_eigenvalues(int n, T* g, T* out, const EigenOptions& opt) {
   } else {
     lapack::symmetric_eigenvalues<T>(n, g, n, out);
   }
-  for (int i = 0; i < n; ++i) out[i] = std::max(out[i], T(0));  // round-off negatives of a PSD matrix
+  for (int i = 0; i < n; ++i) out[i] = out[i] > T(0) ? out[i] : T(0);  // round-off negatives (and -0) of a PSD matrix
 }
 
 template <class T>
-void one_matrix(const MatrixView& m, T* out, const EigenOptions& opt) {
+void one_matrix(std::size_t index, const MatrixView& m, T* out, const EigenOptions& opt) {
   GramOperand<T> op = gram_operand<T>(m);
   std::vector<T> g(static_cast<std::size_t>(op.n) * op.n);
   gram_block<T>(op, 0, op.n, 0, op.n, g.data());
-  gram_to_eigenvalues<T>(op.n, g.data(), out, opt);
+  gram_to_eigenvalues<T>(index, op.n, g.data(), out, opt);
 }
 
 struct Tile {
@@ -151,7 +159,7 @@ void large_matrices(const std::vector<MatrixView>& m, const std::vector<T*>& out
     });
     parallel_for(count, opt.threads, [&](std::size_t g) {
       std::vector<T>().swap(ops[g].storage);
-      gram_to_eigenvalues<T>(ops[g].n, grams[g].data(), out[which[start + g]], opt);
+      gram_to_eigenvalues<T>(which[start + g], ops[g].n, grams[g].data(), out[which[start + g]], opt);
       std::vector<T>().swap(grams[g]);
     });
   }
@@ -187,7 +195,7 @@ void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& o
     return n * n * (k + n);
   };
   std::stable_sort(small.begin(), small.end(), [&](std::size_t a, std::size_t b) { return cost(a) > cost(b); });
-  parallel_for(small.size(), opt.threads, [&](std::size_t s) { one_matrix<T>(m[small[s]], out[small[s]], opt); });
+  parallel_for(small.size(), opt.threads, [&](std::size_t s) { one_matrix<T>(small[s], m[small[s]], out[small[s]], opt); });
   large_matrices<T>(m, out, large, opt);
 }
 

@@ -30,6 +30,7 @@ struct Sample {
   std::size_t size() const { return x.size(); }
   /// S_i = Σ_{j>=i} ln(x_j / x_i) >= 0.
   double log_excess(std::size_t i) const {
+    if (x[i] == x.back()) return 0.0;  // a tied tail: exactly 0, not rounding noise
     const double m = static_cast<double>(size() - i);
     return std::max(0.0, suffix[i] - m * lx[i]);
   }
@@ -154,19 +155,33 @@ PowerLawFit fit_power_law(const double* evals, std::size_t n_all, const PowerLaw
       cand.push_back({i, alpha, 1.0, alpha > 1.0});
     }
   } else {
-    // Small samples: tails of at least small_n_min_tail values, bias-corrected alpha = 1 + (m - 1) / S_i.
+    // Small samples (WeightWatcher 0.7.7's small-n fitter): every value but the largest is a candidate, but
+    // only tails of at least small_n_min_tail values with S_i > 1e-12 are scored, with the bias-corrected
+    // alpha = 1 + (m - 1) / S_i; the others keep alpha = 0 and D = 1.
     const std::size_t kmin = static_cast<std::size_t>(opt.small_n_min_tail);
-    const std::size_t last = n > kmin ? n - kmin : 0;  // the whole sample when no tail of kmin fits
-    for (std::size_t i = 0; i <= last; ++i) {
-      const double m = static_cast<double>(n - i);
+    for (std::size_t i = 0; i + 1 < n; ++i) {
+      const std::size_t m = n - i;
       const double S = s.log_excess(i);
-      const double alpha = 1.0 + (m - 1.0) / S;
-      const bool valid = S > 1e-12 && alpha > 1.0;
-      cand.push_back({i, alpha, kInf, valid});
+      Candidate c{i, 0.0, 1.0, false};
+      if (m >= kmin && S > 1e-12) {
+        c.alpha = 1.0 + (static_cast<double>(m) - 1.0) / S;
+        c.scored = c.alpha > 1.0;
+      }
+      cand.push_back(c);
     }
   }
 
-  const std::size_t arg = best_candidate(s, cand, opt.want_curve, opt.threads);
+  std::size_t arg = best_candidate(s, cand, opt.want_curve, opt.threads);
+  if (fit.small_n && std::none_of(cand.begin(), cand.end(), [](const Candidate& c) { return c.scored; })) {
+    // No tail long enough (n < small_n_min_tail) or all tied: the whole sample is the tail.
+    const double S = s.log_excess(0);
+    if (S > 1e-12) {
+      Candidate& c = cand[0];
+      c.alpha = 1.0 + (static_cast<double>(n) - 1.0) / S;
+      c.D = ks_distance(s, 0, c.alpha, kInf);
+      arg = 0;
+    }
+  }
   if (opt.want_curve) {
     for (const Candidate& c : cand) {
       fit.curve_xmin.push_back(s.x[c.i]);
@@ -175,13 +190,13 @@ PowerLawFit fit_power_law(const double* evals, std::size_t n_all, const PowerLaw
     }
   }
   if (arg == cand.size() || !std::isfinite(cand[arg].D) || !(cand[arg].alpha > 1.0)) {
-    fit.reason = "no xmin candidate gives a power law with alpha > 1";
+    fit.reason = "no xmin candidate gives a power law with alpha > 1 (are the eigenvalues tied?)";
     return fit;
   }
   const Candidate& c = cand[arg];
   const double m = static_cast<double>(n - c.i);
   fit.ok = std::isfinite(c.alpha);
-  if (!fit.ok) fit.reason = "alpha is infinite (all tail values equal)";
+  if (!fit.ok) fit.reason = "alpha is infinite: every value of the best tail is equal";
   fit.alpha = c.alpha;
   fit.xmin = s.x[c.i];
   fit.D = c.D;

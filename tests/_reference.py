@@ -234,7 +234,8 @@ def ww_fit_power_law(evals, evals_thresh=EVALS_THRESH, ww_raw_failure=False):
 
     **Failure.**  status is 'failed' when n = 0 or n = 1 (the peer raises
     IndexError / ValueError on the empty candidate list) or when alpha is
-    NaN (possible only with +inf in the data).  Everything else is a
+    NaN (possible only with >= 8 values of +inf in a small-n sample, when a
+    +inf candidate has S = inf - inf = NaN).  Everything else is a
     'success', including these degenerate results of the peer:
 
     * all values tied, n >= 20: alpha = +inf, D = 0.5, sigma = +inf,
@@ -243,7 +244,8 @@ def ww_fit_power_law(evals, evals_thresh=EVALS_THRESH, ww_raw_failure=False):
       xmin = the value;
     * 2 <= n < 8: the whole sample is the tail, alpha = 1 + (n-1)/S_0,
       sigma = -1/sqrt(n) (stale, not (alpha-1)/sqrt(n));
-    * +inf in the data: every S_i is inf, alpha = 1, D = 1, sigma = 0.
+    * +inf in the data (n >= 20): every S_i is inf, alpha = 1, D = 1,
+      sigma = 0; (n < 20, fewer than 8 infs) alpha = 1, D = (n-1)/n, sigma = 0.
 
     **WW's raw failed values** (``ww_raw_failure=True``): alpha = D = sigma
     = xmin = num_pl_spikes = -1 and xmax = None, status 'failed' (and the

@@ -1,0 +1,50 @@
+"""`import hts` is light and quiet: numpy and the kernel only, no output, no logging configuration."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import hts
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+
+def test_import_is_light_and_silent():
+    code = (
+        "import sys, logging, json; import hts; "
+        "print(json.dumps({'heavy': [m for m in ('torch', 'pandas', 'matplotlib', 'scipy', 'tqdm') "
+        "if m in sys.modules], 'root_handlers': len(logging.getLogger().handlers), "
+        "'version': hts.__version__}))"
+    )
+    out = run_python(code)
+    assert out.stderr == ""
+    info = json.loads(out.stdout)
+    assert info["heavy"] == []
+    assert info["root_handlers"] == 0
+    assert info["version"] == hts.__version__
+
+
+def test_hts_logger_has_only_a_null_handler():
+    handlers = logging.getLogger("hts").handlers
+    assert len(handlers) == 1 and isinstance(handlers[0], logging.NullHandler)
+
+
+def test_public_surface():
+    assert set(hts.__all__) == {"__version__", "spectra"}
+    assert set(hts.spectra.__all__) == {
+        "PowerLawFit", "SpectrumMetrics", "eigenvalues", "fit_power_law", "frobenius_norm", "log_alpha_norm",
+        "spectrum_metrics",
+    }
+    for name in hts.spectra.__all__:
+        assert getattr(hts.spectra, name).__doc__, name
+
+
+def test_kernel_reports_its_blas():
+    from hts._native import _core
+
+    assert "OpenBLAS" in _core.openblas_config()
