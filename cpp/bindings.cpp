@@ -58,13 +58,14 @@ void append_views(const py::array& a, std::size_t index, std::vector<hts::Matrix
 }
 
 hts::EigenOptions eigen_options(int threads, std::int64_t eigen_solver_max, std::int64_t tiled_gram_min,
-                                std::int64_t gram_tile) {
+                                std::int64_t gram_tile, std::int64_t two_stage_min) {
   if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
   hts::EigenOptions opt;
   opt.threads = threads;
   if (eigen_solver_max >= 0) opt.eigen_solver_max = eigen_solver_max;
   if (tiled_gram_min >= 0) opt.tiled_gram_min = tiled_gram_min;
   if (gram_tile > 0) opt.gram_tile = gram_tile;
+  if (two_stage_min >= 0) opt.two_stage_min = two_stage_min;
   return opt;
 }
 
@@ -142,14 +143,17 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
   m.def(
       "gram_eigenvalues",
       [](const std::vector<py::array>& arrays, const std::string& precision, int threads,
-         std::int64_t eigen_solver_max, std::int64_t tiled_gram_min, std::int64_t gram_tile) {
-        const hts::EigenOptions opt = eigen_options(threads, eigen_solver_max, tiled_gram_min, gram_tile);
+         std::int64_t eigen_solver_max, std::int64_t tiled_gram_min, std::int64_t gram_tile,
+         std::int64_t two_stage_min) {
+        const hts::EigenOptions opt =
+            eigen_options(threads, eigen_solver_max, tiled_gram_min, gram_tile, two_stage_min);
         if (precision == "float64") return gram_eigenvalues_impl<double>(arrays, opt);
         if (precision == "float32") return gram_eigenvalues_impl<float>(arrays, opt);
         throw py::value_error("precision must be 'float64' or 'float32', got '" + precision + "'");
       },
       py::arg("arrays"), py::arg("precision") = "float64", py::arg("threads") = 0,
       py::arg("eigen_solver_max") = -1, py::arg("tiled_gram_min") = -1, py::arg("gram_tile") = -1,
+      py::arg("two_stage_min") = -1,
       "Ascending eigenvalues of WᵀW for each 2-D array (-> 1-D) or 3-D stack (-> 2-D) in a list.");
 
   m.def(

@@ -115,7 +115,7 @@ void gram_to_eigenvalues(std::size_t index, int n, T* g, T* out, const EigenOpti
     if (solver.info() != Eigen::Success) throw std::runtime_error("Eigen's symmetric eigensolver did not converge");
     std::copy(solver.eigenvalues().data(), solver.eigenvalues().data() + n, out);
   } else {
-    lapack::symmetric_eigenvalues<T>(n, g, n, out);
+    lapack::symmetric_eigenvalues<T>(n, g, n, out, static_cast<int>(std::min<std::int64_t>(opt.two_stage_min, INT_MAX)));
   }
   for (int i = 0; i < n; ++i) out[i] = out[i] > T(0) ? out[i] : T(0);  // round-off negatives (and -0) of a PSD matrix
 }
@@ -180,7 +180,10 @@ void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& o
       throw BadMatrix(i, "empty matrix (" + std::to_string(m[i].rows) + "x" + std::to_string(m[i].cols) + ")");
     if (m[i].data == nullptr || out[i] == nullptr) throw std::invalid_argument("null buffer");
   }
-  parallel_for(m.size(), opt.threads, [&](std::size_t i) {
+  std::int64_t elements = 0;
+  for (const MatrixView& v : m) elements += v.rows * v.cols;
+  const int check_threads = elements < (std::int64_t{1} << 20) ? 1 : opt.threads;  // not worth a thread start
+  parallel_for(m.size(), check_threads, [&](std::size_t i) {
     const std::int64_t bad = count_nonfinite(m[i]);
     if (bad != 0)
       throw BadMatrix(i, std::to_string(bad) + " non-finite entries (NaN or Inf) out of " +

@@ -26,7 +26,8 @@ struct MatrixView {
 /// given shape (every choice depends on the matrix shape alone, never on the thread count).
 struct EigenOptions {
   int threads = 0;                 ///< worker threads, 0 = all cores
-  std::int64_t eigen_solver_max = 32;  ///< Gram sides up to this use Eigen's solver, larger ones LAPACK syevd
+  std::int64_t eigen_solver_max = 12;  ///< Gram sides up to this use Eigen's solver, larger ones LAPACK syevd
+  std::int64_t two_stage_min = 1024;   ///< Gram sides from this on use LAPACK's two-stage syevd_2stage
   std::int64_t tiled_gram_min = 1024;  ///< Gram sides from this on are built in fixed tiles shared by threads
   std::int64_t gram_tile = 512;        ///< tile side for those
 };

@@ -83,14 +83,14 @@ void run_syevd(Fn routine, int n, T* a, int lda, T* w) {
 }  // namespace
 
 template <>
-void symmetric_eigenvalues<double>(int n, double* a, int lda, double* w) {
-  if (n >= kTwoStageMin) run_syevd<double>(scipy_dsyevd_2stage_, n, a, lda, w);
+void symmetric_eigenvalues<double>(int n, double* a, int lda, double* w, int two_stage_min) {
+  if (n >= two_stage_min) run_syevd<double>(scipy_dsyevd_2stage_, n, a, lda, w);
   else run_syevd<double>(scipy_dsyevd_, n, a, lda, w);
 }
 
 template <>
-void symmetric_eigenvalues<float>(int n, float* a, int lda, float* w) {
-  if (n >= kTwoStageMin) run_syevd<float>(scipy_ssyevd_2stage_, n, a, lda, w);
+void symmetric_eigenvalues<float>(int n, float* a, int lda, float* w, int two_stage_min) {
+  if (n >= two_stage_min) run_syevd<float>(scipy_ssyevd_2stage_, n, a, lda, w);
   else run_syevd<float>(scipy_ssyevd_, n, a, lda, w);
 }
 

@@ -22,10 +22,8 @@ void gemm(char transa, char transb, int m, int n, int k, const T* a, int lda, co
           int ldc);
 
 /// Ascending eigenvalues of the symmetric n×n matrix whose lower triangle is in `a` (column-major, lda).
-/// `a` is destroyed. Uses the two-stage tridiagonal reduction for n >= kTwoStageMin.
+/// `a` is destroyed. Uses the two-stage tridiagonal reduction (syevd_2stage) for n >= two_stage_min.
 template <class T>
-void symmetric_eigenvalues(int n, T* a, int lda, T* w);
-
-inline constexpr int kTwoStageMin = 1024;
+void symmetric_eigenvalues(int n, T* a, int lda, T* w, int two_stage_min);
 
 }  // namespace hts::lapack

@@ -15,6 +15,7 @@ def gram_eigenvalues(
     eigen_solver_max: int = -1,
     tiled_gram_min: int = -1,
     gram_tile: int = -1,
+    two_stage_min: int = -1,
 ) -> list[npt.NDArray[np.floating[Any]]]: ...
 def fit_power_law(
     evals: npt.NDArray[np.float64],
