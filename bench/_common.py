@@ -40,7 +40,6 @@ def machine() -> str:
     import numpy as np
 
     import hts
-    from hts._native import _core
 
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -54,7 +53,7 @@ def machine() -> str:
     except AttributeError:
         cores = os.cpu_count()
     parts = [f"CPU: {cpu}, {cores} usable cores", f"Python {platform.python_version()}",
-             f"hts {hts.__version__} ({_core.openblas_config().strip()})", f"numpy {np.__version__}"]
+             f"hts {hts.__version__} ({hts.spectra.kernel_info()['blas']})", f"numpy {np.__version__}"]
     try:
         import scipy
 

@@ -3,6 +3,7 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <climits>
+#include <unistd.h>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -44,6 +45,17 @@ struct GramOperand {
   int n = 0, k = 0;
   std::vector<T> storage;  // owns a converted/contiguous copy when the caller's memory cannot be used as is
 };
+
+/// Refuses a Gram matrix larger than this machine's memory (better a clear error than the OOM killer).
+template <class T>
+void check_gram_fits(std::int64_t n) {
+  const double bytes = static_cast<double>(n) * static_cast<double>(n) * sizeof(T);
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  const double ram = pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+  if (ram > 0 && bytes > 0.8 * ram)
+    throw std::length_error("the Gram matrix of side " + std::to_string(n) + " needs " +
+                            std::to_string(static_cast<long long>(bytes / 1e9)) + " GB, more than this machine has");
+}
 
 template <class T>
 GramOperand<T> gram_operand(const MatrixView& m) {
@@ -179,6 +191,7 @@ void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& o
     if (m[i].rows <= 0 || m[i].cols <= 0)
       throw BadMatrix(i, "empty matrix (" + std::to_string(m[i].rows) + "x" + std::to_string(m[i].cols) + ")");
     if (m[i].data == nullptr || out[i] == nullptr) throw std::invalid_argument("null buffer");
+    check_gram_fits<T>(m[i].small_side());
   }
   std::int64_t elements = 0;
   for (const MatrixView& v : m) elements += v.rows * v.cols;

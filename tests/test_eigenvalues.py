@@ -272,3 +272,9 @@ def test_bad_options():
         spectra.eigenvalues(np.ones((2, 2)), threads=0)
     with pytest.raises(TypeError, match="threads"):
         spectra.eigenvalues(np.ones((2, 2)), threads=1.5)
+
+
+def test_gram_larger_than_memory_is_refused_before_any_work():
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1), shape=(400_000, 400_000), strides=(0, 0))
+    with pytest.raises(ValueError, match="layer 'emb': the Gram matrix of side 400000 needs .* GB"):
+        spectra.eigenvalues(huge, name="emb")

@@ -37,14 +37,16 @@ def test_hts_logger_has_only_a_null_handler():
 def test_public_surface():
     assert set(hts.__all__) == {"__version__", "spectra"}
     assert set(hts.spectra.__all__) == {
-        "PowerLawFit", "SpectrumMetrics", "eigenvalues", "fit_power_law", "frobenius_norm", "log_alpha_norm",
+        "PowerLawFit", "SpectrumMetrics", "eigenvalues", "fit_power_law", "frobenius_norm", "kernel_info",
+        "log_alpha_norm",
         "spectrum_metrics",
     }
     for name in hts.spectra.__all__:
         assert getattr(hts.spectra, name).__doc__, name
 
 
-def test_kernel_reports_its_blas():
-    from hts._native import _core
-
-    assert "OpenBLAS" in _core.openblas_config()
+def test_kernel_info():
+    info = hts.spectra.kernel_info()
+    assert "OpenBLAS" in info["blas"]
+    assert info["version"] == hts.__version__
+    assert 1 <= info["default_threads"] <= info["cores"]

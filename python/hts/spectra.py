@@ -18,7 +18,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from ._native import _core
-from ._threads import resolve_threads
+from ._threads import available_cores, resolve_threads
 
 __all__ = [
     "PowerLawFit",
@@ -26,6 +26,7 @@ __all__ = [
     "eigenvalues",
     "fit_power_law",
     "frobenius_norm",
+    "kernel_info",
     "log_alpha_norm",
     "spectrum_metrics",
 ]
@@ -369,3 +370,13 @@ def frobenius_norm(w: ArrayLike, *, name: str = "<array>") -> float:
     if not math.isfinite(total):
         raise ValueError(f"layer {name!r}: weights contain NaN or Inf")
     return math.sqrt(total)
+
+
+def kernel_info() -> dict:
+    """What the native kernel was built with and may use: version, BLAS/LAPACK build and CPU target, cores."""
+    return {
+        "version": _core.__version__,
+        "blas": _core.openblas_config().strip(),
+        "cores": available_cores(),
+        "default_threads": resolve_threads(None),
+    }
