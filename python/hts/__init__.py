@@ -16,12 +16,13 @@ import logging as _logging
 
 from . import spectra
 from ._native import _core as _kernel
+from .analysis import Analysis, analyze
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __version__: str = _kernel.__version__  # set at build time from pyproject.toml
 
-__all__ = ["__version__", "spectra"]
+__all__ = ["Analysis", "__version__", "analyze", "spectra"]
 
 
 def __dir__() -> list[str]:

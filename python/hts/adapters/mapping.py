@@ -1,0 +1,84 @@
+"""Adapter for mappings name -> array: PyTorch state_dicts, dicts of numpy arrays, lists of pairs.
+
+Rules (those of WeightWatcher's state_dict reader, so that ids and layer sets agree):
+- If any key ends with ``.weight``, only those keys are layers; otherwise every array is one.
+- ``layer_id`` counts those keys from 1, in mapping order, norms and 1-D weights included.
+- Type from the number of dimensions: 2-D -> ``dense``, 4-D -> ``conv2d`` (torch layout (out, in, kh, kw)
+  unless ``out + in < kh + kw``, then Keras layout (kh, kw, in, out)), anything else -> skipped.
+- A mapping with a ``"state_dict"`` or ``"model"`` entry that is itself a mapping of tensors is unwrapped;
+  a ``module.`` prefix on every key (DataParallel) is removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .base import WeightTensor
+from .tensors import dtype_name, is_array_like, to_numpy
+
+__all__ = ["from_mapping", "is_mapping_model"]
+
+
+def is_mapping_model(model: Any) -> bool:
+    if isinstance(model, Mapping):
+        return True
+    if isinstance(model, (list, tuple)) and model:
+        return all(isinstance(p, (list, tuple)) and len(p) == 2 and isinstance(p[0], str) for p in model)
+    return False
+
+
+def _unwrap(model: Any) -> list[tuple[str, Any]]:
+    items = list(model.items()) if isinstance(model, Mapping) else [tuple(p) for p in model]
+    for wrapper in ("state_dict", "model"):
+        inner = dict(items).get(wrapper)
+        if isinstance(inner, Mapping) and any(is_array_like(v) for v in inner.values()):
+            return _unwrap(inner)
+    arrays = [(str(k), v) for k, v in items if is_array_like(v)]
+    if arrays and all(k.startswith("module.") for k, _ in arrays):
+        arrays = [(k[len("module."):], v) for k, v in arrays]
+    return arrays
+
+
+def _conv_orientation(shape: tuple) -> str:
+    a, b, c, d = shape
+    return "out_in_kh_kw" if a + b >= c + d else "kh_kw_in_out"
+
+
+def from_mapping(model: Any, *, source: str = "mapping") -> list[WeightTensor]:
+    arrays = _unwrap(model)
+    if not arrays:
+        raise ValueError("the mapping holds no arrays or tensors")
+    has_weight_keys = any(k.endswith(".weight") for k, _ in arrays)
+    out = []
+    layer_id = 0
+    for key, value in arrays:
+        if has_weight_keys and not key.endswith(".weight"):
+            continue
+        layer_id += 1
+        name = key[: -len(".weight")] if key.endswith(".weight") else key
+        shape = tuple(int(s) for s in value.shape)
+        skip = ""
+        if len(shape) == 2:
+            layer_type, orientation = "dense", "matrix"
+        elif len(shape) == 4:
+            layer_type, orientation = "conv2d", _conv_orientation(shape)
+        else:
+            layer_type, orientation = "unknown", "matrix"
+            skip = f"{len(shape)}-D tensor is not a weight matrix (only 2-D and 4-D are analysed)"
+        out.append(
+            WeightTensor(
+                layer_id=layer_id,
+                name=name,
+                longname=name,
+                key=key,
+                layer_type=layer_type,
+                shape=shape,
+                dtype=dtype_name(value),
+                orientation=orientation,
+                load=(lambda v=value: to_numpy(v)),
+                skip_reason=skip,
+                source=source,
+            )
+        )
+    return out

@@ -1,0 +1,404 @@
+"""``hts.analyze``: one row of spectral metrics per weight matrix and a model summary.
+
+Flow: adapters (an inventory of lazily loaded tensors) → selection and size gates (from shapes only) →
+batches of layers whose slices go through the threaded eigenvalue kernel together → per-layer power-law
+fits (in parallel) → rows → ``Analysis``. Nothing here formats output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from . import spectra
+from ._threads import resolve_threads
+from .adapters import WeightTensor, inventory
+from .fitting import FIX_FINGERS, LayerFit, fit_layer
+from .matrices import CONV_METHODS, LayerPlan, plan_layer, skip_reason, stack
+from .metrics import COLUMNS, layer_row, skipped_row
+from .selection import select
+
+__all__ = ["SUMMARY_METRICS", "Analysis", "analyze"]
+
+logger = logging.getLogger(__name__)
+
+#: WeightWatcher's summary: the plain mean of these columns over the analysed rows.
+SUMMARY_METRICS = ("log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log_spectral_norm", "stable_rank")
+
+#: Loaded weights per kernel batch; larger layers go alone.
+BATCH_BYTES = 256 * 2**20
+
+#: With precision="float32", a layer is redone in float64 when its fitted xmin is below this × λ_max,
+#: where float32's absolute eigenvalue error (~(N+M)·6e-8·λ_max) could move the fit.
+FLOAT32_REDO_BELOW = 1e-4
+
+ProgressCallback = Callable[[int, int, str], Any]
+
+
+class Analysis:
+    """The result of ``hts.analyze``: plain data, JSON-serialisable.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One dict per analysed matrix (per slice with ``pool=False``) and per skipped tensor, in model order,
+        with the columns of ``details``.
+    options : dict
+        The options the analysis ran with.
+    """
+
+    def __init__(self, rows: list[dict], esds: dict, options: dict) -> None:
+        self.rows = rows
+        self._esds = esds
+        self.options = options
+
+    # -- tables ---------------------------------------------------------------------------------------
+    @property
+    def details(self):
+        """pandas DataFrame, one row per analysed matrix and per skipped tensor (``status == "skipped"``).
+
+        WeightWatcher's columns (layer_id, name, longname, layer_type, N, M, Q, rf, num_evals, alpha, xmin,
+        xmax, D, sigma, num_pl_spikes, alpha_weighted, log_alpha_norm, norm, log_norm, spectral_norm,
+        log_spectral_norm, lambda_max, stable_rank, matrix_rank, rank_loss, weak_rank_loss, entropy, sv_max,
+        sv_min, has_esd, status, warning; slice_id with pool=False; num_fingers, raw_alpha with
+        fix_fingers), then hts's: reason (why skipped or failed), key, shape (as stored), dtype, conv_method,
+        num_fit (eigenvalues fitted), precision, time (seconds, the layer's share of the batch).
+        """
+        try:
+            import pandas as pd
+        except ImportError as err:  # pragma: no cover - pandas is a dependency
+            raise ImportError("Analysis.details needs pandas: pip install pandas") from err
+        present = {c for row in self.rows for c in row}
+        extra = sorted(present - set(COLUMNS) - {"slice_id"})
+        head, tail = list(COLUMNS[: COLUMNS.index("has_esd")]), list(COLUMNS[COLUMNS.index("has_esd"):])
+        if "slice_id" in present:
+            head.insert(head.index("longname") + 1, "slice_id")
+        df = pd.DataFrame(self.rows, columns=head + extra + tail)
+        if "slice_id" in present:
+            df["slice_id"] = df["slice_id"].astype("Int64")
+        return df
+
+    @property
+    def analysed(self) -> list[dict]:
+        """The rows of analysed matrices (status "success" or "failed")."""
+        return [r for r in self.rows if r["status"] != "skipped"]
+
+    @property
+    def summary(self) -> dict:
+        """WeightWatcher's model summary: the mean over analysed rows of log_norm, alpha, alpha_weighted,
+        log_alpha_norm, log_spectral_norm, stable_rank (and mp_softrank with mp_fit).
+
+        Unlike WeightWatcher, rows where a value is NaN (a failed fit) are left out of that value's mean.
+        """
+        keys = list(SUMMARY_METRICS) + (["mp_softrank"] if self.options.get("mp_fit") else [])
+        out = {}
+        for key in keys:
+            values = [r[key] for r in self.analysed if key in r and r[key] is not None and not _isnan(r[key])]
+            out[key] = float(np.mean(values)) if values else float("nan")
+        return out
+
+    @property
+    def counts(self) -> dict:
+        """How many rows were analysed, failed, skipped, and labelled over-/under-trained."""
+        rows = self.rows
+        return {
+            "analysed": sum(r["status"] == "success" for r in rows),
+            "failed": sum(r["status"] == "failed" for r in rows),
+            "skipped": sum(r["status"] == "skipped" for r in rows),
+            "over_trained": sum(r["warning"] == "over-trained" for r in rows),
+            "under_trained": sum(r["warning"] == "under-trained" for r in rows),
+        }
+
+    def esd(self, layer: int | str, slice_id: int | None = None) -> np.ndarray:
+        """The eigenvalues used for a layer (by layer_id or longname): the pooled, scaled, ascending ESD.
+
+        With ``pool=False`` give ``slice_id`` for one slice's eigenvalues (default: all slices pooled).
+        """
+        matches = [k for k in self._esds if k[0] == layer or k[1] == layer]
+        if not matches:
+            known = ", ".join(f"{k[0]}:{k[1]}" for k in list(self._esds)[:10])
+            raise KeyError(f"no analysed layer {layer!r} (analysed: {known}{', ...' if len(self._esds) > 10 else ''})")
+        if len({(k[0], k[1]) for k in matches}) > 1:
+            raise KeyError(f"{layer!r} names several layers; use the layer_id")
+        if slice_id is not None:
+            keyed = [k for k in matches if k[2] == slice_id]
+            if not keyed:
+                raise KeyError(f"layer {layer!r} has no slice {slice_id}")
+            return self._esds[keyed[0]].copy()
+        return np.sort(np.concatenate([self._esds[k] for k in matches]))
+
+    # -- serialisation ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Everything as plain JSON types (NaN and ±inf become None)."""
+        return _jsonable({"options": self.options, "summary": self.summary, "counts": self.counts,
+                          "layers": self.rows})
+
+    def to_json(self, path: str | None = None, **kwargs) -> str:
+        """JSON text of ``to_dict()`` (strict: no NaN); written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), allow_nan=False, **kwargs)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        return text
+
+    def __repr__(self) -> str:
+        c = self.counts
+        s = self.summary
+        return (f"<hts.Analysis: {c['analysed']} analysed, {c['failed']} failed, {c['skipped']} skipped; "
+                f"alpha={s['alpha']:.3f} alpha_weighted={s['alpha_weighted']:.3f}>")
+
+
+def _isnan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def _check_options(pool, conv_method, conv_input_size, min_evals, max_evals, max_N, precision, fix_fingers):
+    if conv_method not in CONV_METHODS:
+        raise ValueError(f"conv_method must be one of {CONV_METHODS}, got {conv_method!r}")
+    if conv_input_size is not None:
+        size = tuple(conv_input_size) if not isinstance(conv_input_size, int) else (conv_input_size,) * 2
+        if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+            raise ValueError(f"conv_input_size must be an int or (n1, n2), got {conv_input_size!r}")
+        conv_input_size = size
+    if not (0 <= min_evals < max_evals):
+        raise ValueError(f"need 0 <= min_evals < max_evals, got {min_evals}, {max_evals}")
+    if max_N < max_evals:
+        raise ValueError(f"max_N ({max_N}) must be >= max_evals ({max_evals})")
+    if precision not in ("float64", "float32"):
+        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    if fix_fingers not in FIX_FINGERS:
+        raise ValueError(f"fix_fingers must be one of {FIX_FINGERS}, got {fix_fingers!r}")
+    return conv_input_size
+
+
+def analyze(
+    model: Any,
+    *,
+    layers: Iterable | int | str | None = None,
+    pool: bool = True,
+    conv_method: str = "slices",
+    conv_input_size: int | tuple | None = None,
+    normalize: bool = False,
+    min_evals: int = 8,
+    max_evals: int = 15000,
+    max_N: int = 50000,
+    precision: str = "float64",
+    fix_fingers: str | None = None,
+    threads: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> Analysis:
+    """Spectral metrics of every weight matrix of ``model``, as WeightWatcher 0.7.7 computes them.
+
+    Parameters
+    ----------
+    model
+        A ``torch.nn.Module``; a PyTorch state_dict; a dict (or list of pairs) name → numpy array.
+    layers
+        Which layers (WeightWatcher's filter): layer ids, negative ids to exclude, layer types
+        ("dense", "conv2d", ...), names / longnames, "-name" to exclude. Default: all.
+    pool
+        Conv2D: one row per layer from the pooled slice ESDs (default), or one row per slice.
+    conv_method
+        Conv2D spectrum: "slices" (WeightWatcher's kh·kw slices, scaled by 1/2 pooled and kh·kw/2 per
+        slice), "stacked" (one (kh·kw·out)×in matrix), "fft" (exact singular values of the convolution
+        operator on a periodic ``conv_input_size`` input, default the kernel size).
+    conv_input_size
+        Input size n or (n1, n2) for ``conv_method="fft"``.
+    normalize
+        Use X = WᵀW / N (the seed paper's convention): eigenvalues and norms scale by 1/N; the fit is made
+        on the unnormalised eigenvalues and its xmin/xmax rescaled, so alpha does not change.
+    min_evals, max_evals, max_N
+        Size gates: a layer is skipped (listed with the reason) when its number of eigenvalues (M·rf pooled,
+        M per slice) is outside [min_evals, max_evals] or its larger side N exceeds max_N.
+    precision
+        "float64" (default, as WeightWatcher) or "float32" (faster; a layer whose fitted xmin falls below
+        1e-4·λ_max, where float32's error could matter, is redone in float64).
+    fix_fingers
+        None, or "clip_xmax": refit with the largest eigenvalues removed (see ``hts.fitting.fit_layer``).
+    threads
+        Native threads (default: every core this process may use, capped by OMP_NUM_THREADS).
+    progress
+        Called as ``progress(done, total, longname)`` after each analysed layer.
+
+    Returns
+    -------
+    Analysis
+    """
+    conv_input_size = _check_options(pool, conv_method, conv_input_size, min_evals, max_evals, max_N, precision,
+                                     fix_fingers)
+    n_threads = resolve_threads(threads)
+    options = dict(layers=layers if layers is None or isinstance(layers, (int, str)) else list(layers),
+                   pool=pool, conv_method=conv_method, conv_input_size=conv_input_size, normalize=normalize,
+                   min_evals=min_evals, max_evals=max_evals, max_N=max_N, precision=precision,
+                   fix_fingers=fix_fingers, threads=n_threads, hts_version=spectra.kernel_info()["version"])
+    tensors = select(inventory(model), layers)
+
+    slots: list[list[dict]] = [[] for _ in tensors]  # rows per tensor, in model order
+    work: list[tuple[int, WeightTensor, LayerPlan]] = []
+    for i, t in enumerate(tensors):
+        reason = t.skip_reason
+        plan = None
+        if not reason:
+            plan = plan_layer(t, pool=pool, conv_method=conv_method, conv_input_size=conv_input_size,
+                              normalize=normalize)
+            reason = skip_reason(plan, pool=pool, min_evals=min_evals, max_evals=max_evals, max_N=max_N)
+        if reason:
+            logger.info("layer %s %r skipped: %s", t.layer_id, t.longname, reason)
+            slots[i] = [skipped_row(t, reason, plan)]
+        else:
+            work.append((i, t, plan))
+
+    esds: dict = {}
+    runner = _Runner(pool=pool, precision=precision, fix_fingers=fix_fingers, threads=n_threads)
+    done = 0
+    for batch in _batches(work):
+        for i, t, rows, layer_esds in runner.run(batch):
+            slots[i] = rows
+            esds.update(layer_esds)
+            done += 1
+            if progress is not None:
+                progress(done, len(work), t.longname)
+    rows = [r for slot in slots for r in slot]
+    return Analysis(rows, esds, options)
+
+
+def _batches(work: list) -> Iterable[list]:
+    batch, size = [], 0
+    for item in work:
+        nbytes = item[1].size * 8
+        if batch and size + nbytes > BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += nbytes
+    if batch:
+        yield batch
+
+
+_ARRAY_INDEX = re.compile(r"array (\d+)(, )?")
+
+
+class _Runner:
+    """Runs batches of layers through the kernel; one instance per ``analyze`` call (no shared state)."""
+
+    def __init__(self, *, pool, precision, fix_fingers, threads):
+        self.pool = pool
+        self.precision = precision
+        self.fix_fingers = fix_fingers
+        self.threads = threads
+
+    def run(self, batch):
+        t0 = time.perf_counter()
+        loaded, failed = [], []
+        for i, t, plan in batch:
+            try:
+                loaded.append((i, t, plan, stack(t, plan, t.load())))
+            except (ValueError, TypeError, RuntimeError, OSError) as err:
+                failed.append((i, t, plan, f"could not load weights: {err}"))
+        evals = self._eigenvalues(loaded, failed, self.precision)
+        load_and_eig = time.perf_counter() - t0
+        costs = [plan.N * plan.M * plan.M * plan.rf for _, _, plan, _ in loaded]
+        total_cost = float(sum(costs)) or 1.0
+
+        jobs = [(item, ev, load_and_eig * c / total_cost) for item, ev, c in zip(loaded, evals, costs)]
+        with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(jobs)))) as pool:
+            results = list(pool.map(self._finish, jobs))
+        for i, t, plan, reason in failed:
+            row = skipped_row(t, reason, plan)
+            row.update(status="failed", has_esd=False)
+            results.append((i, t, [row], {}))
+        return sorted(results, key=lambda r: r[0])
+
+    def _eigenvalues(self, loaded: list, failed: list, precision: str) -> list:
+        """Eigenvalues of every loaded layer in one kernel call; a layer with bad values is moved to ``failed``."""
+        if any(plan.method == "fft" for _, _, plan, _ in loaded):
+            return [self._fft_eigenvalues(item, precision) for item in loaded]
+        while True:
+            try:
+                return spectra.eigenvalues([s for *_, s in loaded], precision=precision, threads=self.threads,
+                                           name="<batch>")
+            except ValueError as err:
+                match = _ARRAY_INDEX.search(str(err))
+                if not match:
+                    raise
+                j = int(match.group(1))
+                i, t, plan, _ = loaded.pop(j)
+                message = _ARRAY_INDEX.sub("", str(err).split(": ", 1)[1], count=1)
+                failed.append((i, t, plan, message))
+                logger.warning("layer %s %r: %s", t.layer_id, t.longname, message)
+
+    def _fft_eigenvalues(self, item, precision):
+        _, t, plan, kernel = item
+        conv = getattr(spectra, "conv_operator_eigenvalues", None)
+        if conv is None:
+            raise NotImplementedError("conv_method='fft' is not available in this build")
+        return conv(kernel, input_size=plan.fft_size, precision=precision, threads=self.threads, name=t.longname)
+
+    def _finish(self, job):
+        (i, t, plan, array), ev, eig_time = job
+        t0 = time.perf_counter()
+        per_slice = np.atleast_2d(np.asarray(ev, dtype=np.float64)) * plan.scale
+        rows, esds, precision = self._rows(t, plan, per_slice)
+        if precision == "float32" and any(
+            r["status"] == "success" and r["xmin"] < FLOAT32_REDO_BELOW * r["lambda_max"] for r in rows
+        ):
+            ev64 = spectra.eigenvalues(array, threads=1)
+            rows, esds, precision = self._rows(t, plan, np.atleast_2d(ev64) * plan.scale, redo=True)
+        elapsed = eig_time + time.perf_counter() - t0
+        for r in rows:
+            r["time"] = elapsed / len(rows)
+            r["precision"] = precision
+        return i, t, rows, esds
+
+    def _rows(self, t, plan, per_slice, redo=False):
+        groups = [(None, per_slice)] if self.pool else [(s, per_slice[s:s + 1]) for s in range(per_slice.shape[0])]
+        rows, esds = [], {}
+        for slice_id, evs in groups:
+            raw = np.sort(evs.ravel())
+            lf = self._fit(raw, plan)
+            if plan.normalizer != 1.0:
+                evs, pooled = evs / plan.normalizer, raw / plan.normalizer
+            else:
+                pooled = raw
+            row = layer_row(t, plan, evs, pooled, lf, elapsed=0.0)
+            row["rf"] = plan.rf
+            if slice_id is not None:
+                row["slice_id"] = slice_id
+            if self.fix_fingers is not None:
+                row["num_fingers"] = lf.num_fingers
+                row["raw_alpha"] = lf.raw_alpha
+                row["fingers_removed"] = lf.fingers_removed
+            rows.append(row)
+            esds[(t.layer_id, t.longname, slice_id)] = pooled
+        return rows, esds, "float64" if redo or self.precision == "float64" else "float32"
+
+    def _fit(self, pooled: np.ndarray, plan: LayerPlan) -> LayerFit:
+        """Fit the ESD before normalisation (so neither the 1e-5 threshold nor alpha moves), then rescale."""
+        lf = fit_layer(pooled, fix_fingers=self.fix_fingers)
+        if plan.normalizer == 1.0:
+            return lf
+        f = lf.fit
+        fit = spectra.PowerLawFit(**{**f.__dict__, "xmin": f.xmin / plan.normalizer,
+                                     "xmax": f.xmax / plan.normalizer})
+        return LayerFit(fit, lf.raw_alpha, lf.num_fingers, lf.fingers_removed)

@@ -1,0 +1,56 @@
+"""The power-law fit of one layer, optionally with WeightWatcher's ``fix_fingers="clip_xmax"``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import spectra
+
+FIX_FINGERS = (None, "clip_xmax")
+
+
+@dataclass(frozen=True)
+class LayerFit:
+    """The fit reported for a layer, plus the clip_xmax bookkeeping when asked for."""
+
+    fit: spectra.PowerLawFit
+    raw_alpha: float = float("nan")  # alpha of the unclipped fit (clip_xmax)
+    num_fingers: int = 0  # WeightWatcher's count: one less than the eigenvalues removed
+    fingers_removed: int = 0  # eigenvalues actually removed from the top
+
+
+def fit_layer(
+    evals: np.ndarray, *, fix_fingers: str | None = None, max_fingers: int = 10, finger_thresh: float = 1.0
+) -> LayerFit:
+    """Fit the layer's sorted eigenvalues (WeightWatcher 0.7.7 semantics, see ``spectra.fit_power_law``).
+
+    ``fix_fingers="clip_xmax"`` (reference C.5): fit all eigenvalues > 1e-5 (``raw_alpha``), then refit with
+    the top idx = 2, 3, …, max_fingers−1 values removed; the first refit whose alpha drops by more than
+    ``finger_thresh`` below the raw alpha is reported, with ``num_fingers = idx − 1`` as WeightWatcher counts;
+    the search stops when a refit's alpha is <= 2 (then the raw fit is kept). ``num_pl_spikes`` still counts
+    every eigenvalue >= xmin. hts stops the search (keeping the raw fit) when too few values are left to fit,
+    where WeightWatcher fails the layer.
+    """
+    raw = spectra.fit_power_law(evals, threads=1)
+    if fix_fingers is None:
+        return LayerFit(raw)
+    if fix_fingers != "clip_xmax":
+        raise ValueError(f"fix_fingers must be one of {FIX_FINGERS}, got {fix_fingers!r}")
+    if raw.status != "success":
+        return LayerFit(raw, raw_alpha=raw.alpha)
+    nz = np.sort(evals[evals > 1e-5])
+    for idx in range(2, max_fingers):
+        if nz.size - idx < 2:
+            break
+        clipped = spectra.fit_power_law(nz[:-idx], threads=1)
+        if clipped.status != "success":
+            break
+        if clipped.alpha + finger_thresh < raw.alpha:
+            spikes = int(np.count_nonzero(evals >= clipped.xmin))
+            reported = spectra.PowerLawFit(**{**clipped.__dict__, "num_pl_spikes": spikes})
+            return LayerFit(reported, raw_alpha=raw.alpha, num_fingers=idx - 1, fingers_removed=idx)
+        if clipped.alpha <= 2.0:
+            break
+    return LayerFit(raw, raw_alpha=raw.alpha)
