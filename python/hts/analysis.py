@@ -296,7 +296,7 @@ def _batches(work: list) -> Iterable[list]:
         yield batch
 
 
-_ARRAY_INDEX = re.compile(r"array (\d+)(, )?")
+_ARRAY_INDEX = re.compile(r"array (\d+)(, |: )?")
 
 
 class _Runner:
