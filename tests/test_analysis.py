@@ -218,3 +218,13 @@ def test_list_of_pairs_and_nested_state_dict(model):
             r["alpha"] for r in a.rows if r["status"] == "success"
         ]
         assert [r["longname"] for r in other.rows] == [r["longname"] for r in a.rows]
+
+
+def test_even_slice_conv_keeps_n_larger_and_sv_min_is_the_true_minimum(rng):
+    """WeightWatcher swaps N and M for 2×2 kernels with out < in, and reports max-of-minima as sv_min."""
+    conv = rng.standard_normal((16, 32, 2, 2))
+    (row,) = hts.analyze({"c.weight": conv}).rows
+    assert (row["N"], row["M"], row["Q"], row["rf"]) == (32, 16, 2.0, 4)
+    pooled = np.concatenate([svd_evals(conv[:, :, i, j]) * 0.5 for i in range(2) for j in range(2)])
+    assert row["sv_min"] == pytest.approx(np.sqrt(pooled.min()), rel=1e-9)
+    assert row["sv_max"] == pytest.approx(np.sqrt(pooled.max()), rel=1e-12)
