@@ -1,6 +1,7 @@
 // The few BLAS/LAPACK routines the kernel needs, from scipy's OpenBLAS build (scipy-openblas32).
 #pragma once
 
+#include <complex>
 #include <vector>
 
 namespace hts::lapack {
@@ -25,5 +26,19 @@ void gemm(char transa, char transb, int m, int n, int k, const T* a, int lda, co
 /// `a` is destroyed. Uses the two-stage tridiagonal reduction (syevd_2stage) for n >= two_stage_min.
 template <class T>
 void symmetric_eigenvalues(int n, T* a, int lda, T* w, int two_stage_min);
+
+/// C = Aᴴ·A (trans == 'C', A is k×n) or C = A·Aᴴ (trans == 'N', A is n×k), lower triangle, column-major.
+template <class T>
+void herk_lower(char trans, int n, int k, const std::complex<T>* a, int lda, std::complex<T>* c, int ldc);
+
+/// Workspace (in complex elements) for hermitian_eigenvalues of side n: LAPACK's optimal size for heevd,
+/// values only. Depends on n alone; query once per batch.
+template <class T>
+int hermitian_eigenvalues_lwork(int n);
+
+/// Ascending eigenvalues of the Hermitian n×n matrix whose lower triangle is in `a` (column-major, lda),
+/// values only (heevd). `a` is destroyed; lwork from hermitian_eigenvalues_lwork.
+template <class T>
+void hermitian_eigenvalues(int n, std::complex<T>* a, int lda, T* w, int lwork);
 
 }  // namespace hts::lapack
