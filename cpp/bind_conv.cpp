@@ -62,5 +62,5 @@ void bind_conv(py::module_& m) {
         throw py::value_error("precision must be 'float64' or 'float32', got '" + precision + "'");
       },
       py::arg("kernel"), py::arg("n1"), py::arg("n2"), py::arg("precision") = "float64", py::arg("threads") = 0,
-      "Ascending eigenvalues of A_uvᴴA_uv per frequency of a 4-D kernel on an n1×n2 periodic input: (n1·n2, min(out, in)).");
+      "Ascending eigenvalues of A_uvᴴA_uv per DFT frequency of a 4-D kernel on an n1×n2 periodic input.");
 }

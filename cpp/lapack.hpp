@@ -31,14 +31,19 @@ void symmetric_eigenvalues(int n, T* a, int lda, T* w, int two_stage_min);
 template <class T>
 void herk_lower(char trans, int n, int k, const std::complex<T>* a, int lda, std::complex<T>* c, int ldc);
 
-/// Workspace (in complex elements) for hermitian_eigenvalues of side n: LAPACK's optimal size for heevd,
-/// values only. Depends on n alone; query once per batch.
+/// Workspace sizes for hermitian_eigenvalues of side n (LAPACK's optimal, values only) and which routine:
+/// heevd, or heevd_2stage (two-stage tridiagonal reduction) when n >= two_stage_min. Depends on n alone:
+/// query once per batch.
+struct HermitianWork {
+  int n = 0, lwork = 1, lrwork = 1, liwork = 1;
+  bool two_stage = false;
+};
 template <class T>
-int hermitian_eigenvalues_lwork(int n);
+HermitianWork hermitian_eigenvalues_work(int n, int two_stage_min);
 
 /// Ascending eigenvalues of the Hermitian n×n matrix whose lower triangle is in `a` (column-major, lda),
-/// values only (heevd). `a` is destroyed; lwork from hermitian_eigenvalues_lwork.
+/// values only. `a` is destroyed; `ws` from hermitian_eigenvalues_work for the same n.
 template <class T>
-void hermitian_eigenvalues(int n, std::complex<T>* a, int lda, T* w, int lwork);
+void hermitian_eigenvalues(int n, std::complex<T>* a, int lda, T* w, const HermitianWork& ws);
 
 }  // namespace hts::lapack

@@ -177,15 +177,24 @@ def test_1x1_kernel_is_the_plain_matrix_at_every_frequency(rng, shape, precision
         np.testing.assert_allclose(got, np.broadcast_to(plain, got.shape), rtol=0, atol=tol)
 
 
-def test_larger_channels_against_fft_and_svd(rng):
-    """Gram sides past the small-matrix regime (LAPACK heevd blocked paths), both orientations."""
-    for shape in [(96, 70, 3, 3), (40, 90, 2, 3)]:
+@pytest.fixture(scope="module")
+def larger_cases() -> list:
+    """(kernel, n1, n2, per-frequency reference by numpy's FFT and SVD), computed once for both precisions."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for shape, (n1, n2) in [((96, 70, 3, 3), (4, 3)), ((40, 90, 2, 3), (3, 4)), ((390, 384, 1, 2), (1, 3))]:
         kernel = rng.standard_t(4, size=shape)
-        n1, n2 = 4, 3
-        got = spectra.conv_operator_eigenvalues(kernel, input_size=(n1, n2))
         a = np.fft.fft2(kernel, s=(n1, n2)).transpose(2, 3, 0, 1).reshape(n1 * n2, *shape[:2])
-        ref = np.sort(np.linalg.svd(a, compute_uv=False) ** 2, axis=1)
-        np.testing.assert_allclose(got, ref, rtol=0, atol=tolerance(shape, 1, 1, ref.max(), "float64"))
+        cases.append((kernel, n1, n2, np.sort(np.linalg.svd(a, compute_uv=False) ** 2, axis=1)))
+    return cases
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_larger_channels_against_fft_and_svd(larger_cases, precision):
+    """Gram sides past the small-matrix regime, both orientations; side >= 384 takes LAPACK's two-stage heevd."""
+    for kernel, n1, n2, ref in larger_cases:
+        got = spectra.conv_operator_eigenvalues(kernel, input_size=(n1, n2), precision=precision)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=tolerance(kernel.shape, 1, 1, ref.max(), precision))
 
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])
