@@ -99,8 +99,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the 512×512×3×3 case")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "conv_fft.md"))
     args = parser.parse_args()
+    load_start = os.getloadavg()[0]
+    table = bench(args.quick)
+    load = (f"Load average (1 min) {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: with "
+            f"more runnable threads than cores, multi-thread columns measure contention, not scaling.\n")
     report = [f"## hts conv operator benchmark — {datetime.date.today()}{' (quick)' if args.quick else ''}\n",
-              machine() + "\n", bench(args.quick)]
+              machine() + "\n", load, table]
     text = "\n".join(report)
     print("\n" + text)
     if args.out:

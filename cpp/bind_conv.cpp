@@ -40,6 +40,7 @@ template <class T>
 py::array_t<T> conv_eigenvalues_impl(const py::array& kernel, std::int64_t n1, std::int64_t n2, int threads) {
   const hts::KernelView k = kernel_view(kernel);
   if (n1 <= 0 || n2 <= 0) throw py::value_error("input size must be positive");
+  if (n1 > (std::int64_t{1} << 31) / n2) throw py::value_error("input size too large");
   // Allocated with the GIL held, filled in place without it.
   py::array_t<T> out({static_cast<py::ssize_t>(n1 * n2), static_cast<py::ssize_t>(k.small_side())});
   T* o = out.mutable_data();
