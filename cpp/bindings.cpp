@@ -15,6 +15,8 @@
 
 namespace py = pybind11;
 
+void bind_conv(py::module_& m);  // cpp/bind_conv.cpp
+
 namespace {
 
 /// float32 / float64 in native byte order, aligned; anything else is the caller's job to convert.
@@ -226,4 +228,6 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         return out;
       },
       py::arg("w"), "‖W‖_F² per matrix of a 2-D array or 3-D stack, accumulated in float64.");
+
+  bind_conv(m);
 }

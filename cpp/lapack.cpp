@@ -1,5 +1,7 @@
 #include "lapack.hpp"
 
+#include <algorithm>
+#include <complex>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
@@ -24,6 +26,23 @@ void scipy_dsyevd_2stage_(const char*, const char*, const int*, double*, const i
                           const int*, int*, const int*, int*, std::size_t, std::size_t);
 void scipy_ssyevd_2stage_(const char*, const char*, const int*, float*, const int*, float*, float*, const int*,
                           int*, const int*, int*, std::size_t, std::size_t);
+// Complex (Fortran COMPLEX*16 / COMPLEX = std::complex layout). herk's alpha and beta are real.
+void scipy_zherk_(const char*, const char*, const int*, const int*, const double*, const std::complex<double>*,
+                  const int*, const double*, std::complex<double>*, const int*, std::size_t, std::size_t);
+void scipy_cherk_(const char*, const char*, const int*, const int*, const float*, const std::complex<float>*,
+                  const int*, const float*, std::complex<float>*, const int*, std::size_t, std::size_t);
+void scipy_zheevd_(const char*, const char*, const int*, std::complex<double>*, const int*, double*,
+                   std::complex<double>*, const int*, double*, const int*, int*, const int*, int*, std::size_t,
+                   std::size_t);
+void scipy_cheevd_(const char*, const char*, const int*, std::complex<float>*, const int*, float*,
+                   std::complex<float>*, const int*, float*, const int*, int*, const int*, int*, std::size_t,
+                   std::size_t);
+void scipy_zheevd_2stage_(const char*, const char*, const int*, std::complex<double>*, const int*, double*,
+                          std::complex<double>*, const int*, double*, const int*, int*, const int*, int*,
+                          std::size_t, std::size_t);
+void scipy_cheevd_2stage_(const char*, const char*, const int*, std::complex<float>*, const int*, float*,
+                          std::complex<float>*, const int*, float*, const int*, int*, const int*, int*,
+                          std::size_t, std::size_t);
 }
 
 namespace hts::lapack {
@@ -98,6 +117,88 @@ template <>
 void symmetric_eigenvalues<float>(int n, float* a, int lda, float* w, int two_stage_min) {
   if (n >= two_stage_min) run_syevd<float>(scipy_ssyevd_2stage_, true, n, a, lda, w);
   else run_syevd<float>(scipy_ssyevd_, false, n, a, lda, w);
+}
+
+template <>
+void herk_lower<double>(char trans, int n, int k, const std::complex<double>* a, int lda, std::complex<double>* c,
+                        int ldc) {
+  const char uplo = 'L';
+  const double one = 1.0, zero = 0.0;
+  scipy_zherk_(&uplo, &trans, &n, &k, &one, a, &lda, &zero, c, &ldc, 1, 1);
+}
+
+template <>
+void herk_lower<float>(char trans, int n, int k, const std::complex<float>* a, int lda, std::complex<float>* c,
+                       int ldc) {
+  const char uplo = 'L';
+  const float one = 1.0f, zero = 0.0f;
+  scipy_cherk_(&uplo, &trans, &n, &k, &one, a, &lda, &zero, c, &ldc, 1, 1);
+}
+
+namespace {
+
+template <class T>
+using Heevd = void (*)(const char*, const char*, const int*, std::complex<T>*, const int*, T*, std::complex<T>*,
+                       const int*, T*, const int*, int*, const int*, int*, std::size_t, std::size_t);
+
+/// heevd(_2stage) workspace query, values only; never below the documented minimum (JOBZ = 'N', n > 1:
+/// lwork >= n+1, lrwork >= n, liwork >= 1; all 1 for n <= 1).
+template <class T>
+HermitianWork heevd_work(Heevd<T> routine, int n, bool two_stage) {
+  const char jobz = 'N', uplo = 'L';
+  const int lda = std::max(n, 1), query = -1;
+  int info = 0, iwork = 0;
+  std::complex<T> work = 0;
+  T rwork = 0;
+  routine(&jobz, &uplo, &n, nullptr, &lda, nullptr, &work, &query, &rwork, &query, &iwork, &query, &info, 1, 1);
+  if (info != 0) throw std::runtime_error("LAPACK heevd workspace query failed (info=" + std::to_string(info) + ")");
+  HermitianWork ws;
+  ws.n = n;
+  ws.two_stage = two_stage;
+  ws.lwork = std::max(n > 1 ? n + 1 : 1, static_cast<int>(work.real()));
+  ws.lrwork = std::max(n > 1 ? n : 1, static_cast<int>(rwork));
+  ws.liwork = std::max(1, iwork);
+  return ws;
+}
+
+template <class T>
+void heevd(Heevd<T> routine, int n, std::complex<T>* a, int lda, T* w, const HermitianWork& ws) {
+  if (ws.n != n) throw std::invalid_argument("hermitian_eigenvalues: workspace is for another size");
+  const char jobz = 'N', uplo = 'L';
+  int info = 0;
+  std::vector<std::complex<T>> work(static_cast<std::size_t>(ws.lwork));
+  std::vector<T> rwork(static_cast<std::size_t>(ws.lrwork));
+  std::vector<int> iwork(static_cast<std::size_t>(ws.liwork));
+  routine(&jobz, &uplo, &n, a, &lda, w, work.data(), &ws.lwork, rwork.data(), &ws.lrwork, iwork.data(), &ws.liwork,
+          &info, 1, 1);
+  if (info < 0) throw std::invalid_argument("LAPACK heevd: bad argument " + std::to_string(-info));
+  if (info > 0)
+    throw std::runtime_error("LAPACK heevd did not converge (" + std::to_string(info) +
+                             " off-diagonal elements left)");
+}
+
+}  // namespace
+
+template <>
+HermitianWork hermitian_eigenvalues_work<double>(int n, int two_stage_min) {
+  return n >= two_stage_min ? heevd_work<double>(scipy_zheevd_2stage_, n, true)
+                            : heevd_work<double>(scipy_zheevd_, n, false);
+}
+
+template <>
+HermitianWork hermitian_eigenvalues_work<float>(int n, int two_stage_min) {
+  return n >= two_stage_min ? heevd_work<float>(scipy_cheevd_2stage_, n, true)
+                            : heevd_work<float>(scipy_cheevd_, n, false);
+}
+
+template <>
+void hermitian_eigenvalues<double>(int n, std::complex<double>* a, int lda, double* w, const HermitianWork& ws) {
+  heevd<double>(ws.two_stage ? scipy_zheevd_2stage_ : scipy_zheevd_, n, a, lda, w, ws);
+}
+
+template <>
+void hermitian_eigenvalues<float>(int n, std::complex<float>* a, int lda, float* w, const HermitianWork& ws) {
+  heevd<float>(ws.two_stage ? scipy_cheevd_2stage_ : scipy_cheevd_, n, a, lda, w, ws);
 }
 
 }  // namespace hts::lapack

@@ -1,6 +1,7 @@
 // The few BLAS/LAPACK routines the kernel needs, from scipy's OpenBLAS build (scipy-openblas32).
 #pragma once
 
+#include <complex>
 #include <vector>
 
 namespace hts::lapack {
@@ -25,5 +26,24 @@ void gemm(char transa, char transb, int m, int n, int k, const T* a, int lda, co
 /// `a` is destroyed. Uses the two-stage tridiagonal reduction (syevd_2stage) for n >= two_stage_min.
 template <class T>
 void symmetric_eigenvalues(int n, T* a, int lda, T* w, int two_stage_min);
+
+/// C = Aᴴ·A (trans == 'C', A is k×n) or C = A·Aᴴ (trans == 'N', A is n×k), lower triangle, column-major.
+template <class T>
+void herk_lower(char trans, int n, int k, const std::complex<T>* a, int lda, std::complex<T>* c, int ldc);
+
+/// Workspace sizes for hermitian_eigenvalues of side n (LAPACK's optimal, values only) and which routine:
+/// heevd, or heevd_2stage (two-stage tridiagonal reduction) when n >= two_stage_min. Depends on n alone:
+/// query once per batch.
+struct HermitianWork {
+  int n = 0, lwork = 1, lrwork = 1, liwork = 1;
+  bool two_stage = false;
+};
+template <class T>
+HermitianWork hermitian_eigenvalues_work(int n, int two_stage_min);
+
+/// Ascending eigenvalues of the Hermitian n×n matrix whose lower triangle is in `a` (column-major, lda),
+/// values only. `a` is destroyed; `ws` from hermitian_eigenvalues_work for the same n.
+template <class T>
+void hermitian_eigenvalues(int n, std::complex<T>* a, int lda, T* w, const HermitianWork& ws);
 
 }  // namespace hts::lapack

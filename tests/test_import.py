@@ -37,8 +37,8 @@ def test_hts_logger_has_only_a_null_handler():
 def test_public_surface():
     assert set(hts.__all__) == {"Analysis", "__version__", "analyze", "spectra"}
     assert set(hts.spectra.__all__) == {
-        "PowerLawFit", "SpectrumMetrics", "eigenvalues", "fit_power_law", "frobenius_norm", "kernel_info",
-        "log_alpha_norm",
+        "PowerLawFit", "SpectrumMetrics", "conv_operator_eigenvalues", "eigenvalues", "fit_power_law",
+        "frobenius_norm", "kernel_info", "log_alpha_norm",
         "spectrum_metrics",
     }
     for name in hts.spectra.__all__:
