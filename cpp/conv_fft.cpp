@@ -153,6 +153,7 @@ void real_frequency(const Plan& pl, std::int64_t u, std::int64_t v, T* w) {
 
 template <class T>
 void conv_operator_eigenvalues(const KernelView& k, std::int64_t n1, std::int64_t n2, int threads, T* out) {
+  lapack::use_single_thread();
   if (k.out <= 0 || k.in <= 0 || k.kh <= 0 || k.kw <= 0)
     throw std::invalid_argument("empty kernel (" + std::to_string(k.out) + "x" + std::to_string(k.in) + "x" +
                                 std::to_string(k.kh) + "x" + std::to_string(k.kw) + ")");

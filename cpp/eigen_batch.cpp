@@ -187,6 +187,7 @@ template <class T>
 void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& out, const EigenOptions& opt) {
   if (out.size() != m.size()) throw std::invalid_argument("one output buffer per matrix is required");
   if (opt.gram_tile < 1 || opt.eigen_solver_max < 0) throw std::invalid_argument("bad kernel tuning options");
+  lapack::use_single_thread();
   for (std::size_t i = 0; i < m.size(); ++i) {
     if (m[i].rows <= 0 || m[i].cols <= 0)
       throw BadMatrix(i, "empty matrix (" + std::to_string(m[i].rows) + "x" + std::to_string(m[i].cols) + ")");

@@ -8,6 +8,7 @@
 
 extern "C" {
 void scipy_openblas_set_num_threads(int);
+int scipy_openblas_get_num_threads(void);
 char* scipy_openblas_get_config(void);
 void scipy_dsyrk_(const char*, const char*, const int*, const int*, const double*, const double*, const int*,
                   const double*, double*, const int*);
@@ -47,7 +48,9 @@ void scipy_cheevd_2stage_(const char*, const char*, const int*, std::complex<flo
 
 namespace hts::lapack {
 
-void use_single_thread() { scipy_openblas_set_num_threads(1); }
+void use_single_thread() {
+  if (scipy_openblas_get_num_threads() != 1) scipy_openblas_set_num_threads(1);
+}
 
 const char* openblas_config() { return scipy_openblas_get_config(); }
 

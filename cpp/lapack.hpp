@@ -7,7 +7,9 @@
 namespace hts::lapack {
 
 /// Makes this process's private OpenBLAS single-threaded: parallelism comes from hts's own per-call pool,
-/// which keeps results independent of the thread count and never nests two pools.
+/// which keeps results independent of the thread count and never nests two pools. Called at import and at
+/// the start of every kernel call, because tools such as threadpoolctl raise the thread count of every
+/// OpenBLAS in the process, ours included (each of our workers would then start a pool of its own).
 void use_single_thread();
 
 /// OpenBLAS's configuration string (version, target CPU).

@@ -81,3 +81,22 @@ def test_errors_in_worker_threads_reach_the_caller(rng):
     for threads in (1, 2, 4):
         with pytest.raises(ValueError, match="slice 40: 1 non-finite"):
             spectra.eigenvalues(stack, threads=threads)
+
+
+def test_a_raised_openblas_thread_count_is_put_back_to_one(rng):
+    """threadpoolctl and the like raise the thread count of every OpenBLAS in the process, hts's copy included;
+    the kernel resets its copy to one thread at each call, so results and speed do not change."""
+    import ctypes
+    import glob
+    import os
+
+    import scipy_openblas32
+
+    path = glob.glob(os.path.join(scipy_openblas32.get_lib_dir(), "*scipy_openblas*.so*"))[0]
+    lib = ctypes.CDLL(path)
+    w = rng.standard_normal((9, 300, 200))
+    before = spectra.eigenvalues(w, threads=2)
+    lib.scipy_openblas_set_num_threads(2)
+    after = spectra.eigenvalues(w, threads=2)
+    assert lib.scipy_openblas_get_num_threads() == 1
+    np.testing.assert_array_equal(before, after)
