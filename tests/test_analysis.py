@@ -228,3 +228,16 @@ def test_even_slice_conv_keeps_n_larger_and_sv_min_is_the_true_minimum(rng):
     pooled = np.concatenate([svd_evals(conv[:, :, i, j]) * 0.5 for i in range(2) for j in range(2)])
     assert row["sv_min"] == pytest.approx(np.sqrt(pooled.min()), rel=1e-9)
     assert row["sv_max"] == pytest.approx(np.sqrt(pooled.max()), rel=1e-12)
+
+
+def test_fft_conv_method_is_the_convolution_operator_spectrum(rng):
+    conv = rng.standard_normal((24, 12, 3, 3))
+    a = hts.analyze({"c.weight": conv}, conv_method="fft", conv_input_size=(5, 4))
+    (row,) = a.rows
+    assert (row["N"], row["M"], row["rf"], row["num_evals"], row["conv_method"]) == (24, 12, 20, 240, "fft")
+    expected = np.sort(hts.spectra.conv_operator_eigenvalues(conv, input_size=(5, 4)).ravel())
+    np.testing.assert_array_equal(a.esd("c"), expected)
+    # Parseval: the operator's eigenvalues sum to n1·n2·‖K‖_F² (no WeightWatcher scaling applied).
+    assert row["norm"] == pytest.approx(20 * np.sum(conv**2), rel=1e-12)
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        hts.analyze({"c.weight": conv}, conv_method="fft", conv_input_size=2)
