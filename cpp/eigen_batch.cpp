@@ -3,6 +3,7 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <climits>
+#include <limits>
 #include <unistd.h>
 #include <cmath>
 #include <numeric>
@@ -132,12 +133,41 @@ void gram_to_eigenvalues(std::size_t index, int n, T* g, T* out, const EigenOpti
   for (int i = 0; i < n; ++i) out[i] = out[i] > T(0) ? out[i] : T(0);  // round-off negatives (and -0) of a PSD matrix
 }
 
+/// Whether the smallest of n ascending Gram eigenvalues is within the Gram route's round-off of 0.
+template <class T>
+bool below_gram_resolution(const T* ev, int n, int k) {
+  const double lam_max = static_cast<double>(ev[n - 1]);
+  return lam_max > 0 && static_cast<double>(ev[0]) <
+                            100.0 * (n + k) * std::numeric_limits<double>::epsilon() * lam_max;
+}
+
+/// Squared singular values by SVD (float64), ascending, into out: for matrices the Gram route cannot resolve.
+template <class T>
+void svd_eigenvalues(const GramOperand<T>& op, T* out) {
+  // The operand is op(A) with A column-major; its singular values are W's. Copy A (gesdd destroys it).
+  const int rows = op.trans == 'N' ? op.n : op.k, cols = op.trans == 'N' ? op.k : op.n;
+  std::vector<double> a(static_cast<std::size_t>(rows) * cols);
+  for (int j = 0; j < cols; ++j)
+    for (int i = 0; i < rows; ++i)
+      a[static_cast<std::size_t>(j) * rows + i] = static_cast<double>(op.a[static_cast<std::size_t>(j) * op.lda + i]);
+  std::vector<double> s(static_cast<std::size_t>(op.n));
+  lapack::singular_values(rows, cols, a.data(), rows, s.data());
+  for (int i = 0; i < op.n; ++i) out[i] = static_cast<T>(s[op.n - 1 - i] * s[op.n - 1 - i]);
+}
+
+template <class T>
+void maybe_refine(const GramOperand<T>& op, T* out, const EigenOptions& opt) {
+  if (std::is_same<T, double>::value && opt.refine_small && op.n > 1 && below_gram_resolution(out, op.n, op.k))
+    svd_eigenvalues<T>(op, out);
+}
+
 template <class T>
 void one_matrix(std::size_t index, const MatrixView& m, T* out, const EigenOptions& opt) {
   GramOperand<T> op = gram_operand<T>(m);
   std::vector<T> g(static_cast<std::size_t>(op.n) * op.n);
   gram_block<T>(op, 0, op.n, 0, op.n, g.data());
   gram_to_eigenvalues<T>(index, op.n, g.data(), out, opt);
+  maybe_refine<T>(op, out, opt);
 }
 
 struct Tile {
@@ -170,9 +200,10 @@ void large_matrices(const std::vector<MatrixView>& m, const std::vector<T*>& out
       gram_block<T>(ops[tl.matrix], tl.i0, tl.ni, tl.j0, tl.nj, grams[tl.matrix].data());
     });
     parallel_for(count, opt.threads, [&](std::size_t g) {
-      std::vector<T>().swap(ops[g].storage);
       gram_to_eigenvalues<T>(which[start + g], ops[g].n, grams[g].data(), out[which[start + g]], opt);
       std::vector<T>().swap(grams[g]);
+      maybe_refine<T>(ops[g], out[which[start + g]], opt);
+      std::vector<T>().swap(ops[g].storage);
     });
   }
 }

@@ -30,6 +30,10 @@ struct EigenOptions {
   std::int64_t two_stage_min = 1024;   ///< Gram sides from this on use LAPACK's two-stage syevd_2stage
   std::int64_t tiled_gram_min = 1024;  ///< Gram sides from this on are built in fixed tiles shared by threads
   std::int64_t gram_tile = 512;        ///< tile side for those
+  /// float64 only: when the smallest Gram eigenvalue is within round-off of 0 (< 100·(N+M)·eps·λ_max), the
+  /// Gram route cannot resolve the small singular values, so the matrix is redone with an SVD (gesdd):
+  /// exact zeros and near-rank-deficient matrices then come out as an SVD gives them.
+  bool refine_small = true;
 };
 
 /// Bad input in one matrix of a batch; `index` says which, so callers can name the layer and slice.

@@ -4,6 +4,7 @@
 #include <complex>
 #include <cstddef>
 #include <stdexcept>
+#include <algorithm>
 #include <string>
 
 extern "C" {
@@ -18,6 +19,8 @@ void scipy_dgemm_(const char*, const char*, const int*, const int*, const int*, 
                   const int*, const double*, const int*, const double*, double*, const int*);
 void scipy_sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
                   const int*, const float*, const int*, const float*, float*, const int*);
+void scipy_dgesdd_(const char*, const int*, const int*, double*, const int*, double*, double*, const int*,
+                   double*, const int*, double*, const int*, int*, int*, std::size_t);
 // LAPACK is Fortran: each character argument has a hidden length argument at the end.
 void scipy_dsyevd_(const char*, const char*, const int*, double*, const int*, double*, double*, const int*,
                    int*, const int*, int*, std::size_t, std::size_t);
@@ -202,6 +205,23 @@ void hermitian_eigenvalues<double>(int n, std::complex<double>* a, int lda, doub
 template <>
 void hermitian_eigenvalues<float>(int n, std::complex<float>* a, int lda, float* w, const HermitianWork& ws) {
   heevd<float>(ws.two_stage ? scipy_cheevd_2stage_ : scipy_cheevd_, n, a, lda, w, ws);
+}
+
+void singular_values(int rows, int cols, double* a, int lda, double* s) {
+  const char jobz = 'N';
+  const int one = 1;
+  int info = 0, query = -1;
+  double dummy = 0.0, work_query = 0.0;
+  std::vector<int> iwork(8 * static_cast<std::size_t>(std::min(rows, cols)));
+  scipy_dgesdd_(&jobz, &rows, &cols, a, &lda, s, &dummy, &one, &dummy, &one, &work_query, &query, iwork.data(),
+                &info, 1);
+  if (info != 0) throw std::runtime_error("LAPACK gesdd workspace query failed (info=" + std::to_string(info) + ")");
+  int lwork = static_cast<int>(work_query) + 1;
+  std::vector<double> work(static_cast<std::size_t>(lwork));
+  scipy_dgesdd_(&jobz, &rows, &cols, a, &lda, s, &dummy, &one, &dummy, &one, work.data(), &lwork, iwork.data(),
+                &info, 1);
+  if (info < 0) throw std::invalid_argument("LAPACK gesdd: bad argument " + std::to_string(-info));
+  if (info > 0) throw std::runtime_error("LAPACK gesdd did not converge");
 }
 
 }  // namespace hts::lapack

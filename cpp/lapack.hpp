@@ -48,4 +48,8 @@ HermitianWork hermitian_eigenvalues_work(int n, int two_stage_min);
 template <class T>
 void hermitian_eigenvalues(int n, std::complex<T>* a, int lda, T* w, const HermitianWork& ws);
 
+/// Descending singular values of the rows×cols column-major matrix `a` (lda), LAPACK gesdd, values only.
+/// `a` is destroyed.
+void singular_values(int rows, int cols, double* a, int lda, double* s);
+
 }  // namespace hts::lapack

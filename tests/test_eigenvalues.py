@@ -278,3 +278,18 @@ def test_gram_larger_than_memory_is_refused_before_any_work():
     huge = np.lib.stride_tricks.as_strided(np.zeros(1), shape=(400_000, 400_000), strides=(0, 0))
     with pytest.raises(ValueError, match="layer 'emb': the Gram matrix of side 400000 needs .* GB"):
         spectra.eigenvalues(huge, name="emb")
+
+
+@pytest.mark.parametrize("shape", [(60, 40), (40, 60), (1200, 1100)], ids=["tall", "wide", "tiled"])
+def test_rank_deficient_matrices_are_resolved_like_an_svd(rng, shape):
+    """Below the Gram route's resolution (λ_min < 100·(N+M)·eps·λ_max) float64 falls back to an SVD, so the
+    numerical rank (σ > σ_max·N·eps) is the one numpy/LAPACK's SVD gives."""
+    n, m = shape
+    w = rng.standard_normal((n, m))
+    w[: n // 3] = w[n // 3 : 2 * (n // 3)]  # duplicated rows
+    w[:, 5] = 0.0
+    ev = spectra.eigenvalues(w, threads=2)
+    sv = np.sqrt(ev)
+    tol = sv.max() * max(shape) * np.finfo(np.float64).eps
+    assert np.count_nonzero(sv > tol) == np.linalg.matrix_rank(w)
+    assert_matches_svd(w, ev)
