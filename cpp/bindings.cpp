@@ -67,7 +67,7 @@ hts::EigenOptions eigen_options(int threads, std::int64_t eigen_solver_max, std:
   if (eigen_solver_max >= 0) opt.eigen_solver_max = eigen_solver_max;
   if (tiled_gram_min >= 0) opt.tiled_gram_min = tiled_gram_min;
   if (gram_tile > 0) opt.gram_tile = gram_tile;
-  if (two_stage_min >= 0) opt.two_stage_min = two_stage_min;
+  opt.two_stage_min = two_stage_min;
   return opt;
 }
 

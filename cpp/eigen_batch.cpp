@@ -128,7 +128,9 @@ void gram_to_eigenvalues(std::size_t index, int n, T* g, T* out, const EigenOpti
     if (solver.info() != Eigen::Success) throw std::runtime_error("Eigen's symmetric eigensolver did not converge");
     std::copy(solver.eigenvalues().data(), solver.eigenvalues().data() + n, out);
   } else {
-    lapack::symmetric_eigenvalues<T>(n, g, n, out, static_cast<int>(std::min<std::int64_t>(opt.two_stage_min, INT_MAX)));
+    const std::int64_t two_stage = opt.two_stage_min >= 0 ? opt.two_stage_min
+                                                          : (std::is_same<T, double>::value ? 896 : 2048);
+    lapack::symmetric_eigenvalues<T>(n, g, n, out, static_cast<int>(std::min<std::int64_t>(two_stage, INT_MAX)));
   }
   for (int i = 0; i < n; ++i) out[i] = out[i] > T(0) ? out[i] : T(0);  // round-off negatives (and -0) of a PSD matrix
 }

@@ -27,7 +27,9 @@ struct MatrixView {
 struct EigenOptions {
   int threads = 0;                 ///< worker threads, 0 = all cores
   std::int64_t eigen_solver_max = 12;  ///< Gram sides up to this use Eigen's solver, larger ones LAPACK syevd
-  std::int64_t two_stage_min = 1024;   ///< Gram sides from this on use LAPACK's two-stage syevd_2stage
+  /// Gram sides from this on use LAPACK's two-stage syevd_2stage; -1 = measured defaults (float64: 896,
+  /// float32: 2048, where the two-stage reduction starts to win on one core).
+  std::int64_t two_stage_min = -1;
   std::int64_t tiled_gram_min = 1024;  ///< Gram sides from this on are built in fixed tiles shared by threads
   std::int64_t gram_tile = 512;        ///< tile side for those
   /// float64 only: when the smallest Gram eigenvalue is within round-off of 0 (< 100·(N+M)·eps·λ_max), the
