@@ -232,6 +232,17 @@ def test_shuffle_follows_the_documented_prng():
         assert out[g].ravel().tolist() == python_shuffle(stack[g % 2].ravel().tolist(), 2**64 - 1, g)
 
 
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 3), n=st.integers(1, 12), m=st.integers(1, 12), replicas=st.integers(1, 3),
+       seed=st.integers(0, 2**64 - 1), f32=st.booleans())
+def test_shuffle_matches_the_python_restatement_hypothesis(k, n, m, replicas, seed, f32):
+    w = np.arange(k * n * m, dtype=np.float32 if f32 else np.float64).reshape(k, n, m)
+    out = spectra.shuffle_elements(w, seed=seed, replicas=replicas)
+    assert out.shape == (replicas * k, n, m) and out.dtype == w.dtype
+    for g in range(replicas * k):
+        assert out[g].ravel().tolist() == python_shuffle(w[g % k].ravel().tolist(), seed, g)
+
+
 def test_shuffle_is_a_permutation_of_each_slice(rng):
     w = rng.standard_normal((4, 33, 17)).astype(np.float32)
     out = spectra.shuffle_elements(w, seed=7, replicas=2)
@@ -400,6 +411,11 @@ def test_randomization_metrics_match_reference(rng):
         for key in ("max_rand_eval", "ww_softrank", "ww_maxdist", "rand_sigma_mp", "rand_mp_softrank",
                     "rand_W_scale", "rand_bulk_max", "rand_bulk_min"):
             assert ours[key] == pytest.approx(ref[key], rel=RTOL, abs=0), key
+
+
+def test_randomization_metrics_of_a_zero_layer_do_not_crash():
+    m = spectra.randomization_metrics(np.zeros(20), np.zeros(20), N=40, M=20)
+    assert m["rand_mp_status"] == "failed" and math.isnan(m["rand_distance"]) and math.isnan(m["ww_softrank"])
 
 
 def test_randomization_metrics_needs_one_replica_for_the_distance(rng):

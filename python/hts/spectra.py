@@ -694,10 +694,11 @@ def randomization_metrics(
             f"got {one.size}; pass single_rand_evals")
     fit = marchenko_pastur_fit(rand, N=N, M=M, threads=threads)
     lam_max, one_max = float(lam[-1]), float(one[-1])
+    with np.errstate(divide="ignore", invalid="ignore"):  # an all-zero layer: inf or NaN, as WeightWatcher
+        softrank = float(np.float64(one_max) / np.float64(lam_max))
     return {
         "rand_distance": _core.jensen_shannon_distance(lam, one),
-        "ww_softrank": float(np.divide(one_max, lam_max)) if lam_max != 0 else (
-            float("nan") if one_max == 0 else float("inf")),
+        "ww_softrank": softrank,
         "ww_maxdist": lam_max - one_max,
         "max_rand_eval": float(rand[-1]),
         "rand_num_spikes": fit.num_spikes,
