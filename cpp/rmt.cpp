@@ -113,7 +113,7 @@ Density kernel_density(const std::vector<double>& x, const MPFitOptions& opt) {
 class Objective {
  public:
   Objective(const Density& k, double Q, const MPFitOptions& opt)
-      : k_(k), Q_(Q), qc_(Q == 1.0), r_(std::sqrt(1.0 / Q)), y_(1.0 / Q), penalty_(opt.penalty) {}
+      : k_(k), qc_(Q == 1.0), r_(std::sqrt(1.0 / Q)), y_(1.0 / Q), penalty_(opt.penalty) {}
 
   /// buf: residual_count() doubles whose tail past the kept points is zero (the caller's scratch).
   double operator()(double sigma, double* buf) const {
@@ -149,7 +149,6 @@ class Objective {
 
  private:
   const Density& k_;
-  double Q_;
   bool qc_;
   double r_, y_, penalty_;
 };
