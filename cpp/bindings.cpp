@@ -16,6 +16,7 @@
 namespace py = pybind11;
 
 void bind_conv(py::module_& m);  // cpp/bind_conv.cpp
+void bind_rmt(py::module_& m);  // bind_rmt.cpp
 
 namespace {
 
@@ -138,6 +139,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
   m.attr("__version__") = HTS_VERSION;
   // hts parallelises over slices itself; its private OpenBLAS copy stays on one thread (see lapack.hpp).
   hts::lapack::use_single_thread();
+  bind_rmt(m);
 
   m.def("openblas_config", []() { return std::string(hts::lapack::openblas_config()); },
         "OpenBLAS build and CPU target used by the kernel.");

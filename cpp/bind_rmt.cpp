@@ -1,0 +1,144 @@
+// hts._core bindings of the RMT kernel (rmt.hpp): NumPy arrays in and out, GIL released around the maths.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rmt.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using Vector = py::array_t<double, py::array::c_style>;
+
+void check_vector(const Vector& v, const char* what) {
+  if (v.ndim() != 1) throw py::type_error(std::string(what) + ": expected a 1-D float64 array");
+}
+
+/// The slices of a native-order float32/float64 2-D matrix or 3-D stack as strided views (no copy).
+std::vector<hts::MatrixView> slice_views(const py::array& a) {
+  const py::dtype dt = a.dtype();
+  const std::uint16_t probe = 1;
+  const bool little = *reinterpret_cast<const unsigned char*>(&probe) == 1;
+  const bool native = dt.byteorder() == '=' || dt.byteorder() == '|' || (dt.byteorder() == '<') == little;
+  if (dt.kind() != 'f' || !native || (dt.itemsize() != 4 && dt.itemsize() != 8))
+    throw py::type_error("expected a float32 or float64 array in native byte order, got " + std::string(py::str(dt)));
+  if (a.ndim() != 2 && a.ndim() != 3)
+    throw py::type_error("expected a 2-D matrix or a 3-D stack, got " + std::to_string(a.ndim()) + "-D");
+  const py::ssize_t item = a.itemsize();
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % static_cast<std::uintptr_t>(item) != 0)
+    throw py::type_error("array data is not aligned");
+  for (py::ssize_t d = 0; d < a.ndim(); ++d)
+    if (a.strides(d) % item != 0) throw py::value_error("strides are not a multiple of the item size");
+  const int off = a.ndim() == 3 ? 1 : 0;
+  const py::ssize_t k = a.ndim() == 3 ? a.shape(0) : 1;
+  std::vector<hts::MatrixView> views;
+  for (py::ssize_t s = 0; s < k; ++s) {
+    hts::MatrixView v;
+    v.dtype = item == 8 ? hts::DType::f64 : hts::DType::f32;
+    v.rows = a.shape(off);
+    v.cols = a.shape(off + 1);
+    v.row_stride = a.strides(off) / item;
+    v.col_stride = a.strides(off + 1) / item;
+    v.data = static_cast<const char*>(a.data()) + (off ? s * a.strides(0) : 0);
+    views.push_back(v);
+  }
+  return views;
+}
+
+hts::MPFitOptions mp_options(int threads, bool polish) {
+  if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
+  hts::MPFitOptions opt;
+  opt.threads = threads;
+  opt.polish = polish;
+  return opt;
+}
+
+}  // namespace
+
+void bind_rmt(py::module_& m) {
+  m.def(
+      "marchenko_pastur_fit",
+      [](const Vector& evals, double Q, double M, int threads, bool polish) {
+        check_vector(evals, "marchenko_pastur_fit");
+        const hts::MPFitOptions opt = mp_options(threads, polish);
+        hts::MPFit f;
+        {
+          py::gil_scoped_release release;
+          f = hts::marchenko_pastur_fit(evals.data(), static_cast<std::size_t>(evals.shape(0)), Q, M, opt);
+        }
+        py::dict d;
+        d["ok"] = f.ok;
+        d["reason"] = f.reason;
+        d["quarter_circle"] = f.quarter_circle;
+        d["num_spikes"] = f.num_spikes;
+        d["sigma_mp"] = f.sigma_mp;
+        d["mp_softrank"] = f.mp_softrank;
+        d["W_scale"] = f.W_scale;
+        d["bulk_max"] = f.bulk_max;
+        d["bulk_min"] = f.bulk_min;
+        d["objective"] = f.objective;
+        d["evaluations"] = f.evaluations;
+        return d;
+      },
+      py::arg("evals").noconvert(), py::arg("Q"), py::arg("M"), py::arg("threads") = 1, py::arg("polish") = true,
+      "Marchenko-Pastur (Q == 1: quarter-circle) bulk fit of eigenvalues, as WeightWatcher 0.7.7's mp_fit.");
+
+  m.def(
+      "marchenko_pastur_objective",
+      [](const Vector& rescaled, double Q, const Vector& sigmas, int threads) {
+        check_vector(rescaled, "marchenko_pastur_objective");
+        check_vector(sigmas, "marchenko_pastur_objective");
+        const hts::MPFitOptions opt = mp_options(threads, true);
+        std::vector<double> out;
+        {
+          py::gil_scoped_release release;
+          out = hts::marchenko_pastur_objective(rescaled.data(), static_cast<std::size_t>(rescaled.shape(0)), Q,
+                                                sigmas.data(), static_cast<std::size_t>(sigmas.shape(0)), opt);
+        }
+        return py::array_t<double>(static_cast<py::ssize_t>(out.size()), out.data());
+      },
+      py::arg("rescaled").noconvert(), py::arg("Q"), py::arg("sigmas").noconvert(), py::arg("threads") = 1,
+      "Squared-residual objective of the MP fit at each sigma, for eigenvalues rescaled to mean 1.");
+
+  m.def(
+      "jensen_shannon_distance",
+      [](const Vector& p, const Vector& q) {
+        check_vector(p, "jensen_shannon_distance");
+        check_vector(q, "jensen_shannon_distance");
+        if (p.shape(0) != q.shape(0))
+          throw py::value_error("jensen_shannon_distance: vectors differ in length (" + std::to_string(p.shape(0)) +
+                                " and " + std::to_string(q.shape(0)) + ")");
+        py::gil_scoped_release release;
+        return hts::jensen_shannon_distance(p.data(), q.data(), static_cast<std::size_t>(p.shape(0)));
+      },
+      py::arg("p").noconvert(), py::arg("q").noconvert(),
+      "Jensen-Shannon distance (natural log) between two non-negative vectors, position by position.");
+
+  m.def(
+      "shuffle_elements",
+      [](const py::array& w, py::array out, std::uint64_t seed, std::int64_t replicas, int threads) {
+        if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
+        if (replicas < 1) throw py::value_error("replicas must be >= 1");
+        const std::vector<hts::MatrixView> views = slice_views(w);
+        const py::ssize_t rows = views[0].rows, cols = views[0].cols;
+        const py::ssize_t want = static_cast<py::ssize_t>(replicas) * static_cast<py::ssize_t>(views.size());
+        if (!out.dtype().is(w.dtype()) || out.ndim() != 3 || out.shape(0) != want || out.shape(1) != rows ||
+            out.shape(2) != cols || !(out.flags() & py::array::c_style) || !out.writeable())
+          throw py::value_error("shuffle_elements: out must be a writeable C-contiguous array of shape (" +
+                                std::to_string(want) + ", " + std::to_string(rows) + ", " + std::to_string(cols) +
+                                ") and the input's dtype");
+        if (rows == 0 || cols == 0) throw py::value_error("shuffle_elements: empty matrix");
+        void* dst = out.mutable_data();
+        py::gil_scoped_release release;
+        if (views[0].dtype == hts::DType::f64)
+          hts::shuffle_elements<double>(views, replicas, seed, static_cast<double*>(dst), threads);
+        else
+          hts::shuffle_elements<float>(views, replicas, seed, static_cast<float*>(dst), threads);
+      },
+      py::arg("w"), py::arg("out"), py::arg("seed"), py::arg("replicas") = 1, py::arg("threads") = 0,
+      "Element shuffle of each slice, replicas times (splitmix64 + Fisher-Yates), written into out.");
+}
