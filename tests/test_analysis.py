@@ -241,3 +241,44 @@ def test_fft_conv_method_is_the_convolution_operator_spectrum(rng):
     assert row["norm"] == pytest.approx(20 * np.sum(conv**2), rel=1e-12)
     with pytest.raises(ValueError, match="smaller than the kernel"):
         hts.analyze({"c.weight": conv}, conv_method="fft", conv_input_size=2)
+
+
+def test_mp_fit_and_randomize_columns(model):
+    a = hts.analyze(model, mp_fit=True, randomize=True, seed=7)
+    rows = [r for r in a.rows if r["status"] == "success"]
+    for r in rows:
+        for col in ("num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "bulk_min", "rand_distance",
+                    "ww_softrank", "ww_maxdist", "max_rand_eval", "rand_num_spikes", "num_traps", "rand_sigma_mp"):
+            assert col in r, col
+        assert 0 <= r["rand_distance"] <= math.sqrt(math.log(2))
+        assert r["num_traps"] == r["rand_num_spikes"]
+        mp = hts.spectra.marchenko_pastur_fit(a.esd(r["layer_id"]), N=r["N"], M=r["M"])
+        assert r["sigma_mp"] == mp.sigma_mp or (math.isnan(r["sigma_mp"]) and mp.status == "failed")
+        rand = a.esd(r["layer_id"], randomized=True)
+        assert r["max_rand_eval"] == rand[-1]
+        assert rand.size == (5 if r["num_evals"] < 100 else 1) * r["num_evals"]
+    assert a.summary["mp_softrank"] == pytest.approx(np.nanmean([r["mp_softrank"] for r in rows]), rel=1e-12)
+    again = hts.analyze(model, mp_fit=True, randomize=True, seed=7, threads=1)
+    other = hts.analyze(model, randomize=True, seed=8)
+    same = [(r["rand_distance"], r["max_rand_eval"]) for r in again.rows if r["status"] == "success"]
+    assert same == [(r["rand_distance"], r["max_rand_eval"]) for r in rows]
+    assert [r["max_rand_eval"] for r in other.rows if r["status"] == "success"] != [x[1] for x in same]
+    json.loads(a.to_json())
+
+
+def test_randomized_esd_of_random_weights_resembles_the_esd(rng):
+    """Seed paper, Fig. 1: shuffling an i.i.d. matrix changes nothing; shuffling a trained-like one does."""
+    w = rng.standard_normal((400, 200))
+    a = hts.analyze({"w.weight": w}, randomize=True)
+    assert a.rows[0]["rand_distance"] < 0.02
+    u, s, vt = np.linalg.svd(w, full_matrices=False)
+    s[:5] *= 8  # strong learned-like spikes
+    b = hts.analyze({"w.weight": (u * s) @ vt}, randomize=True)
+    assert b.rows[0]["ww_softrank"] < 0.5 and b.rows[0]["rand_distance"] > a.rows[0]["rand_distance"]
+
+
+def test_randomize_options(model):
+    with pytest.raises(ValueError, match="not available with conv_method='fft'"):
+        hts.analyze(model, randomize=True, conv_method="fft")
+    with pytest.raises(ValueError, match="seed"):
+        hts.analyze(model, randomize=True, seed=-1)

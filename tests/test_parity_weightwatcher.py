@@ -439,3 +439,39 @@ def test_known_weightwatcher_quirks_are_present():
     assert {"c_attn", "c_proj", "emb", "seq.0", "seq.2"} <= names
     assert set(mixed.loc[mixed.longname == "c_attn", "layer_type"].astype(str)) == {"conv1d"}
     assert gated and conv_gated == set() and len(mixed_gated) == 2  # tiny; pos + conv1d
+
+
+MP_COLUMNS = ("num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "bulk_min")
+
+
+@pytest.mark.parametrize("case", ["dense-module", "convs-module"])
+def test_mp_fit_columns(case):
+    """mp_fit=True: WeightWatcher's Marchenko–Pastur columns and the summary's mp_softrank, layer by layer."""
+    with _quiet_weightwatcher():
+        watcher = ww.WeightWatcher()
+        details = watcher.analyze(model=CASES[case](), mp_fit=True)
+        summary = watcher.get_summary()
+    analysis = hts.analyze(CASES[case](), mp_fit=True)
+    mine = _hts_analysed(analysis).set_index("layer_id")
+    failures = []
+    swapped = set()
+    for _, w in details.iterrows():
+        h = mine.loc[int(w.layer_id)]
+        if int(w.N) < int(w.M):  # difference 12: WeightWatcher's swapped N/M change Q, hence the MP fit
+            swapped.add(int(w.layer_id))
+            continue
+        for col in MP_COLUMNS:
+            if float(w[col]) == -1:  # WeightWatcher's failed MP fit; hts: NaN (num_spikes 0)
+                ok = math.isnan(float(h[col])) or (col == "num_spikes" and int(h[col]) == 0)
+            else:
+                dev = _rel_dev(h[col], w[col])
+                _record(f"mp.{col}", dev, case, w.layer_id)
+                ok = dev <= 1e-9
+            if not ok:
+                failures.append(f"{case} layer {w.layer_id}: {col} {h[col]!r} vs {w[col]!r}")
+    assert not failures, "\n".join(failures)
+    ok = details.mp_softrank.astype(float) != -1
+    if not swapped:
+        assert analysis.summary["mp_softrank"] == pytest.approx(float(details.mp_softrank[ok].mean()), rel=1e-9)
+        if ok.all():
+            assert analysis.summary["mp_softrank"] == pytest.approx(float(summary["mp_softrank"]), rel=1e-9)

@@ -116,14 +116,16 @@ class Analysis:
             "under_trained": sum(r["warning"] == "under-trained" for r in rows),
         }
 
-    def esd(self, layer: int | str, slice_id: int | None = None) -> np.ndarray:
+    def esd(self, layer: int | str, slice_id: int | None = None, *, randomized: bool = False) -> np.ndarray:
         """The eigenvalues used for a layer (by layer_id or longname): the pooled, scaled, ascending ESD.
 
         With ``pool=False`` give ``slice_id`` for one slice's eigenvalues (default: all slices pooled).
+        ``randomized=True`` (after ``randomize=True``) gives the ESD of the shuffled weights instead.
         """
-        matches = [k for k in self._esds if k[0] == layer or k[1] == layer]
+        kind = "random" if randomized else "esd"
+        matches = [k for k in self._esds if k[3] == kind and (k[0] == layer or k[1] == layer)]
         if not matches:
-            known = ", ".join(f"{k[0]}:{k[1]}" for k in list(self._esds)[:10])
+            known = ", ".join(f"{k[0]}:{k[1]}" for k in list(self._esds)[:10] if k[3] == "esd")
             raise KeyError(f"no analysed layer {layer!r} (analysed: {known}{', ...' if len(self._esds) > 10 else ''})")
         if len({(k[0], k[1]) for k in matches}) > 1:
             raise KeyError(f"{layer!r} names several layers; use the layer_id")
@@ -155,6 +157,13 @@ class Analysis:
                 f"alpha={s['alpha']:.3f} alpha_weighted={s['alpha_weighted']:.3f}>")
 
 
+def _mp_columns(pooled: np.ndarray, plan: LayerPlan) -> dict:
+    """WeightWatcher's mp_fit columns (NaN, num_spikes 0, when the fit fails)."""
+    fit = spectra.marchenko_pastur_fit(pooled, N=plan.N, M=plan.M, threads=1)
+    return {"num_spikes": fit.num_spikes, "sigma_mp": fit.sigma_mp, "mp_softrank": fit.mp_softrank,
+            "W_scale": fit.W_scale, "bulk_max": fit.bulk_max, "bulk_min": fit.bulk_min}
+
+
 def _isnan(x: Any) -> bool:
     return isinstance(x, float) and math.isnan(x)
 
@@ -173,7 +182,12 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def _check_options(pool, conv_method, conv_input_size, min_evals, max_evals, max_N, precision, fix_fingers):
+def _check_options(pool, conv_method, conv_input_size, min_evals, max_evals, max_N, precision, fix_fingers,
+                   randomize, seed):
+    if randomize and conv_method == "fft":
+        raise ValueError("randomize=True is not available with conv_method='fft'")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
     if conv_method not in CONV_METHODS:
         raise ValueError(f"conv_method must be one of {CONV_METHODS}, got {conv_method!r}")
     if conv_input_size is not None:
@@ -205,6 +219,9 @@ def analyze(
     max_N: int = 50000,
     precision: str = "float64",
     fix_fingers: str | None = None,
+    mp_fit: bool = False,
+    randomize: bool = False,
+    seed: int = 0,
     threads: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> Analysis:
@@ -236,6 +253,16 @@ def analyze(
         1e-4·λ_max, where float32's error could matter, is redone in float64).
     fix_fingers
         None, or "clip_xmax": refit with the largest eigenvalues removed (see ``hts.fitting.fit_layer``).
+    mp_fit
+        Add WeightWatcher's Marchenko–Pastur bulk fit columns: num_spikes, sigma_mp, mp_softrank, W_scale,
+        bulk_max, bulk_min (see ``spectra.marchenko_pastur_fit``); the summary then has mp_softrank.
+    randomize
+        Add the ESD of the element-shuffled weights and WeightWatcher's columns from it: rand_distance
+        (Jensen–Shannon), ww_softrank, ww_maxdist, max_rand_eval and the MP fit of the shuffled ESD
+        (rand_num_spikes = num_traps, rand_sigma_mp, ...); see ``spectra.randomization_metrics``.
+        Not available with ``conv_method="fft"``.
+    seed
+        Seed of the shuffles (randomize): the same seed gives the same numbers, whatever the threads.
     threads
         Native threads (default: every core this process may use, capped by OMP_NUM_THREADS).
     progress
@@ -246,12 +273,13 @@ def analyze(
     Analysis
     """
     conv_input_size = _check_options(pool, conv_method, conv_input_size, min_evals, max_evals, max_N, precision,
-                                     fix_fingers)
+                                     fix_fingers, randomize, seed)
     n_threads = resolve_threads(threads)
     options = dict(layers=layers if layers is None or isinstance(layers, (int, str)) else list(layers),
                    pool=pool, conv_method=conv_method, conv_input_size=conv_input_size, normalize=normalize,
                    min_evals=min_evals, max_evals=max_evals, max_N=max_N, precision=precision,
-                   fix_fingers=fix_fingers, threads=n_threads, hts_version=spectra.kernel_info()["version"])
+                   fix_fingers=fix_fingers, mp_fit=mp_fit, randomize=randomize, seed=seed, threads=n_threads,
+                   hts_version=spectra.kernel_info()["version"])
     tensors = select(inventory(model), layers)
 
     slots: list[list[dict]] = [[] for _ in tensors]  # rows per tensor, in model order
@@ -270,7 +298,8 @@ def analyze(
             work.append((i, t, plan))
 
     esds: dict = {}
-    runner = _Runner(pool=pool, precision=precision, fix_fingers=fix_fingers, threads=n_threads)
+    runner = _Runner(pool=pool, precision=precision, fix_fingers=fix_fingers, threads=n_threads, mp_fit=mp_fit,
+                     randomize=randomize, seed=seed)
     done = 0
     for batch in _batches(work):
         for i, t, rows, layer_esds in runner.run(batch):
@@ -302,7 +331,10 @@ _ARRAY_INDEX = re.compile(r"array (\d+)(, |: )?")
 class _Runner:
     """Runs batches of layers through the kernel; one instance per ``analyze`` call (no shared state)."""
 
-    def __init__(self, *, pool, precision, fix_fingers, threads):
+    def __init__(self, *, pool, precision, fix_fingers, threads, mp_fit, randomize, seed):
+        self.mp_fit = mp_fit
+        self.randomize = randomize
+        self.seed = seed
         self.pool = pool
         self.precision = precision
         self.fix_fingers = fix_fingers
@@ -365,6 +397,8 @@ class _Runner:
         ):
             ev64 = spectra.eigenvalues(array, threads=1)
             rows, esds, precision = self._rows(t, plan, np.atleast_2d(ev64) * plan.scale, redo=True)
+        if self.randomize:
+            self._add_randomized(i, t, plan, array, rows, esds)
         elapsed = eig_time + time.perf_counter() - t0
         for r in rows:
             r["time"] = elapsed / len(rows)
@@ -385,13 +419,36 @@ class _Runner:
             row["rf"] = plan.rf
             if slice_id is not None:
                 row["slice_id"] = slice_id
+            if self.mp_fit:
+                row.update(_mp_columns(pooled, plan))
             if self.fix_fingers is not None:
                 row["num_fingers"] = lf.num_fingers
                 row["raw_alpha"] = lf.raw_alpha
                 row["fingers_removed"] = lf.fingers_removed
             rows.append(row)
-            esds[(t.layer_id, t.longname, slice_id)] = pooled
+            esds[(t.layer_id, t.longname, slice_id, "esd")] = pooled
         return rows, esds, "float64" if redo or self.precision == "float64" else "float32"
+
+    def _add_randomized(self, index, t, plan, array, rows, esds) -> None:
+        """WeightWatcher's randomize columns: shuffled slices (5 replicas below 100 eigenvalues) for the MP
+        fit, and a fresh single replica for the distance (each seeded from ``seed``, the tensor and slice)."""
+        for row in rows:
+            sid = row.get("slice_id")
+            slices = array if sid is None else array[sid:sid + 1]
+            if slices.ndim == 2:
+                slices = slices[None]
+            factor = plan.scale / plan.normalizer
+            base = (self.seed * 0x9E3779B97F4A7C15 + 4 * (index * 65536 + (sid or 0))) % 2**64
+            rand = spectra.randomized_eigenvalues(slices, seed=base, precision=self.precision, threads=1,
+                                                  name=t.longname) * factor
+            one = spectra.randomized_eigenvalues(slices, seed=(base + 1) % 2**64, replicas=1,
+                                                 precision=self.precision, threads=1, name=t.longname) * factor
+            pooled = esds[(t.layer_id, t.longname, sid, "esd")]
+            cols = spectra.randomization_metrics(pooled, rand, N=plan.N, M=plan.M, single_rand_evals=one,
+                                                 threads=1)
+            cols.pop("rand_mp_status", None)
+            row.update(cols)
+            esds[(t.layer_id, t.longname, sid, "random")] = rand
 
     def _fit(self, pooled: np.ndarray, plan: LayerPlan) -> LayerFit:
         """Fit the ESD before normalisation (so neither the 1e-5 threshold nor alpha moves), then rescale."""
