@@ -115,14 +115,40 @@ def run(quick: bool) -> str:
                      f"{floor:.3f}", f"{ww_default / hn:.1f}×", f"{ww_one / h1:.1f}×", f"{hn / floor:.2f}",
                      f"{dev:.1e}"])
         print(" | ".join(rows[-1]), flush=True)
+    text = ("### hts.analyze vs WeightWatcher 0.7.7 analyze(), default options (median s)\n\n")
     header = ["model", "layers", "hts 1t (s)", f"hts {cores}t (s)", "WW default (s)", "WW 1 BLAS thread (s)",
               "eigenvalue floor 1t (s)", f"WW default / hts {cores}t", "WW 1t / hts 1t", f"hts {cores}t / floor",
               "max rel. alpha dev."]
-    return ("### hts.analyze vs WeightWatcher 0.7.7 analyze(), default options (median s)\n\n"
-            + markdown_table(header, rows)
+    return (text + markdown_table(header, rows)
             + "\n\n\"WW default\" is WeightWatcher as users run it (numpy/scipy BLAS on all cores); \"WW 1 BLAS "
             "thread\" limits its BLAS with threadpoolctl. The floor is the Gram product + LAPACK syevd for the "
-            "same matrices on one thread, the least any Gram-based tool must spend.\n")
+            "same matrices on one thread, the least any Gram-based tool must spend.\n" + run_extras(quick))
+
+
+def run_extras(quick: bool) -> str:
+    """mp_fit / randomize / both: one WeightWatcher run each (they take tens of seconds), hts median."""
+    cores = hts.spectra.kernel_info()["cores"]
+    rows = []
+    names = list(models(quick).items())[:1] if quick else [(n, m) for n, m in models(quick).items()
+                                                         if n in ("EfficientNet-Lite0", "all-MiniLM-L6-v2")]
+    for name, make in names:
+        model = make()
+        for label, opts in (("mp_fit", {"mp_fit": True}), ("randomize", {"randomize": True}),
+                            ("both", {"mp_fit": True, "randomize": True})):
+            mine = median_time(lambda: hts.analyze(model, **opts), max_reps=3)
+            theirs, details = weightwatcher_time(make, None, **opts)
+            extra = ""
+            if "mp_fit" in opts:
+                a = hts.analyze(model, **opts)
+                by_id = {r["layer_id"]: r for r in a.analysed}
+                dev = max(abs(by_id[int(i)]["sigma_mp"] - s) / abs(s)
+                          for i, s in zip(details.layer_id, details.sigma_mp) if s != -1)
+                extra = f"{dev:.1e}"
+            rows.append([name, label, f"{mine:.3f}", f"{theirs:.1f}", f"{theirs / mine:.0f}×", extra or "—"])
+            print(" | ".join(rows[-1]), flush=True)
+    header = ["model", "option", f"hts {cores}t (s)", "WW default (s)", "WW / hts", "max rel. sigma_mp dev."]
+    return ("\n### With mp_fit / randomize (hts median, WeightWatcher one run)\n\n" + markdown_table(header, rows)
+            + "\n\nrandomize shuffles at random, so only the deterministic MP columns are compared.\n")
 
 
 def main() -> None:
