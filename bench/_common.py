@@ -75,3 +75,17 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def write_report(title: str, quick: bool, parts: list, out: str | None) -> str:
+    """Print the report (title with date, machine description, parts) and write it to ``out``."""
+    import datetime
+
+    text = "\n".join([f"## {title} — {datetime.date.today()}{' (quick)' if quick else ''}\n", machine() + "\n",
+                      *parts])
+    print("\n" + text)
+    if out:
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with open(out, "w") as f:
+            f.write(text)
+    return text

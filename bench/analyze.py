@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import io
 import logging
 import os
@@ -26,7 +25,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
-from _common import blas_threads, machine, markdown_table, median_time  # noqa: E402
+from _common import blas_threads, markdown_table, median_time, write_report  # noqa: E402
 
 import hts  # noqa: E402
 from hts.adapters import inventory  # noqa: E402
@@ -152,17 +151,12 @@ def run_extras(quick: bool) -> str:
 
 
 def main() -> None:
+    logging.getLogger("hts").setLevel(logging.WARNING)  # WeightWatcher sets the root logger to INFO
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Lite0 and MiniLM only, fewer repeats")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "analyze.md"))
     args = parser.parse_args()
-    text = "\n".join([f"## hts end-to-end benchmark — {datetime.date.today()}{' (quick)' if args.quick else ''}\n",
-                      machine() + "\n", run(args.quick)])
-    print("\n" + text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text)
+    write_report("hts end-to-end benchmark", args.quick, [run(args.quick)], args.out)
 
 
 if __name__ == "__main__":

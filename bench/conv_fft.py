@@ -10,14 +10,13 @@ asserted: the machines are noisy, the numbers are for people.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import blas_threads, machine, markdown_table, median_time  # noqa: E402
+from _common import blas_threads, markdown_table, median_time, write_report  # noqa: E402
 
 from hts import spectra  # noqa: E402
 
@@ -103,15 +102,7 @@ def main() -> None:
     table = bench(args.quick)
     load = (f"Load average (1 min) {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: with "
             f"more runnable threads than cores, multi-thread columns measure contention, not scaling.\n")
-    report = [f"## hts conv operator benchmark — {datetime.date.today()}{' (quick)' if args.quick else ''}\n",
-              machine() + "\n", load, table]
-    text = "\n".join(report)
-    print("\n" + text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text)
-
+    write_report("hts conv operator benchmark", args.quick, [load, table], args.out)
 
 if __name__ == "__main__":
     main()

@@ -9,14 +9,13 @@ faster). Nothing here is asserted: the machines are noisy, the numbers are for p
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import blas_threads, machine, markdown_table, median_time  # noqa: E402
+from _common import blas_threads, markdown_table, median_time, write_report  # noqa: E402
 
 from hts import spectra  # noqa: E402
 
@@ -149,14 +148,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip 4096×4096 and the 100k numpy scan")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "kernel.md"))
     args = parser.parse_args()
-    report = [f"## hts kernel benchmark — {datetime.date.today()}{' (quick)' if args.quick else ''}\n",
-              machine() + "\n", bench_eigenvalues(args.quick), bench_power_law(args.quick)]
-    text = "\n".join(report)
-    print("\n" + text)
-    if args.out:
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
-        with open(args.out, "w") as f:
-            f.write(text)
+    write_report("hts kernel benchmark", args.quick, [bench_eigenvalues(args.quick), bench_power_law(args.quick)], args.out)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "array_views.hpp"
 #include "rmt.hpp"
 
 namespace py = pybind11;
@@ -20,32 +21,8 @@ void check_vector(const Vector& v, const char* what) {
 
 /// The slices of a native-order float32/float64 2-D matrix or 3-D stack as strided views (no copy).
 std::vector<hts::MatrixView> slice_views(const py::array& a) {
-  const py::dtype dt = a.dtype();
-  const std::uint16_t probe = 1;
-  const bool little = *reinterpret_cast<const unsigned char*>(&probe) == 1;
-  const bool native = dt.byteorder() == '=' || dt.byteorder() == '|' || (dt.byteorder() == '<') == little;
-  if (dt.kind() != 'f' || !native || (dt.itemsize() != 4 && dt.itemsize() != 8))
-    throw py::type_error("expected a float32 or float64 array in native byte order, got " + std::string(py::str(dt)));
-  if (a.ndim() != 2 && a.ndim() != 3)
-    throw py::type_error("expected a 2-D matrix or a 3-D stack, got " + std::to_string(a.ndim()) + "-D");
-  const py::ssize_t item = a.itemsize();
-  if (reinterpret_cast<std::uintptr_t>(a.data()) % static_cast<std::uintptr_t>(item) != 0)
-    throw py::type_error("array data is not aligned");
-  for (py::ssize_t d = 0; d < a.ndim(); ++d)
-    if (a.strides(d) % item != 0) throw py::value_error("strides are not a multiple of the item size");
-  const int off = a.ndim() == 3 ? 1 : 0;
-  const py::ssize_t k = a.ndim() == 3 ? a.shape(0) : 1;
   std::vector<hts::MatrixView> views;
-  for (py::ssize_t s = 0; s < k; ++s) {
-    hts::MatrixView v;
-    v.dtype = item == 8 ? hts::DType::f64 : hts::DType::f32;
-    v.rows = a.shape(off);
-    v.cols = a.shape(off + 1);
-    v.row_stride = a.strides(off) / item;
-    v.col_stride = a.strides(off + 1) / item;
-    v.data = static_cast<const char*>(a.data()) + (off ? s * a.strides(0) : 0);
-    views.push_back(v);
-  }
+  hts::bind::append_views(a, "array", views);
   return views;
 }
 

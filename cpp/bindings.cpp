@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "array_views.hpp"
 #include "eigen_batch.hpp"
 #include "lapack.hpp"
 #include "norms.hpp"
@@ -19,46 +20,6 @@ void bind_conv(py::module_& m);  // cpp/bind_conv.cpp
 void bind_rmt(py::module_& m);  // bind_rmt.cpp
 
 namespace {
-
-/// float32 / float64 in native byte order, aligned; anything else is the caller's job to convert.
-hts::DType kernel_dtype(const py::array& a, const char* what) {
-  const py::dtype dt = a.dtype();
-  const std::uint16_t probe = 1;
-  const bool little = *reinterpret_cast<const unsigned char*>(&probe) == 1;
-  const char order = dt.byteorder();
-  const bool native = order == '=' || order == '|' || (order == '<') == little;
-  if (dt.kind() == 'f' && native && (dt.itemsize() == 4 || dt.itemsize() == 8)) {
-    if (reinterpret_cast<std::uintptr_t>(a.data()) % static_cast<std::uintptr_t>(dt.itemsize()) != 0)
-      throw py::type_error(std::string(what) + ": array data is not aligned");
-    return dt.itemsize() == 8 ? hts::DType::f64 : hts::DType::f32;
-  }
-  throw py::type_error(std::string(what) + ": expected a float32 or float64 array in native byte order, got " +
-                       std::string(py::str(dt)));
-}
-
-/// The slices of a 2-D (one) or 3-D (a stack) array as views into its memory.
-void append_views(const py::array& a, std::size_t index, std::vector<hts::MatrixView>& views) {
-  const std::string what = "array " + std::to_string(index);
-  const hts::DType dt = kernel_dtype(a, what.c_str());
-  if (a.ndim() != 2 && a.ndim() != 3)
-    throw py::type_error(what + ": expected a 2-D matrix or a 3-D stack of matrices, got " +
-                         std::to_string(a.ndim()) + "-D");
-  const py::ssize_t item = a.itemsize();
-  for (py::ssize_t d = 0; d < a.ndim(); ++d)
-    if (a.strides(d) % item != 0) throw py::value_error(what + ": strides are not a multiple of the item size");
-  const int off = a.ndim() == 3 ? 1 : 0;
-  const py::ssize_t k = a.ndim() == 3 ? a.shape(0) : 1;
-  for (py::ssize_t s = 0; s < k; ++s) {
-    hts::MatrixView v;
-    v.dtype = dt;
-    v.rows = a.shape(off);
-    v.cols = a.shape(off + 1);
-    v.row_stride = a.strides(off) / item;
-    v.col_stride = a.strides(off + 1) / item;
-    v.data = static_cast<const char*>(a.data()) + (off ? s * a.strides(0) : 0);
-    views.push_back(v);
-  }
-}
 
 hts::EigenOptions eigen_options(int threads, std::int64_t eigen_solver_max, std::int64_t tiled_gram_min,
                                 std::int64_t gram_tile, std::int64_t two_stage_min) {
@@ -75,7 +36,7 @@ hts::EigenOptions eigen_options(int threads, std::int64_t eigen_solver_max, std:
 template <class T>
 py::list gram_eigenvalues_impl(const std::vector<py::array>& arrays, const hts::EigenOptions& opt) {
   std::vector<hts::MatrixView> views;
-  for (std::size_t i = 0; i < arrays.size(); ++i) append_views(arrays[i], i, views);
+  for (std::size_t i = 0; i < arrays.size(); ++i) hts::bind::append_views(arrays[i], "array " + std::to_string(i), views);
   // Outputs are allocated up front (GIL held) and filled in place (GIL released): no copy afterwards.
   py::list result;
   std::vector<T*> out;
@@ -220,7 +181,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
       "frobenius_norm_sq",
       [](const py::array& a) {
         std::vector<hts::MatrixView> views;
-        append_views(a, 0, views);
+        hts::bind::append_views(a, "array 0", views);
         py::array_t<double> out(static_cast<py::ssize_t>(views.size()));
         double* o = out.mutable_data();
         {
