@@ -245,7 +245,12 @@ void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& o
     return n * n * (k + n);
   };
   std::stable_sort(small.begin(), small.end(), [&](std::size_t a, std::size_t b) { return cost(a) > cost(b); });
-  parallel_for(small.size(), opt.threads, [&](std::size_t s) { one_matrix<T>(small[s], m[small[s]], out[small[s]], opt); });
+  // Starting threads (and OpenBLAS's per-thread buffers in them) costs ~0.1 ms: not worth it for tiny batches.
+  double total_cost = 0;
+  for (std::size_t i : small) total_cost += cost(i);
+  const int small_threads = total_cost < 3e7 ? 1 : opt.threads;
+  parallel_for(small.size(), small_threads,
+               [&](std::size_t s) { one_matrix<T>(small[s], m[small[s]], out[small[s]], opt); });
   large_matrices<T>(m, out, large, opt);
 }
 
