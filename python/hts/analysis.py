@@ -431,7 +431,8 @@ class _Runner:
 
     def _add_randomized(self, index, t, plan, array, rows, esds) -> None:
         """WeightWatcher's randomize columns: shuffled slices (5 replicas below 100 eigenvalues) for the MP
-        fit, and a fresh single replica for the distance (each seeded from ``seed``, the tensor and slice)."""
+        fit, and a single replica for the distance (a fresh one when there are 5; each seeded from ``seed``,
+        the tensor and the slice)."""
         for row in rows:
             sid = row.get("slice_id")
             slices = array if sid is None else array[sid:sid + 1]
@@ -439,10 +440,15 @@ class _Runner:
                 slices = slices[None]
             factor = plan.scale / plan.normalizer
             base = (self.seed * 0x9E3779B97F4A7C15 + 4 * (index * 65536 + (sid or 0))) % 2**64
-            rand = spectra.randomized_eigenvalues(slices, seed=base, precision=self.precision, threads=1,
-                                                  name=t.longname) * factor
-            one = spectra.randomized_eigenvalues(slices, seed=(base + 1) % 2**64, replicas=1,
-                                                 precision=self.precision, threads=1, name=t.longname) * factor
+            k_m = slices.shape[0] * min(slices.shape[1:])
+            replicas = 5 if k_m < 100 else 1
+            rand = spectra.randomized_eigenvalues(slices, seed=base, replicas=replicas, precision=self.precision,
+                                                  threads=1, name=t.longname) * factor
+            # WeightWatcher draws a second, fresh shuffle for the distance; with one replica the first one is
+            # an equally random draw, so it is reused (half the work on large layers).
+            one = rand if replicas == 1 else spectra.randomized_eigenvalues(
+                slices, seed=(base + 1) % 2**64, replicas=1, precision=self.precision, threads=1,
+                name=t.longname) * factor
             pooled = esds[(t.layer_id, t.longname, sid, "esd")]
             cols = spectra.randomization_metrics(pooled, rand, N=plan.N, M=plan.M, single_rand_evals=one,
                                                  threads=1)
