@@ -87,7 +87,9 @@ def eigenvalues(
         one threaded batch. Any strides (transposed and sliced views are read in place).
     precision : {"float64", "float32"}
         ``"float64"`` (default) accumulates in double precision whatever the input dtype: eigenvalues agree
-        with ``numpy.linalg.svd(w)**2`` to about ``M·1e-16·λ_max`` absolute. ``"float32"`` is ~2× faster on
+        with ``numpy.linalg.svd(w)**2`` to about ``M·1e-16·λ_max`` absolute; a matrix whose smallest Gram
+        eigenvalue is within that round-off of 0 (rank-deficient) is redone with an SVD (LAPACK gesdd), so
+        its small singular values are resolved as an SVD resolves them. ``"float32"`` is ~2× faster on
         large layers, but its absolute error is about ``M·6e-8·λ_max``, so eigenvalues below ~1e-6·λ_max
         carry little or no relative accuracy (the Gram product squares the condition number).
     threads : int, optional
