@@ -182,7 +182,7 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-def _check_options(pool, conv_method, conv_input_size, min_evals, max_evals, max_N, precision, fix_fingers,
+def _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, precision, fix_fingers,
                    randomize, seed):
     if randomize and conv_method == "fft":
         raise ValueError("randomize=True is not available with conv_method='fft'")
@@ -272,7 +272,7 @@ def analyze(
     -------
     Analysis
     """
-    conv_input_size = _check_options(pool, conv_method, conv_input_size, min_evals, max_evals, max_N, precision,
+    conv_input_size = _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, precision,
                                      fix_fingers, randomize, seed)
     n_threads = resolve_threads(threads)
     options = dict(layers=layers if layers is None or isinstance(layers, (int, str)) else list(layers),
