@@ -52,4 +52,11 @@ inline void append_views(const pybind11::array& a, const std::string& what, std:
   }
 }
 
+/// A 1-D float64 array (eigenvalues, probabilities, grids).
+using Vector = pybind11::array_t<double, pybind11::array::c_style>;
+
+inline void check_vector(const Vector& v, const std::string& what) {
+  if (v.ndim() != 1) throw pybind11::type_error(what + ": expected a 1-D float64 array");
+}
+
 }  // namespace hts::bind

@@ -13,11 +13,8 @@ namespace py = pybind11;
 
 namespace {
 
-using Vector = py::array_t<double, py::array::c_style>;
-
-void check_vector(const Vector& v, const char* what) {
-  if (v.ndim() != 1) throw py::type_error(std::string(what) + ": expected a 1-D float64 array");
-}
+using hts::bind::check_vector;
+using hts::bind::Vector;
 
 /// The slices of a native-order float32/float64 2-D matrix or 3-D stack as strided views (no copy).
 std::vector<hts::MatrixView> slice_views(const py::array& a) {

@@ -87,11 +87,7 @@ py::dict fit_to_dict(const hts::PowerLawFit& f) {
   return d;
 }
 
-using Vector = py::array_t<double, py::array::c_style>;
-
-void check_vector(const Vector& v) {
-  if (v.ndim() != 1) throw py::type_error("expected a 1-D float64 array of eigenvalues");
-}
+using hts::bind::Vector;
 
 }  // namespace
 
@@ -125,7 +121,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
       "fit_power_law",
       [](const Vector& evals, double evals_thresh, int threads, std::int64_t small_n, std::int64_t small_n_min_tail,
          std::int64_t max_candidates, bool want_curve) {
-        check_vector(evals);
+        hts::bind::check_vector(evals, "evals");
         if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
         hts::PowerLawOptions opt;
         opt.evals_thresh = evals_thresh;
@@ -148,7 +144,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
   m.def(
       "spectrum_stats",
       [](const Vector& evals, double N, double tolerance) {
-        check_vector(evals);
+        hts::bind::check_vector(evals, "evals");
         hts::SpectrumStats st;
         {
           py::gil_scoped_release release;
@@ -171,7 +167,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
   m.def(
       "log10_alpha_norm",
       [](const Vector& evals, double alpha) {
-        check_vector(evals);
+        hts::bind::check_vector(evals, "evals");
         py::gil_scoped_release release;
         return hts::log10_alpha_norm(evals.data(), evals.shape(0), alpha);
       },

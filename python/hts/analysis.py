@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
@@ -325,9 +324,6 @@ def _batches(work: list) -> Iterable[list]:
         yield batch
 
 
-_ARRAY_INDEX = re.compile(r"array (\d+)(, |: )?")
-
-
 class _Runner:
     """Runs batches of layers through the kernel; one instance per ``analyze`` call (no shared state)."""
 
@@ -370,22 +366,16 @@ class _Runner:
             try:
                 return spectra.eigenvalues([s for *_, s in loaded], precision=precision, threads=self.threads,
                                            name="<batch>")
-            except ValueError as err:
-                match = _ARRAY_INDEX.search(str(err))
-                if not match:
-                    raise
-                j = int(match.group(1))
-                i, t, plan, _ = loaded.pop(j)
-                message = _ARRAY_INDEX.sub("", str(err).split(": ", 1)[1], count=1)
+            except spectra.BatchItemError as err:
+                i, t, plan, _ = loaded.pop(err.index)
+                message = err.detail
                 failed.append((i, t, plan, message))
                 logger.warning("layer %s %r: %s", t.layer_id, t.longname, message)
 
     def _fft_eigenvalues(self, item, precision):
         _, t, plan, kernel = item
-        conv = getattr(spectra, "conv_operator_eigenvalues", None)
-        if conv is None:
-            raise NotImplementedError("conv_method='fft' is not available in this build")
-        return conv(kernel, input_size=plan.fft_size, precision=precision, threads=self.threads, name=t.longname)
+        return spectra.conv_operator_eigenvalues(kernel, input_size=plan.fft_size, precision=precision,
+                                                 threads=self.threads, name=t.longname)
 
     def _finish(self, job):
         (i, t, plan, array), ev, eig_time = job

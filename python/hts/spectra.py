@@ -12,6 +12,7 @@ base 10 unless stated.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence, Union
 
@@ -40,6 +41,16 @@ __all__ = [
 
 ArrayLike = Any
 _PRECISIONS = ("float64", "float32")
+_ARRAY_PREFIX = re.compile(r"^array (\d+)(?:, |: )")  # how the kernel names the array of a batch
+
+
+class BatchItemError(ValueError):
+    """``eigenvalues`` refused one array of its input: ``index`` says which, ``detail`` what was wrong."""
+
+    def __init__(self, message: str, index: int, detail: str) -> None:
+        super().__init__(message)
+        self.index = index
+        self.detail = detail
 
 
 def _kernel_array(w: ArrayLike, name: str) -> np.ndarray:
@@ -119,8 +130,11 @@ def eigenvalues(
     try:
         out = _core.gram_eigenvalues(arrays, precision, resolve_threads(threads))
     except ValueError as err:
-        where = str(err) if batch else str(err).replace("array 0, ", "", 1).replace("array 0: ", "", 1)
-        raise ValueError(f"layer {name!r}: {where}") from None
+        match = _ARRAY_PREFIX.match(str(err))
+        if not match:
+            raise ValueError(f"layer {name!r}: {err}") from None
+        detail = str(err)[match.end():]
+        raise BatchItemError(f"layer {name!r}: {err if batch else detail}", int(match.group(1)), detail) from None
     return out if batch else out[0]
 
 
