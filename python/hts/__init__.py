@@ -17,12 +17,13 @@ import logging as _logging
 from . import spectra
 from ._native import _core as _kernel
 from .analysis import Analysis, analyze
+from .errors import Cancelled, HTSError, ModelFileError
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __version__: str = _kernel.__version__  # set at build time from pyproject.toml
 
-__all__ = ["Analysis", "__version__", "analyze", "spectra"]
+__all__ = ["Analysis", "Cancelled", "HTSError", "ModelFileError", "__version__", "analyze", "spectra"]
 
 
 def __dir__() -> list[str]:
