@@ -18,12 +18,15 @@ from . import spectra
 from ._native import _core as _kernel
 from .analysis import Analysis, analyze
 from .errors import Cancelled, HTSError, ModelFileError
+from .inventory import Inventory
+from .inventory import open_model as open  # noqa: A001 - hts.open(path), like the builtin but for models
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __version__: str = _kernel.__version__  # set at build time from pyproject.toml
 
-__all__ = ["Analysis", "Cancelled", "HTSError", "ModelFileError", "__version__", "analyze", "spectra"]
+__all__ = ["Analysis", "Cancelled", "HTSError", "Inventory", "ModelFileError", "__version__", "analyze", "open",
+           "spectra"]
 
 
 def __dir__() -> list[str]:

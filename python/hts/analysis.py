@@ -18,8 +18,9 @@ import numpy as np
 
 from . import spectra
 from ._threads import resolve_threads
-from .adapters import WeightTensor, inventory
+from .adapters import WeightTensor
 from .fitting import FIX_FINGERS, LayerFit, fit_layer
+from .inventory import open_model
 from .matrices import CONV_METHODS, LayerPlan, plan_layer, skip_reason, stack
 from .metrics import COLUMNS, layer_row, skipped_row
 from .selection import select
@@ -229,7 +230,9 @@ def analyze(
     Parameters
     ----------
     model
-        A ``torch.nn.Module``; a PyTorch state_dict; a dict (or list of pairs) name → numpy array.
+        A ``torch.nn.Module``; a PyTorch state_dict; a dict (or list of pairs) name → numpy array; a path to a
+        model file or folder (safetensors, sharded safetensors, ``.pt``/``.pth``/``.bin``, ``.npy``/``.npz``,
+        a Hugging Face folder); an ``hts.open(...)`` inventory (e.g. with ``split_fused=True``).
     layers
         Which layers (WeightWatcher's filter): layer ids, negative ids to exclude, layer types
         ("dense", "conv2d", ...), names / longnames, "-name" to exclude. Default: all.
@@ -279,7 +282,7 @@ def analyze(
                    min_evals=min_evals, max_evals=max_evals, max_N=max_N, precision=precision,
                    fix_fingers=fix_fingers, mp_fit=mp_fit, randomize=randomize, seed=seed, threads=n_threads,
                    hts_version=spectra.kernel_info()["version"])
-    tensors = select(inventory(model), layers)
+    tensors = select(open_model(model).tensors, layers)
 
     slots: list[list[dict]] = [[] for _ in tensors]  # rows per tensor, in model order
     work: list[tuple[int, WeightTensor, LayerPlan]] = []

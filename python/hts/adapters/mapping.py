@@ -11,13 +11,14 @@ Rules (those of WeightWatcher's state_dict reader, so that ids and layer sets ag
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from .base import WeightTensor
 from .tensors import dtype_name, is_array_like, to_numpy
 
-__all__ = ["from_mapping", "is_mapping_model"]
+__all__ = ["Entry", "from_entries", "from_mapping", "is_mapping_model"]
 
 
 def is_mapping_model(model: Any) -> bool:
@@ -49,34 +50,52 @@ def from_mapping(model: Any, *, source: str = "mapping") -> list[WeightTensor]:
     arrays = _unwrap(model)
     if not arrays:
         raise ValueError("the mapping holds no arrays or tensors")
-    has_weight_keys = any(k.endswith(".weight") for k, _ in arrays)
+    entries = [Entry(key, tuple(int(s) for s in value.shape), dtype_name(value), (lambda v=value: to_numpy(v)))
+               for key, value in arrays]
+    return from_entries(entries, source=source)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A named tensor of a state_dict-like source, before typing: what a file header or a mapping tells."""
+
+    key: str
+    shape: tuple
+    dtype: str
+    load: Callable[[], Any] = field(repr=False, compare=False)
+    skip_reason: str = ""  # set when the source already knows the tensor cannot be analysed (e.g. int dtype)
+
+
+def from_entries(entries: Sequence[Entry], *, source: str) -> list[WeightTensor]:
+    """WeightTensor records from named tensors, by the state_dict rules in this module's docstring."""
+    has_weight_keys = any(e.key.endswith(".weight") for e in entries)
     out = []
     layer_id = 0
-    for key, value in arrays:
-        if has_weight_keys and not key.endswith(".weight"):
+    for e in entries:
+        if has_weight_keys and not e.key.endswith(".weight"):
             continue
         layer_id += 1
-        name = key[: -len(".weight")] if key.endswith(".weight") else key
-        shape = tuple(int(s) for s in value.shape)
-        skip = ""
+        name = e.key[: -len(".weight")] if e.key.endswith(".weight") else e.key
+        shape = e.shape
+        skip = e.skip_reason
         if len(shape) == 2:
             layer_type, orientation = "dense", "matrix"
         elif len(shape) == 4:
             layer_type, orientation = "conv2d", _conv_orientation(shape)
         else:
             layer_type, orientation = "unknown", "matrix"
-            skip = f"{len(shape)}-D tensor is not a weight matrix (only 2-D and 4-D are analysed)"
+            skip = skip or f"{len(shape)}-D tensor is not a weight matrix (only 2-D and 4-D are analysed)"
         out.append(
             WeightTensor(
                 layer_id=layer_id,
                 name=name,
                 longname=name,
-                key=key,
+                key=e.key,
                 layer_type=layer_type,
                 shape=shape,
-                dtype=dtype_name(value),
+                dtype=e.dtype,
                 orientation=orientation,
-                load=(lambda v=value: to_numpy(v)),
+                load=e.load,
                 skip_reason=skip,
                 source=source,
             )

@@ -1,0 +1,83 @@
+"""NumPy files: ``.npy`` (one array, named after the file) and ``.npz`` (one array per member, read lazily).
+
+``allow_pickle=False`` always: object arrays (which would unpickle) are refused. ``.npy`` files are
+memory-mapped read-only; ``.npz`` members are read one at a time when analysed.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+
+from ..errors import ModelFileError
+from .base import WeightTensor
+from .mapping import Entry, from_entries
+
+__all__ = ["from_npy", "from_npz"]
+
+
+def from_npy(path: str | os.PathLike) -> list[WeightTensor]:
+    path = os.fspath(path)
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise ModelFileError(path, f"not a readable .npy file: {str(err).splitlines()[0] if str(err) else err}") from None
+    name = os.path.splitext(os.path.basename(path))[0]
+    shape, dtype = tuple(arr.shape), arr.dtype.name
+    del arr
+
+    def load() -> np.ndarray:
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            raise ModelFileError(path, f"cannot read: {err}", tensor=name) from None
+
+    return from_entries([Entry(name, shape, dtype, load, _dtype_skip(dtype))], source="npy")
+
+
+def from_npz(path: str | os.PathLike) -> list[WeightTensor]:
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            entries = []
+            for key in z.files:
+                shape, dtype = _npz_member_header(z, key, path)
+                entries.append(Entry(key, shape, dtype, _npz_loader(path, key), _dtype_skip(dtype)))
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ModelFileError(path, f"not a readable .npz file: {str(err).splitlines()[0] if str(err) else err}") from None
+    if not entries:
+        raise ModelFileError(path, "the archive holds no arrays")
+    return from_entries(entries, source="npz")
+
+
+def _npz_member_header(z, key: str, path: str) -> tuple:
+    """Shape and dtype of a member from its .npy header, without reading the data."""
+    member = key if key in z.zip.namelist() else key + ".npy"
+    with z.zip.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    if dtype.hasobject:
+        raise ModelFileError(path, "object arrays are refused (they would need unpickling)", tensor=key)
+    return tuple(shape), dtype.name
+
+
+def _npz_loader(path: str, key: str):
+    def load() -> np.ndarray:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return z[key]
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+            raise ModelFileError(path, f"cannot read: {err}", tensor=key) from None
+
+    return load
+
+
+def _dtype_skip(dtype: str) -> str:
+    if dtype.startswith(("float", "int", "uint")):
+        return ""
+    return f"dtype {dtype} is not analysed"

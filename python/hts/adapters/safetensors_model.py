@@ -1,0 +1,87 @@
+"""Models stored as safetensors: one file, or shards listed by a ``*.safetensors.index.json``.
+
+The index's ``weight_map`` (tensor name -> shard file) is trusted, not a glob of the folder: every listed
+tensor must be in its shard (else ``ModelFileError`` naming both), shard names must be plain file names in the
+index's folder (no path components: an index cannot point outside its folder), and tensors a shard holds but
+the index does not list are ignored with a warning. Tensors come in natural name order (``layers.2`` before
+``layers.10``) and follow the state_dict rules of ``mapping`` (types from the number of dimensions).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from ..errors import ModelFileError
+from .base import WeightTensor
+from .mapping import Entry, from_entries
+from .safetensors_file import SafetensorsFile, natural_key, read_header
+
+__all__ = ["from_safetensors", "from_safetensors_index", "read_index"]
+
+logger = logging.getLogger("hts")
+
+#: An index file larger than this is refused (real ones are tens of kB).
+MAX_INDEX_BYTES = 64 * 2**20
+
+
+def _entries(header: SafetensorsFile, names) -> list[Entry]:
+    return [Entry(n, header.tensors[n].shape, header.tensors[n].dtype_name,
+                  (lambda h=header, n=n: h.load(n)), header.tensors[n].skip_reason) for n in names]
+
+
+def from_safetensors(path: str | os.PathLike) -> list[WeightTensor]:
+    header = read_header(path)
+    if not header.tensors:
+        raise ModelFileError(header.path, "holds no tensors")
+    return from_entries(_entries(header, header.tensors), source="safetensors")
+
+
+def read_index(path: str) -> dict:
+    """``weight_map`` of an index file, checked: tensor name -> shard path (inside the index's folder)."""
+    try:
+        if os.path.getsize(path) > MAX_INDEX_BYTES:
+            raise ModelFileError(path, f"index larger than {MAX_INDEX_BYTES} bytes")
+        with open(path, "rb") as f:
+            index = json.loads(f.read().decode("utf-8"))
+    except OSError as err:
+        raise ModelFileError(path, f"cannot read: {err.strerror or err}") from err
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ModelFileError(path, f"index is not valid JSON: {str(err)[:200]}") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ModelFileError(path, "index has no 'weight_map' object")
+    folder = os.path.dirname(os.path.abspath(path))
+    out = {}
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str) or not shard or os.path.basename(shard) != shard or shard in (".", ".."):
+            raise ModelFileError(path, f"weight_map entry {shard!r} is not a file name in the index's folder",
+                                 tensor=name)
+        out[name] = os.path.join(folder, shard)
+    return out
+
+
+def from_safetensors_index(index_path: str | os.PathLike) -> list[WeightTensor]:
+    index_path = os.fspath(index_path)
+    weight_map = read_index(index_path)
+    by_shard: dict[str, list[str]] = {}
+    for name, shard in weight_map.items():
+        by_shard.setdefault(shard, []).append(name)
+    headers = {}
+    for shard, names in by_shard.items():
+        if not os.path.isfile(shard):
+            raise ModelFileError(index_path, f"shard {os.path.basename(shard)!r} listed in the index is missing",
+                                 tensor=names[0])
+        header = headers[shard] = read_header(shard)
+        missing = [n for n in names if n not in header.tensors]
+        if missing:
+            raise ModelFileError(shard, f"{len(missing)} tensor(s) the index assigns to this shard are not in it "
+                                        f"(first: {missing[0]!r})")
+        extra = set(header.tensors) - set(names)
+        if extra:
+            logger.warning("%s: %d tensor(s) not listed in the index are ignored (first: %r)", shard, len(extra),
+                           sorted(extra)[0])
+    names = sorted(weight_map, key=natural_key)
+    entries = [e for n in names for e in _entries(headers[weight_map[n]], [n])]
+    return from_entries(entries, source="safetensors-sharded")

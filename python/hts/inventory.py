@@ -1,0 +1,108 @@
+"""``hts.open``: what a model holds — tensor names, layer types, shapes, dtypes, sizes — without any maths."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import numpy as np
+
+from .adapters import WeightTensor
+
+__all__ = ["Inventory", "open_model"]
+
+_ITEMSIZE = {"bfloat16": 2, "float8_e4m3": 1, "float8_e5m2": 1, "float8_e8m0": 1, "bool": 1}
+
+
+def _itemsize(dtype: str) -> int:
+    if dtype in _ITEMSIZE:
+        return _ITEMSIZE[dtype]
+    try:
+        return np.dtype(dtype).itemsize
+    except TypeError:
+        return 0
+
+
+class Inventory:
+    """The weight tensors of a model, in model order, loaded only when analysed.
+
+    Attributes
+    ----------
+    tensors : list of WeightTensor
+    path : str or None
+        The file or folder opened (None for an in-memory model).
+    weights_file : str or None
+        The file the weights are read from (for a folder: the chosen index or file).
+    config : dict
+        The folder's ``config.json`` when there is one.
+    """
+
+    def __init__(self, tensors: list[WeightTensor], *, path: str | None = None, weights_file: str | None = None,
+                 config: dict | None = None) -> None:
+        self.tensors = list(tensors)
+        self.path = path
+        self.weights_file = weights_file
+        self.config = dict(config or {})
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __iter__(self) -> Iterator[WeightTensor]:
+        return iter(self.tensors)
+
+    def __getitem__(self, i: int) -> WeightTensor:
+        return self.tensors[i]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the tensors take as stored."""
+        return sum(t.size * _itemsize(t.dtype) for t in self.tensors)
+
+    def rows(self) -> list[dict]:
+        """One dict per tensor: layer_id, key, longname, layer_type, shape, dtype, elements, bytes, analysed
+        (False when it will be skipped whatever the options), reason."""
+        return [dict(layer_id=t.layer_id, key=t.key, longname=t.longname, layer_type=t.layer_type,
+                     shape="x".join(map(str, t.shape)), dtype=t.dtype, elements=t.size,
+                     bytes=t.size * _itemsize(t.dtype), analysed=not t.skip_reason, reason=t.skip_reason)
+                for t in self.tensors]
+
+    def table(self):
+        """``rows()`` as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows(), columns=["layer_id", "key", "longname", "layer_type", "shape", "dtype",
+                                                  "elements", "bytes", "analysed", "reason"])
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "weights_file": self.weights_file, "tensors": self.rows()}
+
+    def __repr__(self) -> str:
+        skipped = sum(bool(t.skip_reason) for t in self.tensors)
+        where = f" {self.path}" if self.path else ""
+        return (f"<hts.Inventory{where}: {len(self)} tensors ({len(self) - skipped} analysable, {skipped} skipped), "
+                f"{self.nbytes / 1e6:.1f} MB>")
+
+
+def open_model(model: Any, *, split_fused: bool = False) -> Inventory:
+    """The inventory of ``model`` — a path (file or folder) or anything ``hts.analyze`` accepts.
+
+    Paths: safetensors (single or ``*.safetensors.index.json``), PyTorch checkpoints (``.pt``/``.pth``/``.bin``,
+    read with ``weights_only=True``), ``.npy``/``.npz``, and model folders (Hugging Face layout or a hub-cache
+    snapshot). ``split_fused=True`` splits fused QKV / gate-up matrices into their parts (see
+    ``hts.adapters.fused``). Raises ``hts.ModelFileError`` for anything unreadable, naming the file.
+    """
+    if isinstance(model, Inventory):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        from .adapters.files import open_path
+
+        tensors, weights, config = open_path(model, split=split_fused)
+        return Inventory(tensors, path=os.fspath(model), weights_file=weights, config=config)
+    from .adapters import inventory
+
+    tensors = inventory(model)
+    if split_fused:
+        from .adapters.fused import split_fused as split
+
+        tensors = split(tensors, {})
+    return Inventory(tensors)
