@@ -1,0 +1,97 @@
+"""``hts analyze PATH``: the per-layer table and the model summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ._common import add_verbosity
+from ._model_args import add_model_argument, layer_filter, model_path
+from ._progress import make_progress
+
+#: Columns of the ``table`` format (every column is in csv, json and parquet).
+TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "rf", "num_evals", "alpha", "xmin", "D",
+                 "alpha_weighted", "log_norm", "log_spectral_norm", "stable_rank", "status", "warning"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("analyze", help="spectral metrics of every weight matrix, and the model summary",
+                       description="Analyse every weight matrix of a model: one row per matrix (WeightWatcher "
+                                   "0.7.7's columns) and the model summary.")
+    add_model_argument(p)
+    p.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table",
+                   help="table (default; key columns + summary), csv (all columns), json (summary, counts, "
+                        "options and every row), parquet (all columns; needs pyarrow and -o)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--pool", action=argparse.BooleanOptionalAction, default=True,
+                   help="Conv2D: one row per layer from the pooled slices (default) or one per slice")
+    p.add_argument("--conv-method", choices=("slices", "stacked", "fft"), default="slices")
+    p.add_argument("--randomize", action="store_true", help="add the shuffled-weights columns")
+    p.add_argument("--mp-fit", action="store_true", help="add the Marchenko-Pastur fit columns")
+    p.add_argument("--precision", choices=("float64", "float32"), default="float64")
+    p.add_argument("--threads", type=int, metavar="N", help="native threads (default: the cores this process may use)")
+    p.add_argument("--layers", metavar="PATTERN",
+                   help="comma-separated layer ids, layer types (dense, conv2d, ...) or shell patterns on names, "
+                        "e.g. 'encoder.*.query,dense'")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
+    add_verbosity(p)
+    p.set_defaults(func=lambda args: run(args, p))
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import hts
+
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
+    if args.format == "parquet" and not args.output:
+        parser.error("--format parquet needs -o FILE")
+    if args.format == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise ImportError("--format parquet needs pyarrow: pip install pyarrow") from None
+    inv = hts.open(model_path(args, parser), split_fused=args.split_fused)
+    progress = make_progress(not (args.no_progress or args.quiet))
+    try:
+        analysis = hts.analyze(inv, layers=layer_filter(args.layers, inv), pool=args.pool,
+                               conv_method=args.conv_method, randomize=args.randomize, mp_fit=args.mp_fit,
+                               precision=args.precision, threads=args.threads, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    write(analysis, args)
+    return 0
+
+
+def write(analysis, args: argparse.Namespace) -> None:
+    if args.format == "parquet":
+        analysis.details.to_parquet(args.output, index=False)
+        return
+    if args.format == "json":
+        text = analysis.to_json(indent=1) + "\n"
+    elif args.format == "csv":
+        text = analysis.details.to_csv(index=False)
+    else:
+        text = table_text(analysis)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def table_text(analysis) -> str:
+    df = analysis.details
+    df = df[df.status != "skipped"]
+    columns = [c for c in TABLE_COLUMNS if c in df.columns]
+    if "slice_id" in df.columns:
+        columns.insert(2, "slice_id")
+    lines = [df[columns].to_string(index=False, float_format=lambda x: f"{x:.4g}"), ""]
+    counts = analysis.counts
+    lines.append("summary: " + json.dumps({k: round(v, 6) for k, v in analysis.summary.items()}))
+    lines.append("counts:  " + json.dumps(counts))
+    skipped = [r for r in analysis.rows if r["status"] == "skipped"]
+    if skipped:
+        lines.append(f"{len(skipped)} tensors skipped (see the 'reason' column of --format csv/json)")
+    return "\n".join(lines) + "\n"
