@@ -96,19 +96,19 @@ GramOperand<T> gram_operand(const MatrixView& m) {
 
 /// Lower triangle of the Gram block (I, J) with I >= J, rows [i0, i0+ni) × cols [j0, j0+nj) of G (ld n).
 template <class T>
-void gram_block(const GramOperand<T>& op, int i0, int ni, int j0, int nj, T* g) {
+void gram_block(const GramOperand<T>& op, int i0, int ni, int j0, int nj, T* g, T beta = T(0)) {
   const int n = op.n;
   T* c = g + static_cast<std::size_t>(j0) * n + i0;
   if (op.trans == 'N') {  // G = A·Aᵀ, A is n×k: rows i of A
     const T* ai = op.a + i0;
     const T* aj = op.a + j0;
-    if (i0 == j0) lapack::syrk_lower<T>('N', ni, op.k, ai, op.lda, c, n);
-    else lapack::gemm<T>('N', 'T', ni, nj, op.k, ai, op.lda, aj, op.lda, c, n);
+    if (i0 == j0) lapack::syrk_lower<T>('N', ni, op.k, ai, op.lda, c, n, beta);
+    else lapack::gemm<T>('N', 'T', ni, nj, op.k, ai, op.lda, aj, op.lda, c, n, beta);
   } else {  // G = Aᵀ·A, A is k×n: columns i of A
     const T* ai = op.a + static_cast<std::size_t>(i0) * op.lda;
     const T* aj = op.a + static_cast<std::size_t>(j0) * op.lda;
-    if (i0 == j0) lapack::syrk_lower<T>('T', ni, op.k, ai, op.lda, c, n);
-    else lapack::gemm<T>('T', 'N', ni, nj, op.k, ai, op.lda, aj, op.lda, c, n);
+    if (i0 == j0) lapack::syrk_lower<T>('T', ni, op.k, ai, op.lda, c, n, beta);
+    else lapack::gemm<T>('T', 'N', ni, nj, op.k, ai, op.lda, aj, op.lda, c, n, beta);
   }
 }
 
@@ -177,10 +177,84 @@ struct Tile {
   int i0, ni, j0, nj;
 };
 
+/// Whether a large matrix's Gram is built from converted chunks rather than one converted copy: when its
+/// memory cannot be handed to BLAS as is (another dtype, or strides) and the copy would exceed
+/// opt.chunked_convert_min bytes. Depends on the shape, dtype and layout only (never on the thread count).
+template <class T>
+bool needs_chunked_conversion(const MatrixView& m, const EigenOptions& opt) {
+  const bool same_type = (m.dtype == DType::f64) == std::is_same<T, double>::value;
+  const bool direct = same_type && ((m.col_stride == 1 && m.row_stride >= std::max<std::int64_t>(m.cols, 1)) ||
+                                    (m.row_stride == 1 && m.col_stride >= std::max<std::int64_t>(m.rows, 1)));
+  const double bytes = static_cast<double>(m.rows) * static_cast<double>(m.cols) * sizeof(T);
+  return !direct && opt.chunked_convert_min >= 0 && bytes > static_cast<double>(opt.chunked_convert_min);
+}
+
+/// Converts chunk [c0, c0 + kc) of the large side of m into a column-major n×kc block A (lda n), so that the
+/// Gram matrix of the small side is the sum over chunks of A·Aᵀ.
+template <class T, class S>
+void convert_chunk(const MatrixView& m, std::int64_t c0, std::int64_t kc, T* dst) {
+  const S* base = static_cast<const S*>(m.data);
+  const bool tall = m.rows >= m.cols;
+  const std::int64_t n = m.small_side();
+  for (std::int64_t t = 0; t < kc; ++t)
+    for (std::int64_t s = 0; s < n; ++s) {
+      const std::int64_t i = tall ? c0 + t : s, j = tall ? s : c0 + t;
+      dst[t * n + s] = static_cast<T>(base[i * m.row_stride + j * m.col_stride]);
+    }
+}
+
+/// One large matrix whose conversion goes chunk by chunk: peak extra memory is the Gram matrix plus one
+/// chunk of opt.chunk_bytes, not a converted copy of the whole matrix. The chunks' tiles are shared by all
+/// threads; the chunk order and tiling are fixed, so the result does not depend on the thread count.
+template <class T>
+void chunked_matrix(std::size_t index, const MatrixView& m, T* out, const EigenOptions& opt) {
+  const std::int64_t n = m.small_side(), k = m.large_side();
+  if (k > INT_MAX) throw std::invalid_argument("matrix too large for 32-bit LAPACK indices");
+  const std::int64_t kc = std::max<std::int64_t>(1, std::min<std::int64_t>(k, opt.chunk_bytes / (n * sizeof(T))));
+  std::vector<T> g(static_cast<std::size_t>(n) * n), chunk(static_cast<std::size_t>(n * kc));
+  std::vector<Tile> tiles;
+  const int t = static_cast<int>(opt.gram_tile), ni = static_cast<int>(n);
+  for (int j0 = 0; j0 < ni; j0 += t)
+    for (int i0 = j0; i0 < ni; i0 += t) tiles.push_back({0, i0, std::min(t, ni - i0), j0, std::min(t, ni - j0)});
+  GramOperand<T> op;
+  op.a = chunk.data();
+  op.lda = ni;
+  op.trans = 'N';
+  op.n = ni;
+  for (std::int64_t c0 = 0; c0 < k; c0 += kc) {
+    const std::int64_t len = std::min(kc, k - c0);
+    const std::int64_t rows_per_task = std::max<std::int64_t>(1, (len + 63) / 64);
+    const std::size_t tasks = static_cast<std::size_t>((len + rows_per_task - 1) / rows_per_task);
+    parallel_for(tasks, opt.threads, [&](std::size_t p) {
+      const std::int64_t s0 = static_cast<std::int64_t>(p) * rows_per_task;
+      const std::int64_t sl = std::min(rows_per_task, len - s0);
+      T* dst = chunk.data() + s0 * n;
+      if (m.dtype == DType::f64) convert_chunk<T, double>(m, c0 + s0, sl, dst);
+      else convert_chunk<T, float>(m, c0 + s0, sl, dst);
+    });
+    op.k = static_cast<int>(len);
+    const T beta = c0 == 0 ? T(0) : T(1);
+    parallel_for(tiles.size(), opt.threads, [&](std::size_t i) {
+      const Tile& tl = tiles[i];
+      gram_block<T>(op, tl.i0, tl.ni, tl.j0, tl.nj, g.data(), beta);
+    });
+  }
+  std::vector<T>().swap(chunk);
+  gram_to_eigenvalues<T>(index, ni, g.data(), out, opt);
+  std::vector<T>().swap(g);
+  if (std::is_same<T, double>::value && opt.refine_small && n > 1 && below_gram_resolution(out, ni, static_cast<int>(k)))
+    svd_eigenvalues<T>(gram_operand<T>(m), out);  // rare (rank-deficient): needs the whole converted matrix
+}
+
 /// Large matrices, a few at a time: their Gram tiles are shared by all threads, then one eigensolve each.
 template <class T>
 void large_matrices(const std::vector<MatrixView>& m, const std::vector<T*>& out,
-                    const std::vector<std::size_t>& which, const EigenOptions& opt) {
+                    const std::vector<std::size_t>& all, const EigenOptions& opt) {
+  std::vector<std::size_t> which;
+  for (std::size_t i : all) {
+    if (needs_chunked_conversion<T>(m[i], opt)) chunked_matrix<T>(i, m[i], out[i], opt);
+    else which.push_back(i);
+  }
   const std::size_t group = static_cast<std::size_t>(effective_threads(opt.threads, which.size()));
   for (std::size_t start = 0; start < which.size(); start += group) {
     const std::size_t count = std::min(group, which.size() - start);

@@ -36,6 +36,11 @@ struct EigenOptions {
   /// Gram route cannot resolve the small singular values, so the matrix is redone with an SVD (gesdd):
   /// exact zeros and near-rank-deficient matrices then come out as an SVD gives them.
   bool refine_small = true;
+  /// Large matrices whose memory BLAS cannot use as is (float32 data in float64 precision, strided views)
+  /// are converted chunk by chunk when a whole converted copy would exceed this many bytes (-1: never), so
+  /// the extra memory is the Gram matrix plus one chunk of chunk_bytes.
+  std::int64_t chunked_convert_min = std::int64_t{256} << 20;
+  std::int64_t chunk_bytes = std::int64_t{64} << 20;
 };
 
 /// Bad input in one matrix of a batch; `index` says which, so callers can name the layer and slice.

@@ -58,31 +58,31 @@ void use_single_thread() {
 const char* openblas_config() { return scipy_openblas_get_config(); }
 
 template <>
-void syrk_lower<double>(char trans, int n, int k, const double* a, int lda, double* c, int ldc) {
+void syrk_lower<double>(char trans, int n, int k, const double* a, int lda, double* c, int ldc, double beta) {
   const char uplo = 'L';
-  const double one = 1.0, zero = 0.0;
-  scipy_dsyrk_(&uplo, &trans, &n, &k, &one, a, &lda, &zero, c, &ldc);
+  const double one = 1.0;
+  scipy_dsyrk_(&uplo, &trans, &n, &k, &one, a, &lda, &beta, c, &ldc);
 }
 
 template <>
-void syrk_lower<float>(char trans, int n, int k, const float* a, int lda, float* c, int ldc) {
+void syrk_lower<float>(char trans, int n, int k, const float* a, int lda, float* c, int ldc, float beta) {
   const char uplo = 'L';
-  const float one = 1.0f, zero = 0.0f;
-  scipy_ssyrk_(&uplo, &trans, &n, &k, &one, a, &lda, &zero, c, &ldc);
+  const float one = 1.0f;
+  scipy_ssyrk_(&uplo, &trans, &n, &k, &one, a, &lda, &beta, c, &ldc);
 }
 
 template <>
 void gemm<double>(char ta, char tb, int m, int n, int k, const double* a, int lda, const double* b, int ldb,
-                  double* c, int ldc) {
-  const double one = 1.0, zero = 0.0;
-  scipy_dgemm_(&ta, &tb, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc);
+                  double* c, int ldc, double beta) {
+  const double one = 1.0;
+  scipy_dgemm_(&ta, &tb, &m, &n, &k, &one, a, &lda, b, &ldb, &beta, c, &ldc);
 }
 
 template <>
 void gemm<float>(char ta, char tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
-                 float* c, int ldc) {
-  const float one = 1.0f, zero = 0.0f;
-  scipy_sgemm_(&ta, &tb, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc);
+                 float* c, int ldc, float beta) {
+  const float one = 1.0f;
+  scipy_sgemm_(&ta, &tb, &m, &n, &k, &one, a, &lda, b, &ldb, &beta, c, &ldc);
 }
 
 namespace {

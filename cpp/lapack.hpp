@@ -15,14 +15,15 @@ void use_single_thread();
 /// OpenBLAS's configuration string (version, target CPU).
 const char* openblas_config();
 
-/// C = A·Aᵀ (trans == 'N', A is n×k) or C = Aᵀ·A (trans == 'T', A is k×n), lower triangle, column-major.
+/// C = A·Aᵀ + beta·C (trans == 'N', A is n×k) or Aᵀ·A + beta·C (trans == 'T', A is k×n), lower triangle,
+/// column-major.
 template <class T>
-void syrk_lower(char trans, int n, int k, const T* a, int lda, T* c, int ldc);
+void syrk_lower(char trans, int n, int k, const T* a, int lda, T* c, int ldc, T beta = T(0));
 
-/// C(m×n) = op(A)·op(B)ᵀ-style general product, column-major: C = alpha·op(A)·op(B) + beta·C.
+/// C(m×n) = op(A)·op(B) + beta·C, column-major.
 template <class T>
 void gemm(char transa, char transb, int m, int n, int k, const T* a, int lda, const T* b, int ldb, T* c,
-          int ldc);
+          int ldc, T beta = T(0));
 
 /// Ascending eigenvalues of the symmetric n×n matrix whose lower triangle is in `a` (column-major, lda).
 /// `a` is destroyed. Uses the two-stage tridiagonal reduction (syevd_2stage) for n >= two_stage_min.

@@ -16,6 +16,8 @@ def gram_eigenvalues(
     tiled_gram_min: int = -1,
     gram_tile: int = -1,
     two_stage_min: int = -1,
+    chunked_convert_min: int = -2,
+    chunk_bytes: int = -1,
 ) -> list[npt.NDArray[np.floating[Any]]]: ...
 def fit_power_law(
     evals: npt.NDArray[np.float64],
