@@ -51,7 +51,7 @@ def _bf16(values: np.ndarray) -> bytes:
     return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16).tobytes()
 
 
-def generate(folder: str, n_layers: int, shard_bytes: int = 2 * 10**9) -> None:
+def generate(folder: str, n_layers: int, shard_bytes: int = 400 * 10**6) -> None:
     """Write the sharded checkpoint (heavy-ish tails: Student-t with 4 degrees of freedom, scaled)."""
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(0)

@@ -46,10 +46,6 @@ def load_checkpoint(path: str):
 def from_torch_checkpoint(path: str | os.PathLike) -> list[WeightTensor]:
     path = os.fspath(path)
     obj = load_checkpoint(path)
-    if _is_module(obj):
-        from .torch_module import from_module
-
-        return from_module(obj)
     try:
         pairs = _unwrap(obj) if isinstance(obj, dict) else []
     except (AttributeError, TypeError):
@@ -81,10 +77,6 @@ def mark_shared_storage(tensors: list[WeightTensor], values: dict) -> list[Weigh
             seen.setdefault(ident, t.key)
         out.append(t)
     return out
-
-
-def _is_module(obj) -> bool:
-    return any(c.__module__ == "torch.nn.modules.module" and c.__name__ == "Module" for c in type(obj).__mro__)
 
 
 def from_torch_index(index_path: str | os.PathLike) -> list[WeightTensor]:
