@@ -159,6 +159,7 @@ def main(argv=None) -> int:
         generate(folder, args.layers)
         print(f"generated {folder} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
+    load_before = os.getloadavg()[0]
     result = measure(folder, args.threads)
     shapes = sorted({tuple(int(x) for x in r["shape"].split("x")) for r in result["rows"]})
     floor = {} if args.no_floor else floors(shapes, args.threads)
@@ -173,7 +174,9 @@ def main(argv=None) -> int:
     parts = [
         f"Checkpoint: {args.layers} LLaMA-7B decoder layers + embeddings + lm_head, BF16, "
         f"{len([f for f in os.listdir(folder) if f.endswith('.safetensors')])} shards, {size / 1e9:.2f} GB on disk; "
-        f"threads {args.threads}; torch imported by the analysis: {result['torch_imported']}.\n",
+        f"threads {args.threads}; torch imported by the analysis: {result['torch_imported']}; 1-min load average "
+        f"{load_before:.1f} before the analysis and {os.getloadavg()[0]:.1f} at the end (times are only comparable "
+        "when both are near 0: other work on these cores stretches them).\n",
         f"**Peak RSS of the analysing process: {peak / 1e9:.2f} GB** (goal ≤ {GOAL_BYTES / 1e9:.1f} GB: "
         f"{'met' if peak <= GOAL_BYTES else 'NOT met'}); the largest tensor in float32 is {largest * 4 / 1e9:.2f} GB and its "
         f"Gram matrix {HIDDEN * HIDDEN * 8 / 1e9:.2f} GB. Total analyse time {result['total']:.1f} s for "
