@@ -76,14 +76,15 @@ def _cell(v: Any) -> str:
     return f'<td{"" if numeric else " class=s"} data-v="{html.escape(data)}">{text}</td>'
 
 
-def _table(rows: list[dict], columns: Iterable[str], *, sortable: bool = True, row_class: str | None = None) -> str:
+def _table(rows: list[dict], columns: Iterable[str], *, sortable: bool = True, row_class: str | None = None,
+           table_id: str | None = None) -> str:
     columns = [c for c in columns if any(c in r for r in rows)]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for r in rows:
         cls = f' class="{html.escape(str(r.get(row_class) or ""))}"' if row_class else ""
         body.append(f"<tr{cls}>" + "".join(_cell(r.get(c)) for c in columns) + "</tr>")
-    kind = ' class="sortable"' if sortable else ""
+    kind = (' class="sortable"' if sortable else "") + (f' id="{table_id}"' if table_id else "")
     return (f'<div class="scroll"><table{kind}><thead><tr>{head}</tr></thead><tbody>'
             + "\n".join(body) + "</tbody></table></div>")
 
@@ -202,7 +203,8 @@ def analysis_html(analysis, *, title: str | None = None, source: str | None = No
             parts.append(_figure_block(fig, f"esd{i}-", f"ESD of layer {r['layer_id']} {r['longname']}"))
         parts.append("</div>")
     parts += ["<h2>All layers</h2>", "<p class=noprint>Click a column header to sort.</p>",
-              _table([r for r in rows if r["status"] != "skipped"], TABLE_COLUMNS, row_class="warning")]
+              _table([r for r in rows if r["status"] != "skipped"], TABLE_COLUMNS, row_class="warning",
+                     table_id="layers")]
     left_out = [r for r in rows if r["status"] != "success"]
     if left_out:
         parts += ["<h2>Skipped and failed layers</h2>",

@@ -68,11 +68,15 @@ def save(fig, path: str | os.PathLike) -> Path:
 
 
 def svg_text(fig) -> str:
-    """The figure as SVG markup (no XML prolog), for inlining into HTML."""
+    """The figure as SVG markup for inlining into HTML: no XML prolog, no RDF metadata block."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    text = text[text.index("<svg"):]
+    start, end = text.find("<metadata>"), text.find("</metadata>")
+    if start >= 0 and end > start:
+        text = text[:start] + text[end + len("</metadata>"):]
+    return text
 
 
 def _finish(fig, path):
