@@ -79,6 +79,18 @@ def svg_text(fig) -> str:
     return text
 
 
+def _log_ticks(axis, lo: float, hi: float) -> None:
+    """On a log axis spanning less than two decades, five plain labels instead of crowded minor-tick labels."""
+    if not (0 < lo < hi) or hi / lo >= 100:
+        return
+    from matplotlib.ticker import FixedLocator, NullFormatter
+
+    ticks = np.geomspace(lo, hi, 5)
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_ticklabels([f"{t:.3g}" for t in ticks])
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _finish(fig, path):
     if path is not None:
         save(fig, path)
@@ -170,6 +182,8 @@ def esd(analysis, layer: int | str, *, slice_id: int | None = None, randomized: 
     positive = dens[dens > 0]
     if positive.size:
         ax.set_ylim(bottom=positive.min() / 3)
+        _log_ticks(ax.yaxis, positive.min() / 3, positive.max())
+    _log_ticks(ax.xaxis, lo, hi)
     ax.set_xlabel("eigenvalue λ of WᵀW")
     ax.set_ylabel("density p(λ)")
     title = f"layer {row['layer_id']} {row['longname']}"
