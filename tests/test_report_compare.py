@@ -6,30 +6,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import hts
+from _report_helpers import WW_TRENDS, needs_ww_trends
 from hts.report.compare import Comparison, series_rows
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _ww_trends() -> Path | None:
-    candidates = [os.environ.get("HTS_WW_TRENDS"), ROOT.parent / "shared/data/ww-trends",
-                  ROOT / "shared/data/ww-trends"]
-    for c in candidates:
-        if c and (Path(c) / "series_models.csv").is_file():
-            return Path(c)
-    return None
-
-
-WW_TRENDS = _ww_trends()
-needs_ww_trends = pytest.mark.skipif(WW_TRENDS is None, reason="ww-trends data not found (../shared/data/ww-trends; "
-                                                               "set HTS_WW_TRENDS to its folder)")
 
 # paper_table1.csv's statistic names -> Comparison row keys
 STATS = {"rmse": "rmse", "r2": "r2", "kendall_tau": "kendall_tau"}
