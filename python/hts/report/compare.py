@@ -101,10 +101,11 @@ class Comparison:
 
     def format(self) -> str:
         """A plain-text table, one line per series and metric."""
-        head = f"{'series':<12} {'metric':<18} {'n':>3} {'rmse':>8} {'r2':>6} {'tau':>6} {'rho':>6}  trend"
+        w = max([6] + [len(str(r["series"])) for r in self.rows])
+        head = f"{'series':<{w}} {'metric':<18} {'n':>3} {'rmse':>8} {'r2':>6} {'tau':>6} {'rho':>6}  trend"
         lines = [head]
         for r in self.rows:
-            lines.append(f"{r['series']:<12} {r['metric']:<18} {r['n']:>3} {r['rmse']:>8.3f} {r['r2']:>6.3f} "
+            lines.append(f"{r['series']:<{w}} {r['metric']:<18} {r['n']:>3} {r['rmse']:>8.3f} {r['r2']:>6.3f} "
                          f"{r['kendall_tau']:>6.3f} {r['spearman_rho']:>6.3f}  {r['trend']}")
         return "\n".join(lines)
 
