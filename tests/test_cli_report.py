@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import numpy as np
@@ -13,6 +14,17 @@ from hts.cli import main
 
 pytest.importorskip("matplotlib", reason="reports draw with matplotlib (the plot extra)")
 from _report_helpers import WW_TRENDS, check_page, needs_ww_trends  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _restore_hts_logger():
+    """``main`` configures the ``hts`` logger for the command line; undo it so that other tests see the
+    library's state (a NullHandler only)."""
+    logger = logging.getLogger("hts")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
 
 
 def _npz(path, df, seed=0):
