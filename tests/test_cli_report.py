@@ -112,3 +112,15 @@ def test_python_m_hts_lists_the_sub_commands():
 
     out = subprocess.run([sys.executable, "-m", "hts", "--help"], capture_output=True, text=True, check=True)
     assert "report" in out.stdout and "compare" in out.stdout
+
+
+def test_report_layer_patterns_and_options(tmp_path):
+    model = _npz(tmp_path / "m.npz", 3.0)
+    out = tmp_path / "r.html"
+    assert main(["report", str(model), "-o", str(out), "--layers", "layer0*,layer2*", "--worst", "1",
+                 "--precision", "float32", "--no-progress", "--title", "two layers"]) == 0
+    data = json.loads(check_page(out.read_text(encoding="utf-8")).json_text)
+    assert [r["longname"] for r in data["layers"] if r["status"] == "success"] == ["layer0", "layer2"]
+    assert data["options"]["precision"] == "float32"
+    with pytest.raises(SystemExit):
+        main(["report", str(model), "--worst", "-1"])

@@ -11,7 +11,7 @@ import argparse
 import logging
 
 from ._common import add_verbosity
-from .report import add_analysis_options, analysis_options
+from ._analysis_args import add_analysis_options, analysis_options
 
 __all__ = ["add_parser"]
 
@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--plot", metavar="FILE", help="write the metric-vs-accuracy figure (.png or .svg)")
     add_analysis_options(p)
     add_verbosity(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=lambda args: run(args, p))
 
 
 def _accuracy(values: list[str]):
@@ -65,10 +65,10 @@ def _inputs(values: list[str]) -> list:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .. import compare
 
-    options = analysis_options(args)
+    options = analysis_options(args, parser)
     result = compare(_inputs(args.inputs), _accuracy(args.accuracy), series=args.series, metrics=args.metrics,
                      accuracy_column=args.accuracy_column, error_column=args.error_column, **options)
     print(result.format())
