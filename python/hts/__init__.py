@@ -25,8 +25,21 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __version__: str = _kernel.__version__  # set at build time from pyproject.toml
 
-__all__ = ["Analysis", "Cancelled", "HTSError", "Inventory", "ModelFileError", "__version__", "analyze", "open",
-           "spectra"]
+__all__ = ["Analysis", "Cancelled", "HTSError", "Inventory", "ModelFileError", "__version__", "analyze", "compare",
+           "open", "plot", "spectra"]
+
+
+def __getattr__(name: str):
+    """``hts.compare`` and ``hts.plot`` load on first use (the report modules; matplotlib only when drawing)."""
+    if name == "compare":
+        from .report.compare import compare
+
+        return compare
+    if name == "plot":
+        from .report import plots
+
+        return plots
+    raise AttributeError(f"module 'hts' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -150,6 +150,17 @@ class Analysis:
                 f.write(text)
         return text
 
+    def to_html(self, path: str | None = None, **kwargs) -> str:
+        """A self-contained HTML report (``hts.report.html.analysis_html``; keywords ``title``, ``source``,
+        ``worst``); written to ``path`` when given. Needs matplotlib (``pip install 'hts[plot]'``)."""
+        from .report.html import analysis_html
+
+        text = analysis_html(self, **kwargs)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        return text
+
     def __repr__(self) -> str:
         c = self.counts
         s = self.summary

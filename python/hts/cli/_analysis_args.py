@@ -1,0 +1,26 @@
+"""The ``hts.analyze`` options that ``hts report`` and ``hts compare`` share (named as in ``hts analyze``)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_analysis_options", "analysis_options"]
+
+
+def add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("analysis options")
+    group.add_argument("--pool", action=argparse.BooleanOptionalAction, default=True,
+                       help="Conv2D: one row per layer from the pooled slices (default) or one per slice")
+    group.add_argument("--conv-method", choices=("slices", "stacked", "fft"), default="slices")
+    group.add_argument("--mp-fit", action="store_true", help="add the Marchenko-Pastur bulk fit")
+    group.add_argument("--randomize", action="store_true", help="add the ESD of the shuffled weights")
+    group.add_argument("--precision", choices=("float64", "float32"), default="float64")
+    group.add_argument("--threads", type=int, metavar="N",
+                       help="native threads (default: the cores this process may use)")
+
+
+def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
+    return dict(pool=args.pool, conv_method=args.conv_method, mp_fit=args.mp_fit, randomize=args.randomize,
+                precision=args.precision, threads=args.threads)

