@@ -49,8 +49,11 @@ def configure_logging(args: argparse.Namespace) -> None:
         level = logging.DEBUG
     elif getattr(args, "quiet", False):
         level = logging.ERROR
+    for old in [h for h in logger.handlers if getattr(h, "_hts_cli", False)]:
+        logger.removeHandler(old)  # main() called again in the same process (tests, embedding)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("hts: %(levelname)s: %(message)s"))
+    handler._hts_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(level)
 
