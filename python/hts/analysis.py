@@ -12,11 +12,13 @@ import logging
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from . import spectra
+from ._stop import StopCheck
 from ._threads import resolve_threads
 from .adapters import WeightTensor
 from .fitting import FIX_FINGERS, LayerFit, fit_layer
@@ -235,6 +237,8 @@ def analyze(
     seed: int = 0,
     threads: int | None = None,
     progress: ProgressCallback | None = None,
+    cancel: Any = None,
+    time_budget: float | None = None,
 ) -> Analysis:
     """Spectral metrics of every weight matrix of ``model``, as WeightWatcher 0.7.7 computes them.
 
@@ -279,12 +283,26 @@ def analyze(
     threads
         Native threads (default: every core this process may use, capped by OMP_NUM_THREADS).
     progress
-        Called as ``progress(done, total, longname)`` after each analysed layer.
+        Called as ``progress(done, total, longname)`` after each analysed layer, in the calling thread. If it
+        returns ``False`` (exactly False; None and other values go on) the analysis stops as ``cancel`` does.
+    cancel
+        A ``threading.Event`` (or anything with ``is_set()``; it may be polled from hts's worker threads):
+        once set, the analysis stops at the next layer or kernel-batch boundary and raises ``hts.Cancelled``
+        (its message and ``done``/``total`` say how many layers were finished). A running kernel batch
+        (at most ``BATCH_BYTES`` of weights, or one larger layer) is not interrupted.
+    time_budget
+        Seconds the call may take; when they run out the analysis stops as with ``cancel``.
 
     Returns
     -------
     Analysis
+
+    Raises
+    ------
+    hts.Cancelled
+        When ``cancel``, ``progress`` or ``time_budget`` stopped the analysis; no partial result is returned.
     """
+    stop = StopCheck(cancel, time_budget)
     conv_input_size = _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, precision,
                                      fix_fingers, randomize, seed)
     n_threads = resolve_threads(threads)
@@ -313,14 +331,18 @@ def analyze(
     esds: dict = {}
     runner = _Runner(pool=pool, precision=precision, fix_fingers=fix_fingers, threads=n_threads, mp_fit=mp_fit,
                      randomize=randomize, seed=seed)
-    done = 0
+    done, total = 0, len(work)
     for batch in _batches(work):
-        for i, t, rows, layer_esds in runner.run(batch):
-            slots[i] = rows
-            esds.update(layer_esds)
-            done += 1
-            if progress is not None:
-                progress(done, len(work), t.longname)
+        stop.check(done, total)
+        with closing(runner.run(batch, stop)) as results:  # closing: no worker outlives a Cancelled
+            for i, t, rows, layer_esds in results:
+                slots[i] = rows
+                esds.update(layer_esds)
+                done += 1
+                if progress is not None and progress(done, total, t.longname) is False:
+                    stop.decline()
+                stop.check(done, total)
+    stop.check(done, total)
     rows = [r for slot in slots for r in slot]
     return Analysis(rows, esds, options)
 
@@ -350,27 +372,40 @@ class _Runner:
         self.fix_fingers = fix_fingers
         self.threads = threads
 
-    def run(self, batch):
+    def run(self, batch, stop: StopCheck):
+        """Yield ``(index, tensor, rows, esds)`` per layer of the batch, in order; returns early (yielding
+        nothing more) once ``stop`` says so, leaving no job running."""
         t0 = time.perf_counter()
         loaded, failed = [], []
         for i, t, plan in batch:
+            if stop.reason():
+                return
             try:
                 loaded.append((i, t, plan, stack(t, plan, t.load())))
             except (ValueError, TypeError, RuntimeError, OSError) as err:
                 failed.append((i, t, plan, f"could not load weights: {err}"))
+        if stop.reason():
+            return
         evals = self._eigenvalues(loaded, failed, self.precision)
         load_and_eig = time.perf_counter() - t0
         costs = [plan.N * plan.M * plan.M * plan.rf for _, _, plan, _ in loaded]
         total_cost = float(sum(costs)) or 1.0
 
-        jobs = [(item, ev, load_and_eig * c / total_cost) for item, ev, c in zip(loaded, evals, costs)]
-        with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(jobs)))) as pool:
-            results = list(pool.map(self._finish, jobs))
         for i, t, plan, reason in failed:
             row = skipped_row(t, reason, plan)
             row.update(status="failed", has_esd=False)
-            results.append((i, t, [row], {}))
-        return sorted(results, key=lambda r: r[0])
+            yield i, t, [row], {}
+        jobs = [(item, ev, load_and_eig * c / total_cost) for item, ev, c in zip(loaded, evals, costs)]
+        pool = ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(jobs) or 1)))
+        try:
+            futures = [pool.submit(self._finish, job, stop) for job in jobs]
+            for future in futures:
+                result = future.result()
+                if result is None:  # stopped before this layer
+                    return
+                yield result
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _eigenvalues(self, loaded: list, failed: list, precision: str) -> list:
         """Eigenvalues of every loaded layer in one kernel call; a layer with bad values is moved to ``failed``."""
@@ -391,7 +426,9 @@ class _Runner:
         return spectra.conv_operator_eigenvalues(kernel, input_size=plan.fft_size, precision=precision,
                                                  threads=self.threads, name=t.longname)
 
-    def _finish(self, job):
+    def _finish(self, job, stop: StopCheck):
+        if stop.reason():
+            return None
         (i, t, plan, array), ev, eig_time = job
         t0 = time.perf_counter()
         per_slice = np.atleast_2d(np.asarray(ev, dtype=np.float64)) * plan.scale

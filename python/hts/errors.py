@@ -27,4 +27,12 @@ class ModelFileError(HTSError, ValueError):
 
 class Cancelled(HTSError):
     """An analysis stopped before its end because the caller asked it to (cancel event, progress callback
-    returning False, or time budget)."""
+    returning False, or time budget).
+
+    ``done`` and ``total`` hold how many of the analysable layers were finished (None when not known).
+    """
+
+    def __init__(self, message: str, *, done: int | None = None, total: int | None = None) -> None:
+        self.done = done
+        self.total = total
+        super().__init__(message)
