@@ -115,13 +115,25 @@ void gram_block(const GramOperand<T>& op, int i0, int ni, int j0, int nj, T* g, 
 /// Ascending eigenvalues of the Gram matrix whose lower triangle is in g (n×n, column-major); g is destroyed.
 /// `index` names the matrix in errors.
 template <class T>
+BadMatrix overflow_error(std::size_t index) {
+  return BadMatrix(index, std::string("squared singular values overflow ") +
+                              (std::is_same<T, float>::value ? "float32 (use precision='float64')"
+                                                             : "float64 (entries are too large)"));
+}
+
+/// Throws when an eigenvalue is not finite: a finite Gram diagonal bounds each entry,
+/// but λ_max can still reach n times the largest diagonal entry (up to the trace) and overflow.
+template <class T>
+void check_finite_eigenvalues(std::size_t index, const T* ev, int n) {
+  for (int i = 0; i < n; ++i)
+    if (!std::isfinite(ev[i])) throw overflow_error<T>(index);
+}
+
+template <class T>
 void gram_to_eigenvalues(std::size_t index, int n, T* g, T* out, const EigenOptions& opt) {
   // |G_ij| <= sqrt(G_ii·G_jj), so a finite diagonal means a finite Gram matrix.
   for (int i = 0; i < n; ++i)
-    if (!std::isfinite(g[static_cast<std::size_t>(i) * n + i]))
-      throw BadMatrix(index, std::string("squared singular values overflow ") +
-                                 (std::is_same<T, float>::value ? "float32 (use precision='float64')"
-                                                                : "float64 (entries are too large)"));
+    if (!std::isfinite(g[static_cast<std::size_t>(i) * n + i])) throw overflow_error<T>(index);
   if (n <= opt.eigen_solver_max) {
     Eigen::Map<ColMatrix<T>> gm(g, n, n);
     Eigen::SelfAdjointEigenSolver<ColMatrix<T>> solver(gm, Eigen::EigenvaluesOnly);
@@ -132,6 +144,7 @@ void gram_to_eigenvalues(std::size_t index, int n, T* g, T* out, const EigenOpti
                                                           : (std::is_same<T, double>::value ? 896 : 2048);
     lapack::symmetric_eigenvalues<T>(n, g, n, out, static_cast<int>(std::min<std::int64_t>(two_stage, INT_MAX)));
   }
+  check_finite_eigenvalues<T>(index, out, n);
   for (int i = 0; i < n; ++i) out[i] = out[i] > T(0) ? out[i] : T(0);  // round-off negatives (and -0) of a PSD matrix
 }
 

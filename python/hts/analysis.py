@@ -25,6 +25,7 @@ from .fitting import FIX_FINGERS, LayerFit, fit_layer
 from .inventory import open_model
 from .matrices import CONV_METHODS, LayerPlan, plan_layer, skip_reason, stack
 from .metrics import COLUMNS, layer_row, skipped_row
+from .screening import nonfinite_reason, unsupported_dtype_reason
 from .selection import select
 
 __all__ = ["SUMMARY_METRICS", "Analysis", "analyze"]
@@ -376,17 +377,25 @@ class _Runner:
         """Yield ``(index, tensor, rows, esds)`` per layer of the batch, in order; returns early (yielding
         nothing more) once ``stop`` says so, leaving no job running."""
         t0 = time.perf_counter()
-        loaded, failed = [], []
+        loaded, failed, raw = [], [], {}
         for i, t, plan in batch:
             if stop.reason():
                 return
             try:
-                loaded.append((i, t, plan, stack(t, plan, t.load())))
+                w = t.load()
+                reason = unsupported_dtype_reason(w)
+                if not reason:
+                    loaded.append((i, t, plan, stack(t, plan, w)))
+                    raw[i] = w
             except (ValueError, TypeError, RuntimeError, OSError) as err:
-                failed.append((i, t, plan, f"could not load weights: {err}"))
+                reason = f"could not load weights: {err}"
+            if reason:
+                logger.warning("layer %s %r: %s", t.layer_id, t.longname, reason)
+                failed.append((i, t, plan, reason))
         if stop.reason():
             return
-        evals = self._eigenvalues(loaded, failed, self.precision)
+        evals = self._eigenvalues(loaded, failed, raw, self.precision)
+        raw.clear()
         load_and_eig = time.perf_counter() - t0
         costs = [plan.N * plan.M * plan.M * plan.rf for _, _, plan, _ in loaded]
         total_cost = float(sum(costs)) or 1.0
@@ -407,19 +416,35 @@ class _Runner:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _eigenvalues(self, loaded: list, failed: list, precision: str) -> list:
-        """Eigenvalues of every loaded layer in one kernel call; a layer with bad values is moved to ``failed``."""
-        if any(plan.method == "fft" for _, _, plan, _ in loaded):
-            return [self._fft_eigenvalues(item, precision) for item in loaded]
-        while True:
+    def _eigenvalues(self, loaded: list, failed: list, raw: dict, precision: str) -> list:
+        """Eigenvalues of every loaded layer: conv-operator (fft) layers one by one, the others in one kernel
+        call. A layer the kernel refuses (non-finite or overflowing values) is moved from ``loaded`` to
+        ``failed``; ``raw`` (index -> the array as loaded) serves to count its non-finite entries."""
+        evals: dict = {}
+        refused: dict = {}
+        for k, item in enumerate(loaded):
+            if item[2].method == "fft":
+                try:
+                    evals[k] = self._fft_eigenvalues(item, precision)
+                except ValueError as err:
+                    refused[k] = str(err).split(": ", 1)[-1]
+        batch = [k for k, item in enumerate(loaded) if item[2].method != "fft"]
+        while batch:
             try:
-                return spectra.eigenvalues([s for *_, s in loaded], precision=precision, threads=self.threads,
-                                           name="<batch>")
+                out = spectra.eigenvalues([loaded[k][3] for k in batch], precision=precision,
+                                          threads=self.threads, name="<batch>")
             except spectra.BatchItemError as err:
-                i, t, plan, _ = loaded.pop(err.index)
-                message = err.detail
-                failed.append((i, t, plan, message))
-                logger.warning("layer %s %r: %s", t.layer_id, t.longname, message)
+                refused[batch.pop(err.index)] = err.detail
+                continue
+            evals.update(zip(batch, out))
+            break
+        for k, detail in sorted(refused.items()):
+            i, t, plan, _ = loaded[k]
+            message = nonfinite_reason(raw[i]) or detail
+            failed.append((i, t, plan, message))
+            logger.warning("layer %s %r: %s", t.layer_id, t.longname, message)
+        loaded[:] = [item for k, item in enumerate(loaded) if k not in refused]
+        return [evals[k] for k in sorted(evals)]
 
     def _fft_eigenvalues(self, item, precision):
         _, t, plan, kernel = item

@@ -62,7 +62,7 @@ def identity(t: WeightTensor) -> dict:
 def skipped_row(t: WeightTensor, reason: str, plan: LayerPlan | None = None) -> dict:
     """A row for a tensor that is listed but not analysed."""
     row = {**identity(t), **_EMPTY_METRICS}
-    if plan is not None:
+    if plan is not None and plan.M > 0:  # an empty tensor (a zero dimension) has no aspect ratio
         row["Q"] = plan.N / plan.M
     row.update(
         N=plan.N if plan else (max(t.shape) if t.shape else 0),
