@@ -133,7 +133,7 @@ def test_a_layer_with_nan_fails_alone(rng, caplog):
     with caplog.at_level("WARNING", logger="hts"):
         a = hts.analyze(model)
     assert [r["status"] for r in a.rows] == ["success", "failed", "success"]
-    assert a.rows[1]["reason"] == "1 non-finite entries (NaN or Inf) out of 2800"
+    assert a.rows[1]["reason"] == "non-finite weights: 1 NaN, 0 +Inf, 0 -Inf among 2800 entries (first at [3, 4])"
     assert "'b'" in caplog.text
     assert math.isnan(a.rows[1]["alpha"]) and a.counts["failed"] == 1
     assert math.isfinite(a.summary["alpha"])
