@@ -203,4 +203,9 @@ def _check_entry(path: str, name: str, entry, buffer: int, data_start: int) -> T
         expected = count * DTYPES[dtype][0]
         if expected != end - begin:
             raise bad(f"{dtype} {shape} needs {expected} bytes but data_offsets span {end - begin}")
+    nonzero = 1
+    for s in shape:
+        nonzero *= max(s, 1)
+    if nonzero > 2**60:  # numpy refuses such a shape even with a zero dimension (size in bytes past int64)
+        raise bad(f"shape {shape} is too large")
     return TensorInfo(name, dtype, tuple(shape), data_start + begin, data_start + end)
