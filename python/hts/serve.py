@@ -244,6 +244,7 @@ def _handler_for(sidecar: MetricsSidecar):
     class Handler(BaseHTTPRequestHandler):
         server_version = "hts-serve"
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once (no 40 ms delayed-ACK stall)
 
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             self._answer(send_body=True)
