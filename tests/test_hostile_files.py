@@ -43,7 +43,7 @@ def test_analysing_a_file_that_is_being_rewritten(tmp_path):
     writer_thread.start()
     outcomes = {"result": 0, "refused": 0}
     try:
-        for _ in range(60):
+        for _ in range(200):
             try:
                 a = hts.analyze(str(path), threads=1)
                 assert a.counts["analysed"] + a.counts["failed"] + a.counts["skipped"] == len(a.rows)
@@ -53,7 +53,7 @@ def test_analysing_a_file_that_is_being_rewritten(tmp_path):
     finally:
         stop.set()
         writer_thread.join(10)
-    assert sum(outcomes.values()) == 60
+    assert sum(outcomes.values()) == 200
     assert outcomes["refused"] > 0  # the race is really exercised
 
 

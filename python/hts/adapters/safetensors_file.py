@@ -143,7 +143,10 @@ def read_header(path: str | os.PathLike) -> SafetensorsFile:
             size = st.st_size
             if size < 8:
                 raise ModelFileError(path, f"not a safetensors file: {size} bytes, shorter than the 8-byte header length")
-            (length,) = struct.unpack("<Q", f.read(8))
+            head = f.read(8)
+            if len(head) != 8:  # shrunk since the fstat: being rewritten
+                raise ModelFileError(path, "file truncated while its header was read (is it being written?)")
+            (length,) = struct.unpack("<Q", head)
             if length > MAX_HEADER_BYTES:
                 raise ModelFileError(path, f"header length {length} exceeds the {MAX_HEADER_BYTES}-byte limit "
                                            "(not a safetensors file, or a corrupt one)")
