@@ -17,7 +17,7 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=60, deadline=None)
 # The kernel tests under AddressSanitizer (tests/test_sanitizers.py): ~3x slower, so fewer examples.
 settings.register_profile(
-    "sanitize", max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "sanitize", max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
