@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pytest
 from _reference_rmt import js_distance, mp_objective, ww_mp_fit, ww_randomization_metrics
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hts import _core, spectra
@@ -43,6 +43,16 @@ def layer(kind: str, N: int, M: int, rng: np.random.Generator) -> np.ndarray:
     if kind == "conv":
         return np.sort(np.concatenate([svd_evals(s) for s in rng.standard_normal((9, N, M)) * 0.05]) * 0.5)
     raise ValueError(kind)
+
+
+def kde_peak_is_a_tie(ev: np.ndarray, N: int, M: int) -> bool:
+    """Whether the reference KDE's maximum is shared, to 1e-12 relative, by grid points other than argmax."""
+    from _reference_rmt import KDE_GRID, kde_linear
+
+    x = ev * (ev.size / np.sum(ev))
+    fit_data = np.sqrt(x) if N == M else x
+    f = kde_linear(fit_data, np.linspace(0.0, np.max(fit_data) + 0.5, KDE_GRID))
+    return int(np.count_nonzero(f >= np.max(f) * (1 - 1e-12))) > 1
 
 
 def assert_fit_matches(fit: spectra.MarchenkoPasturFit, ref: dict) -> None:
@@ -86,7 +96,15 @@ def test_mp_fit_matches_reference_hypothesis(kind, M, q, seed):
     except ValueError:  # WeightWatcher cannot fit it either (no KDE point above the floor)
         assert fit.status == "failed"
         return
-    assert_fit_matches(fit, ref)
+    try:
+        assert_fit_matches(fit, ref)
+    except AssertionError:
+        # A KDE whose maximum is a plateau of grid points equal to the last bits (common on small heavy-tailed
+        # layers) has no well-defined peak: which point wins depends on summation order, and the σ window moves
+        # with it (e.g. heavy/M=10/q=3.7/seed=146930: 24 points within 1 ulp; differences table, row 20).
+        # Only such knife-edge spectra may differ; any other mismatch fails.
+        assume(not kde_peak_is_a_tie(ev, N, M))
+        raise
 
 
 def test_objective_matches_reference(rng):
