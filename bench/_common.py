@@ -1,26 +1,53 @@
-"""Shared helpers for the benchmarks: repeatable timing, BLAS thread control, machine description."""
+"""Shared helpers for the benchmarks: repeatable timing, BLAS thread control, machine description, and the
+command line every workload script shares (``--quick``, ``--smoke``, ``--out``)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import datetime
 import os
 import platform
 import statistics
+import sys
 import time
 from typing import Callable, Iterator
 
+MODES = ("smoke", "quick", "full")
 
-def median_time(fn: Callable[[], object], *, min_total: float = 0.3, max_reps: int = 7, min_reps: int = 1) -> float:
-    """Median wall time of fn() over repeated runs (one warm-up run first for calls faster than 1 s)."""
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    times = [first] if first > 1.0 else []
-    while len(times) < max_reps and (len(times) < min_reps or sum(times) < min_total):
+# Repetition budget per mode: (seconds of repeats to aim for, most repeats, warm-up run for fast calls).
+_REPS = {"smoke": (0.0, 1, False), "quick": (0.3, 5, True), "full": (1.0, 7, True)}
+
+
+def median_time(fn: Callable[[], object], *, mode: str = "full", max_reps: int | None = None,
+                min_total: float | None = None) -> float:
+    """Median wall time of fn() over repeated runs.
+
+    One warm-up run comes first for calls faster than 1 s (it counts when slower); repeats continue until
+    their sum passes the mode's budget or ``max_reps`` is reached. ``smoke`` runs fn once.
+    """
+    budget, reps, warm = _REPS[mode]
+    budget = budget if min_total is None else min_total
+    reps = 1 if mode == "smoke" else reps if max_reps is None else max_reps
+    times: list[float] = []
+    if warm:
+        t0 = time.perf_counter()
+        fn()
+        first = time.perf_counter() - t0
+        if first > 1.0:
+            times.append(first)
+    while len(times) < max(1, reps) and (not times or sum(times) < budget):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def once(fn: Callable[[], object]) -> float:
+    """Wall time of a single run (for contenders that take tens of seconds)."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 @contextlib.contextmanager
@@ -35,57 +62,108 @@ def blas_threads(n: int) -> Iterator[None]:
         yield
 
 
-def machine() -> str:
-    """One paragraph: CPU, cores, libraries."""
-    import numpy as np
+def thread_counts() -> tuple[int, ...]:
+    """Thread counts every workload measures: 1 and all usable cores (2 on the project's machine)."""
+    from hts import spectra
 
-    import hts
+    cores = spectra.kernel_info()["cores"]
+    return (1,) if cores == 1 else (1, cores)
 
-    cpu = platform.processor() or platform.machine()
+
+def _version(module: str) -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:  # noqa: BLE001 - not installed
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, or what platform knows."""
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict:
+    """CPU, cores, memory, BLAS builds and library versions, as plain data."""
+    from hts import spectra
+
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count()
-    parts = [f"CPU: {cpu}, {cores} usable cores", f"Python {platform.python_version()}",
-             f"hts {hts.__version__} ({hts.spectra.kernel_info()['blas']})", f"numpy {np.__version__}"]
+    info: dict = {"cpu": cpu_model(), "usable_cores": cores, "logical_cpus": os.cpu_count(),
+                  "platform": platform.platform(), "python": platform.python_version(),
+                  "hts_blas": spectra.kernel_info()["blas"],
+                  "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/meminfo") as f:
+            info["memory_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
+    info["versions"] = {m: _version(m) for m in ("hts", "numpy", "scipy", "torch", "weightwatcher", "powerlaw",
+                                                 "threadpoolctl")}
     try:
-        import scipy
-
-        parts.append(f"scipy {scipy.__version__}")
-    except ImportError:
-        pass
-    try:
+        import numpy  # noqa: F401 - threadpoolctl only sees loaded libraries
+        import scipy.linalg  # noqa: F401
         import threadpoolctl
 
-        blas = {i["internal_api"] + " " + i.get("version", "") for i in threadpoolctl.threadpool_info()
-                if i["user_api"] == "blas"}
-        parts.append("numpy/scipy BLAS: " + ", ".join(sorted(blas)))
+        info["numpy_scipy_blas"] = sorted({f"{i['internal_api']} {i.get('version', '')} "
+                                           f"({i.get('architecture', '?')}, {i.get('num_threads')} threads)"
+                                           for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"})
     except ImportError:
-        parts.append("threadpoolctl missing: numpy/scipy BLAS threads NOT limited")
-    return "; ".join(parts)
+        info["numpy_scipy_blas"] = ["threadpoolctl missing: numpy/scipy BLAS threads NOT limited"]
+    return info
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+def machine() -> str:
+    """One paragraph: CPU, cores, libraries."""
+    i = machine_info()
+    versions = ", ".join(f"{k} {v}" for k, v in i["versions"].items() if v)
+    return (f"CPU: {i['cpu']}, {i['usable_cores']} usable cores, {i.get('memory_gib', '?')} GiB; "
+            f"Python {i['python']}; {versions}; hts links {i['hts_blas']}; numpy/scipy BLAS: "
+            + "; ".join(i["numpy_scipy_blas"]))
 
 
-def write_report(title: str, quick: bool, parts: list, out: str | None) -> str:
-    """Print the report (title with date, machine description, parts) and write it to ``out``."""
-    import datetime
+def parse_mode(description: str, default_out: str) -> tuple[str, str]:
+    """The shared command line of a workload script: returns (mode, output Markdown path)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats")
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs, one repeat: checks the plumbing only")
+    parser.add_argument("--out", default=default_out, help="Markdown file to write")
+    args = parser.parse_args()
+    return ("smoke" if args.smoke else "quick" if args.quick else "full"), args.out
 
-    text = "\n".join([f"## {title} — {datetime.date.today()}{' (quick)' if quick else ''}\n", machine() + "\n",
-                      *parts])
+
+def write_standalone(section, mode: str, out: str | None) -> str:
+    """A single workload's report (date, machine, its tables) printed and written to ``out``."""
+    from _report import goals_markdown, section_markdown
+
+    head = f"# {section.title} — {datetime.date.today()}{'' if mode == 'full' else f' ({mode})'}\n\n{machine()}\n"
+    parts = [head, section_markdown(section)]
+    if section.goals:
+        parts.append("### Goals\n\n" + goals_markdown(section.goals) + "\n")
+    text = "\n".join(parts)
     print("\n" + text)
     if out:
-        os.makedirs(os.path.dirname(out), exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         with open(out, "w") as f:
             f.write(text)
     return text
+
+
+def bench_dir() -> str:
+    """This folder (for sys.path and default output paths)."""
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def tests_dir() -> str:
+    """The repository's tests folder (tests/_models.py builds the real models)."""
+    return os.path.join(bench_dir(), "..", "tests")
+
+
+if bench_dir() not in sys.path:
+    sys.path.insert(0, bench_dir())

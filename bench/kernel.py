@@ -1,27 +1,21 @@
-"""Kernel benchmark: hts vs numpy/LAPACK for eigenvalues of WᵀW, and the power-law xmin search.
+"""Kernel workload: eigenvalues of WᵀW, hts vs numpy (svd, eigvalsh) and the LAPACK floor, 1 and 2 threads.
 
-    python bench/kernel.py [--quick] [--out bench/results/kernel.md]
+    python bench/kernel.py [--quick | --smoke] [--out bench/results/kernel.md]
 
-Every contender is measured in the same run; the table gives median wall times and ratios (< 1 means hts is
-faster). Nothing here is asserted: the machines are noisy, the numbers are for people.
+The shapes are the foundation issue's: batches of conv slices and single Linear-sized matrices. Every contender
+is timed in the same run on the same array (float64); nothing is asserted, the numbers are for people.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import blas_threads, markdown_table, median_time, write_report  # noqa: E402
+from _common import bench_dir, blas_threads, median_time, parse_mode, thread_counts, write_standalone
+from _report import Section, Table, goal_at_least, goal_at_most, ratio
 
-from hts import spectra  # noqa: E402
-
-
-def available_cores() -> int:
-    return spectra.kernel_info()["cores"]
+from hts import spectra
 
 SHAPES = [  # (slices, N, M)
     (9, 64, 64),
@@ -31,18 +25,22 @@ SHAPES = [  # (slices, N, M)
     (1, 3072, 768),
     (1, 4096, 4096),
 ]
+QUICK_SKIP = {(1, 4096, 4096)}
+SMOKE_SHAPES = [(3, 16, 8), (1, 40, 24)]
 
 
 def numpy_svd(w: np.ndarray) -> np.ndarray:
+    """numpy's batched SVD, values only, squared."""
     return np.linalg.svd(w, compute_uv=False) ** 2
 
 
 def numpy_eigvalsh(w: np.ndarray) -> np.ndarray:
+    """numpy's batched Gram of the smaller side + eigvalsh."""
     g = np.swapaxes(w, -1, -2) @ w if w.shape[-2] >= w.shape[-1] else w @ np.swapaxes(w, -1, -2)
     return np.linalg.eigvalsh(g)
 
 
-def lapack_floor(w: np.ndarray):
+def lapack_floor(w: np.ndarray) -> None:
     """The practical floor: Gram product + LAPACK syevd (scipy, values only), slice by slice."""
     import scipy.linalg as sl
 
@@ -51,104 +49,60 @@ def lapack_floor(w: np.ndarray):
         sl.eigh(g, eigvals_only=True, driver="evd", overwrite_a=True, check_finite=False)
 
 
-def fmt_ms(t: float | None) -> str:
-    return "skipped" if t is None else (f"{t * 1e3:.2f}" if t < 10 else f"{t * 1e3:.0f}")
+def shape_label(k: int, n: int, m: int) -> str:
+    return f"{k}×{n}×{m}" if k > 1 else f"{n}×{m}"
 
 
-def bench_eigenvalues(quick: bool) -> str:
-    cores = available_cores()
-    try:
-        import scipy  # noqa: F401
-
-        have_scipy = True
-    except ImportError:
-        have_scipy = False
-    rows = []
+def run(mode: str) -> Section:
+    """Time every contender on every shape; ratios are contender ÷ hts at the same thread count."""
+    threads = thread_counts()
+    tn = threads[-1]
+    shapes = SMOKE_SHAPES if mode == "smoke" else [s for s in SHAPES if not (mode == "quick" and s in QUICK_SKIP)]
+    cols = [("shape (slices×N×M)", "text"), ("hts 1t", "ms"), (f"hts {tn}t", "ms"), ("hts f32 1t", "ms")]
+    for t in threads:
+        cols += [(f"numpy svd {t}t", "ms"), (f"numpy eigvalsh {t}t", "ms"), (f"floor {t}t", "ms")]
+    for t in threads:
+        cols += [(f"svd/hts {t}t", "x"), (f"eigvalsh/hts {t}t", "x"), (f"floor/hts {t}t", "x")]
+    cols += [("hts 1t ÷ floor 1t", "r"), (f"hts speed-up 1t→{tn}t", "r")]
+    table = Table("Eigenvalues of WᵀW, float64 (median ms)", cols)
     rng = np.random.default_rng(0)
-    for k, n, m in SHAPES:
+    within, speedups = [], []
+    for k, n, m in shapes:
         w = rng.standard_normal((k, n, m))
         big = n * m >= 4096 * 4096
-        if quick and big:
-            continue
-        res: dict[str, float | None] = {}
-        res["hts 1t"] = median_time(lambda: spectra.eigenvalues(w, threads=1))
-        res[f"hts {cores}t"] = median_time(lambda: spectra.eigenvalues(w, threads=cores))
-        res["hts f32 1t"] = median_time(lambda: spectra.eigenvalues(w, threads=1, precision="float32"))
-        for threads in (1, cores):
-            with blas_threads(threads):
-                res[f"svd {threads}t"] = median_time(lambda: numpy_svd(w), max_reps=3)
-                res[f"eigvalsh {threads}t"] = median_time(lambda: numpy_eigvalsh(w))
-                res[f"floor {threads}t"] = median_time(lambda: lapack_floor(w)) if have_scipy else None
-        best1 = min(v for key, v in res.items() if key.endswith(" 1t") and not key.startswith("hts") and v)
-        bestn = min(v for key, v in res.items() if key.endswith(f" {cores}t") and not key.startswith("hts") and v)
-        floor1 = res["floor 1t"]
-        rows.append(
-            [f"{k}×{n}×{m}" if k > 1 else f"{n}×{m}"]
-            + [fmt_ms(res[c]) for c in ("hts 1t", f"hts {cores}t", "hts f32 1t", "svd 1t", "eigvalsh 1t", "floor 1t",
-                                      f"svd {cores}t", f"eigvalsh {cores}t", f"floor {cores}t")]
-            + [f"{res['hts 1t'] / best1:.2f}", f"{res[f'hts {cores}t'] / bestn:.2f}",
-               f"{res['hts 1t'] / res[f'hts {cores}t']:.2f}",
-               "—" if floor1 is None else f"{res['hts 1t'] / floor1:.2f}"]
-        )
-        print(" | ".join(rows[-1]), flush=True)
-    header = ["shape (slices×N×M)", "hts 1t", f"hts {cores}t", "hts f32 1t", "numpy svd 1t", "numpy eigvalsh 1t",
-              "Gram+syevd floor 1t", f"numpy svd {cores}t", f"numpy eigvalsh {cores}t", f"floor {cores}t",
-              "hts 1t / best other 1t", f"hts {cores}t / best other {cores}t", f"speed-up 1t→{cores}t",
-              "hts 1t / floor 1t"]
-    return ("### Eigenvalues of WᵀW, float64 (median ms)\n\n" + markdown_table(header, rows) +
-            "\n\nRatios below 1 mean hts is faster. \"1t\"/\"%dt\": threads given to hts, or BLAS threads of "
-            "numpy/scipy (threadpoolctl). The floor is scipy's Gram product + `eigh(driver='evd', "
-            "eigvals_only=True)`, slice by slice.\n" % cores)
-
-
-def numpy_power_law_scan(x: np.ndarray) -> tuple[float, float, float]:
-    """The simple vectorised numpy scan: alpha from suffix sums, D per candidate vectorised over its tail."""
-    x = np.sort(x[x > 1e-5])
-    n = x.size
-    lx = np.log(x)
-    suffix = np.cumsum(lx[::-1])[::-1]
-    m = n - np.arange(n - 1)
-    alphas = 1 + m / (suffix[:-1] - m * lx[:-1])
-    ds = np.ones(n - 1)
-    for i in range(n - 1):
-        if alphas[i] > 1:
-            tail = x[i:]
-            ds[i] = np.max(np.abs(1 - (tail / x[i]) ** (1 - alphas[i]) - np.arange(m[i]) / m[i]))
-    best = int(np.argmin(ds))
-    return alphas[best], x[best], ds[best]
-
-
-def bench_power_law(quick: bool) -> str:
-    cores = available_cores()
-    rows = []
-    rng = np.random.default_rng(1)
-    for n in (1_000, 10_000, 100_000):
-        # A bulk plus a heavy tail, like a trained layer's ESD.
-        x = np.concatenate([rng.gamma(4.0, 0.25, n - n // 5), rng.pareto(1.5, n // 5) + 1.5])
-        t1 = median_time(lambda: spectra.fit_power_law(x, threads=1))
-        tn = median_time(lambda: spectra.fit_power_law(x, threads=cores))
-        tnp = None
-        if not (quick and n >= 100_000):
-            tnp = median_time(lambda: numpy_power_law_scan(x), max_reps=3 if n < 100_000 else 1)
-            a_np, xmin_np, _ = numpy_power_law_scan(x)
-            fit = spectra.fit_power_law(x)
-            assert xmin_np == fit.xmin and abs(a_np - fit.alpha) < 1e-9 * fit.alpha, "scan and hts disagree"
-        rows.append([f"{n:,}", fmt_ms(t1), fmt_ms(tn), fmt_ms(tnp),
-                     "—" if tnp is None else f"{tnp / t1:.0f}×", "—" if tnp is None else f"{tnp / tn:.0f}×"])
-        print(" | ".join(rows[-1]), flush=True)
-    header = ["n eigenvalues", "hts 1t (ms)", f"hts {cores}t (ms)", "numpy scan (ms)", "hts 1t speed-up",
-              f"hts {cores}t speed-up"]
-    return ("### Power-law fit, exact xmin search (median ms)\n\n" + markdown_table(header, rows) +
-            "\n\nSame xmin and alpha (checked in the run). Data: a gamma bulk plus a Pareto tail (α = 2.5), 20 % "
-            "of the values in the tail.\n")
+        res: dict[str, float] = {}
+        for t in threads:
+            res[f"hts {t}t"] = median_time(lambda: spectra.eigenvalues(w, threads=t), mode=mode)
+        res["hts f32 1t"] = median_time(lambda: spectra.eigenvalues(w, threads=1, precision="float32"), mode=mode)
+        for t in threads:
+            with blas_threads(t):
+                res[f"svd {t}t"] = median_time(lambda: numpy_svd(w), mode=mode, max_reps=1 if big else 3)
+                res[f"eigvalsh {t}t"] = median_time(lambda: numpy_eigvalsh(w), mode=mode, max_reps=3 if big else None)
+                res[f"floor {t}t"] = median_time(lambda: lapack_floor(w), mode=mode, max_reps=3 if big else None)
+        row = [shape_label(k, n, m), res["hts 1t"], res[f"hts {tn}t"], res["hts f32 1t"]]
+        for t in threads:
+            row += [res[f"svd {t}t"], res[f"eigvalsh {t}t"], res[f"floor {t}t"]]
+        for t in threads:
+            row += [ratio(res[f"{c} {t}t"], res[f"hts {t}t"]) for c in ("svd", "eigvalsh", "floor")]
+        row += [ratio(res["hts 1t"], res["floor 1t"]), ratio(res["hts 1t"], res[f"hts {tn}t"])]
+        table.add(*row)
+        within.append(row[-2])
+        if k > 1 and tn > 1:
+            speedups.append(row[-1])
+    table.notes = (f"\"×\" columns: contender time ÷ hts time at the same thread count (above 1: hts is faster). "
+                   f"\"1t\"/\"{tn}t\": threads given to hts, or BLAS threads of numpy/scipy (threadpoolctl). The "
+                   "floor is scipy's Gram product + `eigh(driver='evd', eigvals_only=True)`, slice by slice. "
+                   "\"hts f32\" is `precision='float32'` (not a like-for-like contender; shown for scale).")
+    goals = [goal_at_most("kernel within 1.2× of the LAPACK floor, 1 thread", 1.2, within, "r", "every shape")]
+    if tn > 1:
+        goals.append(goal_at_least(f"kernel ≥ 1.8× faster with {tn} threads on batches of slices", 1.8, speedups,
+                                   "r", "the batched shapes (slices > 1)"))
+    return Section("kernel", "Kernel: eigenvalues of WᵀW", [table], goals)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="skip 4096×4096 and the 100k numpy scan")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "kernel.md"))
-    args = parser.parse_args()
-    write_report("hts kernel benchmark", args.quick, [bench_eigenvalues(args.quick), bench_power_law(args.quick)], args.out)
+    mode, out = parse_mode(__doc__.splitlines()[0], os.path.join(bench_dir(), "results", "kernel.md"))
+    write_standalone(run(mode), mode, out)
 
 
 if __name__ == "__main__":
