@@ -53,6 +53,7 @@ class Section:
     tables: list = dataclasses.field(default_factory=list)
     goals: list = dataclasses.field(default_factory=list)
     notes: str = ""
+    failed: bool = False
 
 
 def fmt(value: Any, kind: str) -> str:

@@ -1,24 +1,22 @@
 """Conv operator benchmark: hts.spectra.conv_operator_eigenvalues vs numpy (fft2 + batched SVD or eigvalsh).
 
-    python bench/conv_fft.py [--quick] [--out bench/results/conv_fft.md]
+    python bench/conv_fft.py [--quick | --smoke] [--out bench/results/conv_fft.md]
 
 Every contender is measured in the same run, on the same kernel; the table gives median wall times and ratios
-(< 1 means hts is faster), and the largest disagreement with numpy's SVD relative to λ_max. Nothing here is
+(numpy ÷ hts: above 1 means hts is faster), and the largest disagreement with numpy's SVD relative to λ_max. Nothing here is
 asserted: the machines are noisy, the numbers are for people.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _common import blas_threads, markdown_table, median_time, write_report  # noqa: E402
+from _common import bench_dir, blas_threads, median_time, parse_mode, thread_counts, write_standalone
+from _report import Section, Table, ratio
 
-from hts import spectra  # noqa: E402
+from hts import spectra
 
 CASES = [  # (out, in, kh, kw), (n1, n2)
     ((256, 256, 3, 3), (3, 3)),
@@ -28,6 +26,7 @@ CASES = [  # (out, in, kh, kw), (n1, n2)
     ((64, 3, 7, 7), (32, 32)),
 ]
 QUICK_SKIP = {((512, 512, 3, 3), (7, 7))}
+SMOKE_CASES = [((8, 4, 3, 3), (4, 4))]
 
 
 def numpy_dft(kernel: np.ndarray, n1: int, n2: int) -> np.ndarray:
@@ -48,61 +47,55 @@ def numpy_eigvalsh(kernel: np.ndarray, n1: int, n2: int) -> np.ndarray:
     return np.linalg.eigvalsh(ah @ a if a.shape[1] >= a.shape[2] else a @ ah)
 
 
-def fmt_ms(t: float | None) -> str:
-    return "skipped" if t is None else (f"{t * 1e3:.2f}" if t < 10 else f"{t * 1e3:.0f}")
-
-
-def bench(quick: bool) -> str:
-    cores = spectra.kernel_info()["cores"]
+def run(mode: str) -> Section:
+    """Time hts and both numpy routes on every case; ratios are numpy ÷ hts at the same thread count."""
+    threads = thread_counts()
+    tn = threads[-1]
+    cases = SMOKE_CASES if mode == "smoke" else [c for c in CASES if not (mode == "quick" and c in QUICK_SKIP)]
+    cols = [("kernel @ input", "text")] + [(f"hts {t}t", "ms") for t in threads] + [("hts f32 1t", "ms")]
+    for t in threads:
+        cols += [(f"numpy svd {t}t", "ms"), (f"numpy eigvalsh {t}t", "ms")]
+    for t in threads:
+        cols += [(f"svd/hts {t}t", "x"), (f"eigvalsh/hts {t}t", "x")]
+    cols += [("max error / λ_max vs svd", "e")]
+    table = Table("Conv operator spectrum, float64 (median ms)", cols)
     rng = np.random.default_rng(0)
-    rows = []
-    for shape, (n1, n2) in CASES:
-        if quick and (shape, (n1, n2)) in QUICK_SKIP:
-            continue
+    for shape, (n1, n2) in cases:
         kernel = (rng.standard_normal(shape) / np.sqrt(shape[1] * shape[2] * shape[3])).astype(np.float32)
         res: dict[str, float] = {}
-        for threads in (1, cores):
+        for t in threads:
             # hts outside threadpoolctl: a limit would also raise hts's private OpenBLAS above its 1 thread.
-            res[f"hts {threads}t"] = median_time(
-                lambda: spectra.conv_operator_eigenvalues(kernel, input_size=(n1, n2), threads=threads))
-            with blas_threads(threads):
-                res[f"svd {threads}t"] = median_time(lambda: numpy_svd(kernel, n1, n2), max_reps=3)
-                res[f"eigvalsh {threads}t"] = median_time(lambda: numpy_eigvalsh(kernel, n1, n2), max_reps=3)
-        res["hts f32 1t"] = median_time(
-            lambda: spectra.conv_operator_eigenvalues(kernel, input_size=(n1, n2), threads=1, precision="float32"))
+            res[f"hts {t}t"] = median_time(
+                lambda: spectra.conv_operator_eigenvalues(kernel, input_size=(n1, n2), threads=t), mode=mode)
+            with blas_threads(t):
+                res[f"svd {t}t"] = median_time(lambda: numpy_svd(kernel, n1, n2), mode=mode, max_reps=3)
+                res[f"eigvalsh {t}t"] = median_time(lambda: numpy_eigvalsh(kernel, n1, n2), mode=mode, max_reps=3)
+        res["hts f32 1t"] = median_time(lambda: spectra.conv_operator_eigenvalues(
+            kernel, input_size=(n1, n2), threads=1, precision="float32"), mode=mode)
         ours = spectra.conv_operator_eigenvalues(kernel, input_size=(n1, n2))
         ref = numpy_svd(kernel, n1, n2)
         err = float(np.max(np.abs(ours - ref)) / ref.max())
-        best = {t: min(res[f"svd {t}t"], res[f"eigvalsh {t}t"]) for t in (1, cores)}
-        rows.append(
-            [f"{shape[0]}×{shape[1]}×{shape[2]}×{shape[3]} @ {n1}×{n2}"]
-            + [fmt_ms(res[c]) for c in ("hts 1t", f"hts {cores}t", "hts f32 1t", "svd 1t", "eigvalsh 1t",
-                                        f"svd {cores}t", f"eigvalsh {cores}t")]
-            + [f"{res['hts 1t'] / res['svd 1t']:.2f}", f"{res[f'hts {cores}t'] / res[f'svd {cores}t']:.2f}",
-               f"{res['hts 1t'] / best[1]:.2f}", f"{res[f'hts {cores}t'] / best[cores]:.2f}", f"{err:.1e}"]
-        )
-        print(" | ".join(rows[-1]), flush=True)
-    header = ["kernel @ input", "hts 1t", f"hts {cores}t", "hts f32 1t", "numpy svd 1t", "numpy eigvalsh 1t",
-              f"numpy svd {cores}t", f"numpy eigvalsh {cores}t", "hts/svd 1t", f"hts/svd {cores}t",
-              "hts/best numpy 1t", f"hts/best numpy {cores}t", "max error / λ_max vs svd"]
-    return ("### Conv operator spectrum, float64 (median ms)\n\n" + markdown_table(header, rows) +
-            "\n\nRatios below 1 mean hts is faster. \"1t\"/\"%dt\": threads given to hts, or BLAS threads of "
-            "numpy (threadpoolctl). numpy svd: `np.fft.fft2(K.astype(float64), s=(n1, n2))` then a batched "
-            "`np.linalg.svd(compute_uv=False)`, complex128 throughout; numpy eigvalsh: the same FFT, the batched "
-            "Gram of the smaller side and `np.linalg.eigvalsh`. Kernels are float32 (as trained weights are); "
-            "hts computes in float64 unless \"f32\". The last column compares hts float64 with numpy svd.\n" % cores)
+        row = [f"{shape[0]}×{shape[1]}×{shape[2]}×{shape[3]} @ {n1}×{n2}"] + [res[f"hts {t}t"] for t in threads]
+        row.append(res["hts f32 1t"])
+        for t in threads:
+            row += [res[f"svd {t}t"], res[f"eigvalsh {t}t"]]
+        for t in threads:
+            row += [ratio(res[f"svd {t}t"], res[f"hts {t}t"]), ratio(res[f"eigvalsh {t}t"], res[f"hts {t}t"])]
+        table.add(*row, err)
+    table.notes = (f"\"×\" columns: numpy time ÷ hts time at the same thread count (above 1: hts is faster). "
+                   f"\"1t\"/\"{tn}t\": threads given to hts, or BLAS threads of numpy (threadpoolctl). numpy svd: "
+                   "`np.fft.fft2(K.astype(float64), s=(n1, n2))` then a batched `np.linalg.svd(compute_uv=False)`, "
+                   "complex128 throughout; numpy eigvalsh: the same FFT, the batched Gram of the smaller side and "
+                   "`np.linalg.eigvalsh`. Kernels are float32 (as trained weights are); hts computes in float64 "
+                   "unless \"f32\". The last column compares hts float64 with numpy svd." +
+                   ("" if mode == "full" else " Quick mode skips 512×512×3×3 @ 7×7."))
+    return Section("conv_fft", "Conv operator spectrum (conv_method='fft')", [table])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="skip the 512×512×3×3 case")
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "conv_fft.md"))
-    args = parser.parse_args()
-    load_start = os.getloadavg()[0]
-    table = bench(args.quick)
-    load = (f"Load average (1 min) {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: with "
-            f"more runnable threads than cores, multi-thread columns measure contention, not scaling.\n")
-    write_report("hts conv operator benchmark", args.quick, [load, table], args.out)
+    mode, out = parse_mode(__doc__.splitlines()[0], os.path.join(bench_dir(), "results", "conv_fft.md"))
+    write_standalone(run(mode), mode, out)
+
 
 if __name__ == "__main__":
     main()

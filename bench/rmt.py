@@ -1,6 +1,6 @@
 """RMT metrics side by side with WeightWatcher 0.7.7: parity of ``mp_fit=True`` / ``randomize=True`` and speed.
 
-    python bench/rmt.py [--site DIR] [--cases N] [--out bench/results/rmt.md]
+    python bench/rmt.py [--quick | --smoke] [--site DIR] [--cases N] [--out bench/results/rmt.md]
 
 Needs ``weightwatcher`` (0.7.7; torch is not needed) and ``hts`` importable in one interpreter; ``--site DIR``
 adds another environment's site-packages (e.g. hts's own venv) after the running one's, so that
@@ -17,7 +17,6 @@ per layer, and the whole ``randomize`` step per layer. Nothing is asserted: the 
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 import math
 import os
@@ -28,7 +27,9 @@ import warnings
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import bench_dir, median_time, write_standalone  # noqa: E402
+from _report import Section, Table, ratio  # noqa: E402
 
 MP_KEYS = ("num_spikes", "sigma_mp", "mp_softrank", "W_scale", "bulk_max", "bulk_min")
 RAND_KEYS = ("max_rand_eval", "rand_distance", "ww_softrank", "ww_maxdist", "rand_num_spikes", "num_traps",
@@ -177,31 +178,37 @@ def parity_analyze(seed):
     return len(df), exact, worst, df
 
 
-def bench_speed(ww, rng):
-    from _common import median_time
+SPEED_SHAPES = [(768, 768, "t"), (3072, 768, "t"), (3072, 3072, "gauss"), (9216, 3072, "t")]
+RANDOMIZE_SHAPES = [(768, 768), (3072, 768)]
 
+
+def bench_speed(ww, rng, mode: str = "full") -> Table:
+    """The MP fit of one layer, eigenvalues given: WeightWatcher vs hts."""
     from hts import spectra as hs
 
-    rows = []
-    for N, M, law in [(768, 768, "t"), (3072, 768, "t"), (3072, 3072, "gauss"), (9216, 3072, "t")]:
+    shapes = [(64, 32, "t")] if mode == "smoke" else SPEED_SHAPES
+    table = Table("Speed: the MP fit of one layer (eigenvalues given, median ms)",
+                  [("layer", "text"), ("eigenvalues", "int"), ("WeightWatcher", "ms"), ("hts", "ms"),
+                   ("WW / hts", "x")])
+    for N, M, law in shapes:
         w = rng.standard_t(4, size=(N, M)) if law == "t" else rng.standard_normal((N, M))
         ev = hs.eigenvalues(w)
-        t_ww = median_time(lambda: ww_mp_fit(ww, ev, N, M), min_total=2.0, max_reps=3)
-        t_hts = median_time(lambda: hs.marchenko_pastur_fit(ev, N=N, M=M), min_total=0.3, max_reps=50)
-        rows.append([f"{N}×{M} ({law})", str(M), f"{t_ww * 1e3:.0f}", f"{t_hts * 1e3:.3f}", f"{t_ww / t_hts:.0f}×"])
-    return rows
+        t_ww = median_time(lambda: ww_mp_fit(ww, ev, N, M), mode=mode, min_total=2.0, max_reps=3)
+        t_hts = median_time(lambda: hs.marchenko_pastur_fit(ev, N=N, M=M), mode=mode, max_reps=50)
+        table.add(f"{N}×{M} ({law})", M, t_ww, t_hts, ratio(t_ww, t_hts))
+    return table
 
 
-def bench_randomize(ww, rng):
+def bench_randomize(ww, rng, mode: str = "full") -> Table:
     """Whole randomize step of one layer: WeightWatcher's random_eigenvalues (twice) + distance + MP fit."""
     from weightwatcher.RMT_Util import jensen_shannon_distance as ww_js
 
-    from _common import median_time
-
     from hts import spectra as hs
 
-    rows = []
-    for N, M in [(768, 768), (3072, 768)]:
+    shapes = [(256, 128)] if mode == "smoke" else RANDOMIZE_SHAPES
+    table = Table("Speed: the randomize step of one layer (2 shuffles + SVDs, distance, MP fit; median ms)",
+                  [("layer", "text"), ("WeightWatcher", "ms"), ("hts", "ms"), ("WW / hts", "x")])
+    for N, M in shapes:
         w = rng.standard_t(4, size=(N, M))
         ev = hs.eigenvalues(w)
         params = dict(wwm_params())
@@ -217,10 +224,44 @@ def bench_randomize(ww, rng):
             fresh = hs.randomized_eigenvalues(w, seed=2)
             hs.randomization_metrics(ev, pooled, N=N, M=M, single_rand_evals=fresh)
 
-        t_ww = median_time(ww_step, min_total=2.0, max_reps=3)
-        t_hts = median_time(hts_step, min_total=1.0, max_reps=7)
-        rows.append([f"{N}×{M}", f"{t_ww * 1e3:.0f}", f"{t_hts * 1e3:.1f}", f"{t_ww / t_hts:.1f}×"])
-    return rows
+        t_ww = median_time(ww_step, mode=mode, min_total=2.0, max_reps=3)
+        t_hts = median_time(hts_step, mode=mode, max_reps=7)
+        table.add(f"{N}×{M}", t_ww, t_hts, ratio(t_ww, t_hts))
+    return table
+
+
+def parity_lines(ww, rng, cases: int) -> list:
+    """Markdown bullet lines: mp_fit, Jensen-Shannon and analyze() parity with WeightWatcher."""
+    total, exact, agree_fail, worst, mism = parity_mp(ww, spectra_corpus(rng, cases))
+    js_total, js_exact, js_worst = parity_js(rng, 500)
+    an_total, an_exact, an_worst, _ = parity_analyze(7)
+    lines = [f"- `mp_fit` on {total} spectra: {exact} identical in all six columns, {agree_fail} failed on both "
+             f"sides, {len(mism)} differ.",
+             "- largest relative deviation per column: " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()),
+             f"- `jensen_shannon_distance` on {js_total} vector pairs: {js_exact} identical, largest relative "
+             f"deviation {js_worst:.1e}.",
+             f"- `analyze(mp_fit=True, randomize=True)` (same shuffles on both sides) on {an_total} layers: "
+             f"{an_exact} rows identical in all {len(an_worst)} columns; largest relative deviation: "
+             + (", ".join(f"{k} {v:.1e}" for k, v in an_worst.items() if v) or "none")]
+    return lines + [f"  - differs: {m}" for m in mism[:10]]
+
+
+def run(mode: str, cases: int = 120) -> Section:
+    """Speed tables in every mode; the parity checks (about a minute of WeightWatcher) in full runs only."""
+    logging.disable(logging.CRITICAL)
+    warnings.filterwarnings("ignore")
+    import weightwatcher as wwm
+
+    ww = wwm.WeightWatcher()
+    rng = np.random.default_rng(20261123)
+    notes = ""
+    if mode == "full":
+        notes = "Parity with WeightWatcher (same inputs on both sides):\n\n" + "\n".join(parity_lines(ww, rng, cases))
+    else:
+        notes = "Parity checks: full runs only (`python bench/rmt.py`)."
+    tables = [bench_speed(ww, rng, mode), bench_randomize(ww, rng, mode)]
+    return Section("rmt", f"RMT metrics (mp_fit, randomize) per layer vs WeightWatcher {wwm.__version__}", tables,
+                   notes=notes)
 
 
 def wwm_params():
@@ -233,46 +274,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--site", help="another environment's site-packages holding hts (added after this one's)")
     ap.add_argument("--cases", type=int, default=120, help="random spectra for the mp_fit parity")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "rmt.md"))
+    ap.add_argument("--quick", action="store_true", help="speed tables only, fewer repeats")
+    ap.add_argument("--smoke", action="store_true", help="one tiny layer: checks the plumbing only")
+    ap.add_argument("--out", default=os.path.join(bench_dir(), "results", "rmt.md"))
     args = ap.parse_args()
     if args.site:
         site.addsitedir(args.site)
-    logging.disable(logging.CRITICAL)
-    warnings.filterwarnings("ignore")
-    import weightwatcher as wwm
-
-    from _common import machine, markdown_table
-
-    ww = wwm.WeightWatcher()
-    rng = np.random.default_rng(20261123)
-    total, exact, agree_fail, worst, mism = parity_mp(ww, spectra_corpus(rng, args.cases))
-    js_total, js_exact, js_worst = parity_js(rng, 500)
-    an_total, an_exact, an_worst, _ = parity_analyze(7)
-    speed = bench_speed(ww, rng)
-    rand_rows = bench_randomize(ww, rng)
-
-    lines = [f"# hts vs WeightWatcher {wwm.__version__}: mp_fit and randomize",
-             "", f"{datetime.date.today()} — {machine()}", "", "## Parity", "",
-             f"- `mp_fit` on {total} spectra: {exact} identical in all six columns, {agree_fail} failed on both "
-             f"sides, {len(mism)} differ.",
-             "- largest relative deviation per column: " + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()),
-             f"- `jensen_shannon_distance` on {js_total} vector pairs: {js_exact} identical, largest relative "
-             f"deviation {js_worst:.1e}.",
-             f"- `analyze(mp_fit=True, randomize=True)` (same shuffles on both sides) on {an_total} layers: "
-             f"{an_exact} rows identical in all {len(an_worst)} columns; largest relative deviation: "
-             + ", ".join(f"{k} {v:.1e}" for k, v in an_worst.items() if v) + ("" if any(an_worst.values()) else "none"),
-             ""]
-    for m in mism[:10]:
-        lines.append(f"  - differs: {m}")
-    lines += ["", "## Speed: the MP fit of one layer (eigenvalues given)", "",
-              markdown_table(["layer", "eigenvalues", "WeightWatcher ms", "hts ms", "ratio"], speed), "",
-              "## Speed: the randomize step of one layer (2 shuffles + SVDs, distance, MP fit)", "",
-              markdown_table(["layer", "WeightWatcher ms", "hts ms", "ratio"], rand_rows), ""]
-    text = "\n".join(lines)
-    print(text)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(text)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    write_standalone(run(mode, args.cases), mode, args.out)
 
 
 if __name__ == "__main__":
