@@ -80,6 +80,12 @@ def fmt(value: Any, kind: str) -> str:
     raise ValueError(f"unknown column kind {kind!r}")
 
 
+def fmt_unit(value: Any, kind: str) -> str:
+    """A cell with its unit spelled out (for goals, which mix kinds in one column)."""
+    text = fmt(value, kind)
+    return text + {"ms": " ms", "s": " s"}.get(kind, "") if text != "—" else text
+
+
 def ratio(num: Optional[float], den: Optional[float]) -> Optional[float]:
     """num / den, or None when either is missing."""
     if num is None or den is None or den == 0:
@@ -98,13 +104,13 @@ def worst(values: list, *, largest: bool) -> Optional[float]:
 def goal_at_most(goal: str, target: float, values: list, kind: str, scope: str) -> Goal:
     """A goal met when every value is at most ``target`` (e.g. a time ratio to a floor)."""
     w = worst(values, largest=True)
-    return Goal(goal, f"≤ {fmt(target, kind)}", w, kind, None if w is None else w <= target, scope)
+    return Goal(goal, f"≤ {fmt_unit(target, kind)}", w, kind, None if w is None else w <= target, scope)
 
 
 def goal_at_least(goal: str, target: float, values: list, kind: str, scope: str) -> Goal:
     """A goal met when every value is at least ``target`` (e.g. a speed-up)."""
     w = worst(values, largest=False)
-    return Goal(goal, f"≥ {fmt(target, kind)}", w, kind, None if w is None else w >= target, scope)
+    return Goal(goal, f"≥ {fmt_unit(target, kind)}", w, kind, None if w is None else w >= target, scope)
 
 
 def markdown_table(header: list, rows: list) -> str:
@@ -124,7 +130,7 @@ def table_markdown(t: Table) -> str:
 def goals_markdown(goals: list) -> str:
     """The goals of the issue as one table: goal, target, worst measured value, met."""
     mark = {True: "yes", False: "**no**", None: "not measured"}
-    rows = [[g.goal, g.target, fmt(g.measured, g.kind), mark[g.met], g.scope] for g in goals]
+    rows = [[g.goal, g.target, fmt_unit(g.measured, g.kind), mark[g.met], g.scope] for g in goals]
     return markdown_table(["goal", "target", "measured (worst case)", "met", "over"], rows)
 
 
