@@ -36,6 +36,17 @@ def startup_seconds() -> float:
     return time.perf_counter() - t0
 
 
+def openblas_fallback() -> bool:
+    """Whether ``import hts`` had to load scipy-openblas32 by path (the extension's RPATH missed it).
+
+    That happens when hts and scipy-openblas32 sit in different site-packages (e.g. a venv made with
+    --system-site-packages); it costs the import of scipy_openblas32 and importlib.metadata.
+    """
+    code = "import sys, hts; print('scipy_openblas32' in sys.modules)"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "True"
+
+
 def importable(module: str) -> bool:
     out = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
     return out.returncode == 0
@@ -60,8 +71,14 @@ def run(mode: str) -> Section:
         table.add("import weightwatcher (0.7.7; imports torch)", statistics.median(ww_t), min(ww_t), ww_reps,
                   ratio(statistics.median(ww_t), hts_med))
     table.add("python -c pass (interpreter start-up, wall)", statistics.median(start), min(start), reps, None)
+    fallback = openblas_fallback()
     table.notes = ("The import times exclude the interpreter's start-up (last row). The first import after a "
-                   "build or on a cold disk cache is slower; the median hides it.")
+                   "build or on a cold disk cache is slower; the median hides it. "
+                   + ("In this environment the extension's RPATH did not find scipy-openblas32 (hts and it are in "
+                      "different site-packages), so `hts._native` loaded it by path, which adds the import of "
+                      "scipy_openblas32 and importlib.metadata (tens of ms); a plain `pip install hts` in one "
+                      "environment does not pay this." if fallback else
+                      "The kernel's OpenBLAS was found through the extension's RPATH (no fallback import)."))
     goals = [goal_at_most("import hts under 100 ms", 0.1, [hts_med], "ms", "median over fresh interpreters")]
     return Section("import_time", "import hts", [table], goals)
 

@@ -63,13 +63,22 @@ def llama_checkpoint(mode: str) -> Section:
 def run_workload(name: str, mode: str) -> tuple[Section, float]:
     """One workload's Section and its wall time; a failure becomes a Section holding the traceback."""
     print(f"\n== {name} ({mode}) ==", flush=True)
+    load0 = load_average()
     t0 = time.perf_counter()
     try:
         section = llama_checkpoint(mode) if name == "llama_checkpoint" else importlib.import_module(name).run(mode)
     except Exception:  # noqa: BLE001 - one broken workload must not lose the others' results
         section = Section(name, f"{name}: FAILED", notes="```\n" + traceback.format_exc()[-3000:] + "```",
                           failed=True)
-    return section, time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    load = f"Ran {elapsed:.0f} s; load average (1 min) {load0} at its start, {load_average()} at its end."
+    section.notes = f"{section.notes}\n\n{load}" if section.notes else load
+    return section, elapsed
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the platform has none)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def report(mode: str, sections: list, durations: dict, info: dict, load_end: float | None, total: float) -> str:
@@ -117,7 +126,7 @@ def main(argv: list | None = None) -> int:
         section, durations[name] = run_workload(name, mode)
         sections.append(section)
     total = time.perf_counter() - t0
-    load_end = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    load_end = load_average()
     text = report(mode, sections, durations, info, load_end, total)
     with open(os.path.join(out_dir, "latest.md"), "w") as f:
         f.write(text)
