@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Callable, Iterator
 
+from _report import markdown_table  # noqa: E402,F401 - re-exported for the scripts that import it from here
+
 MODES = ("smoke", "quick", "full")
 
 # Repetition budget per mode: (seconds of repeats to aim for, most repeats, warm-up run for fast calls).
@@ -147,6 +149,22 @@ def write_standalone(section, mode: str, out: str | None) -> str:
     if section.goals:
         parts.append("### Goals\n\n" + goals_markdown(section.goals) + "\n")
     text = "\n".join(parts)
+    print("\n" + text)
+    if out:
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        with open(out, "w") as f:
+            f.write(text)
+    return text
+
+
+def write_report(title: str, quick: bool, parts: list, out: str | None) -> str:
+    """Print a free-form report (title with date, machine description, Markdown parts) and write it to ``out``.
+
+    Kept for scripts that build their own Markdown (bench/llama_checkpoint.py); workloads with ``run(mode)``
+    use :func:`write_standalone`.
+    """
+    text = "\n".join([f"## {title} — {datetime.date.today()}{' (quick)' if quick else ''}\n", machine() + "\n",
+                      *parts])
     print("\n" + text)
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

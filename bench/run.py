@@ -18,7 +18,6 @@ import argparse
 import datetime
 import importlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,34 +29,15 @@ from _report import Section, dump_json, goals_markdown, section_markdown  # noqa
 
 # Run order: import time first (fewest modules loaded in this process), the heavy WeightWatcher imports last.
 WORKLOADS = ("import_time", "kernel", "power_law", "conv_fft", "analyze", "rmt", "llama_checkpoint")
-SMOKE_SKIPS = {"llama_checkpoint": "builds a multi-GB checkpoint"}
+MODULES = {"llama_checkpoint": "llama_workload"}  # bench/llama_checkpoint.py (issue 5) through its suite adapter
+SMOKE_SKIPS = {"llama_checkpoint": "generates a checkpoint of about 1.4 GB"}
 
 QUICK_REDUCES = ("`--quick` reduces: kernel without 4096×4096; power law without the 100k numpy scan and with "
                  "powerlaw 1.5 at 1k only; conv without 512×512×3×3 @ 7×7; end to end with one WeightWatcher "
                  "run per cell, mp_fit / randomize on Lite0 and MiniLM only and not both together; RMT speed "
-                 "tables without the parity checks; 5 repeats at most (7 in a full run), 7 fresh interpreters "
+                 "tables without the parity checks; the LLaMA checkpoint with one decoder layer (not two), at 2 "
+                 "threads only and without scipy's per-shape floor; 5 repeats at most (7 in a full run), 7 fresh interpreters "
                  "for the import time (15).")
-
-
-def llama_checkpoint(mode: str) -> Section:
-    """HOOK for issue 5: the LLaMA-7B-shaped sharded BF16 checkpoint (time per layer, peak RSS).
-
-    ``bench/llama_checkpoint.py`` is being written on main for issue 5. When it exposes ``run(mode) ->
-    Section`` like the other workloads it is called here; a script without ``run`` is run as a subprocess
-    (``--quick`` passed on) and its output quoted. Until it lands this section says it is pending.
-    """
-    title = "LLaMA-7B-shaped sharded BF16 checkpoint"
-    path = os.path.join(bench_dir(), "llama_checkpoint.py")
-    if not os.path.exists(path):
-        return Section("llama_checkpoint", title, notes="Pending: `bench/llama_checkpoint.py` (issue 5) has not "
-                       "landed yet; `bench/run.py` calls it as soon as it exists (see `llama_checkpoint()`).")
-    module = importlib.import_module("llama_checkpoint")
-    if hasattr(module, "run"):
-        return module.run(mode)
-    cmd = [sys.executable, path] + (["--quick"] if mode != "full" else [])
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return Section("llama_checkpoint", title, notes="Output of `" + " ".join(cmd[1:]) + "`:\n\n```\n"
-                   + out.stdout.strip()[-6000:] + "\n```")
 
 
 def run_workload(name: str, mode: str) -> tuple[Section, float]:
@@ -66,7 +46,7 @@ def run_workload(name: str, mode: str) -> tuple[Section, float]:
     load0 = load_average()
     t0 = time.perf_counter()
     try:
-        section = llama_checkpoint(mode) if name == "llama_checkpoint" else importlib.import_module(name).run(mode)
+        section = importlib.import_module(MODULES.get(name, name)).run(mode)
     except Exception:  # noqa: BLE001 - one broken workload must not lose the others' results
         section = Section(name, f"{name}: FAILED", notes="```\n" + traceback.format_exc()[-3000:] + "```",
                           failed=True)
