@@ -83,7 +83,7 @@ def fmt(value: Any, kind: str) -> str:
 def fmt_unit(value: Any, kind: str) -> str:
     """A cell with its unit spelled out (for goals, which mix kinds in one column)."""
     text = fmt(value, kind)
-    return text + {"ms": " ms", "s": " s"}.get(kind, "") if text != "—" else text
+    return text + {"ms": " ms", "s": " s", "mb": " MB"}.get(kind, "") if text != "—" else text
 
 
 def ratio(num: Optional[float], den: Optional[float]) -> Optional[float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _report import fmt, fmt_unit, markdown_table  # noqa: E402
@@ -25,10 +26,10 @@ def headline(data: dict) -> str:
     goals = markdown_table(["goal", "target", "measured (worst case)", "met"],
                            [[g["goal"], g["target"], fmt_unit(g["measured"], g["kind"]), mark[g["met"]]]
                             for g in data["goals"]])
-    parts = [f"Measured by `python bench/run.py --{data['mode']}` on {data['date'][:10]}: {m['cpu']}, "
+    parts = [textwrap.fill(f"Measured by `python bench/run.py --{data['mode']}` on {data['date'][:10]}: {m['cpu']}, "
              f"{m['usable_cores']} cores, shared with other jobs (load {m['load_average_1min']}–"
              f"{data['load_average_1min_end']}; timings vary 10–30 % between runs). Full report, machine and "
-             "every contender: [bench/results/latest.md](bench/results/latest.md).", "", goals]
+             "every contender: [bench/results/latest.md](bench/results/latest.md).", 115), "", goals]
     e2e = next((s["tables"][0] for s in data["sections"] if s["name"] == "analyze" and s["tables"]), None)
     if e2e:
         names = [c[0] for c in e2e["columns"]]
