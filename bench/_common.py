@@ -17,20 +17,23 @@ from _report import markdown_table  # noqa: E402,F401 - re-exported for the scri
 
 MODES = ("smoke", "quick", "full")
 
-# Repetition budget per mode: (seconds of repeats to aim for, most repeats, warm-up run for fast calls).
-_REPS = {"smoke": (0.0, 1, False), "quick": (0.3, 5, True), "full": (1.0, 7, True)}
+# Repetition budget per mode: (seconds of repeats to aim for, fewest repeats, most repeats, warm-up run).
+_REPS = {"smoke": (0.0, 1, 1, False), "quick": (0.3, 3, 5, True), "full": (1.0, 3, 7, True)}
+_MIN_REPS_SECONDS = 3.0  # the fewest-repeats rule yields to this: one slow call is not repeated past it
 
 
 def median_time(fn: Callable[[], object], *, mode: str = "full", max_reps: int | None = None,
                 min_total: float | None = None) -> float:
     """Median wall time of fn() over repeated runs.
 
-    One warm-up run comes first for calls faster than 1 s (it counts when slower); repeats continue until
-    their sum passes the mode's budget or ``max_reps`` is reached. ``smoke`` runs fn once.
+    One warm-up run comes first for calls faster than 1 s (it counts when slower). Repeats continue until
+    their sum passes the mode's budget and there are at least the mode's fewest repeats (3, unless they
+    would take more than 3 s), or ``max_reps`` is reached. ``smoke`` runs fn once.
     """
-    budget, reps, warm = _REPS[mode]
+    budget, fewest, most, warm = _REPS[mode]
     budget = budget if min_total is None else min_total
-    reps = 1 if mode == "smoke" else reps if max_reps is None else max_reps
+    most = most if max_reps is None or mode == "smoke" else max_reps
+    fewest = min(fewest, most)
     times: list[float] = []
     if warm:
         t0 = time.perf_counter()
@@ -38,7 +41,8 @@ def median_time(fn: Callable[[], object], *, mode: str = "full", max_reps: int |
         first = time.perf_counter() - t0
         if first > 1.0:
             times.append(first)
-    while len(times) < max(1, reps) and (not times or sum(times) < budget):
+    while len(times) < max(1, most) and (not times or sum(times) < budget
+                                          or (len(times) < fewest and sum(times) < _MIN_REPS_SECONDS)):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
