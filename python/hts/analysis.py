@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -18,6 +17,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import spectra
+from ._json import isnan, jsonable
 from ._stop import StopCheck
 from ._threads import resolve_threads
 from .adapters import WeightTensor
@@ -103,7 +103,7 @@ class Analysis:
         keys = list(SUMMARY_METRICS) + (["mp_softrank"] if self.options.get("mp_fit") else [])
         out = {}
         for key in keys:
-            values = [r[key] for r in self.analysed if key in r and r[key] is not None and not _isnan(r[key])]
+            values = [r[key] for r in self.analysed if key in r and r[key] is not None and not isnan(r[key])]
             out[key] = float(np.mean(values)) if values else float("nan")
         return out
 
@@ -142,7 +142,7 @@ class Analysis:
     # -- serialisation ---------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """Everything as plain JSON types (NaN and ±inf become None)."""
-        return _jsonable({"options": self.options, "summary": self.summary, "counts": self.counts,
+        return jsonable({"options": self.options, "summary": self.summary, "counts": self.counts,
                           "layers": self.rows})
 
     def to_json(self, path: str | None = None, **kwargs) -> str:
@@ -176,24 +176,6 @@ def _mp_columns(pooled: np.ndarray, plan: LayerPlan) -> dict:
     fit = spectra.marchenko_pastur_fit(pooled, N=plan.N, M=plan.M, threads=1)
     return {"num_spikes": fit.num_spikes, "sigma_mp": fit.sigma_mp, "mp_softrank": fit.mp_softrank,
             "W_scale": fit.W_scale, "bulk_max": fit.bulk_max, "bulk_min": fit.bulk_min}
-
-
-def _isnan(x: Any) -> bool:
-    return isinstance(x, float) and math.isnan(x)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
 
 
 def _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, precision, fix_fingers,

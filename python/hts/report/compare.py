@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .._json import isnan, jsonable
 from .stats import kendall_tau, ols, spearman_rho
 
 __all__ = ["METRICS", "Comparison", "compare"]
@@ -73,7 +74,7 @@ class Comparison:
 
     def to_dict(self) -> dict:
         """Everything as plain JSON types (NaN becomes None)."""
-        return _jsonable({"models": self.models, "rows": self.rows})
+        return jsonable({"models": self.models, "rows": self.rows})
 
     def to_json(self, path: str | os.PathLike | None = None, **kwargs) -> str:
         """Strict JSON text of ``to_dict()``; written to ``path`` when given."""
@@ -88,7 +89,7 @@ class Comparison:
             writer = csv.DictWriter(f, fieldnames=list(_ROW_KEYS))
             writer.writeheader()
             for r in self.rows:
-                writer.writerow({k: ("" if _isnan(v) else v) for k, v in r.items()})
+                writer.writerow({k: ("" if isnan(v) else v) for k, v in r.items()})
 
     def to_html(self, path: str | os.PathLike | None = None, **kwargs) -> str:
         """A self-contained HTML page (see ``hts.report.html.comparison_html``); written to ``path`` when given."""
@@ -117,23 +118,9 @@ class Comparison:
 _ROW_KEYS = ("series", "metric", "n", "slope", "intercept", "rmse", "r2", "kendall_tau", "spearman_rho", "trend")
 
 
-def _isnan(x: Any) -> bool:
-    return isinstance(x, float) and math.isnan(x)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    return x
-
-
 def trend(tau: float) -> str:
     """"lower is better" (τ < 0: accuracy rises as the metric falls), "higher is better" (τ > 0), or "none"."""
-    if _isnan(tau) or tau == 0:
+    if isnan(tau) or tau == 0:
         return "none"
     return "lower is better" if tau < 0 else "higher is better"
 
