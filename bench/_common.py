@@ -153,12 +153,7 @@ def write_standalone(section, mode: str, out: str | None) -> str:
     if section.goals:
         parts.append("### Goals\n\n" + goals_markdown(section.goals) + "\n")
     text = "\n".join(parts)
-    print("\n" + text)
-    if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as f:
-            f.write(text)
-    return text
+    return _emit(text, out)
 
 
 def write_report(title: str, quick: bool, parts: list, out: str | None) -> str:
@@ -169,6 +164,11 @@ def write_report(title: str, quick: bool, parts: list, out: str | None) -> str:
     """
     text = "\n".join([f"## {title} — {datetime.date.today()}{' (quick)' if quick else ''}\n", machine() + "\n",
                       *parts])
+    return _emit(text, out)
+
+
+def _emit(text: str, out: str | None) -> str:
+    """Print a report and write it to ``out`` (folders created)."""
     print("\n" + text)
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ._analysis_args import add_analysis_options, analysis_options
 from ._common import add_verbosity
 from ._model_args import add_model_argument, layer_filter, model_path
 from ._progress import make_progress
@@ -24,13 +25,7 @@ def add_parser(sub) -> None:
                    help="table (default; key columns + summary), csv (all columns), json (summary, counts, "
                         "options and every row), parquet (all columns; needs pyarrow and -o)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
-    p.add_argument("--pool", action=argparse.BooleanOptionalAction, default=True,
-                   help="Conv2D: one row per layer from the pooled slices (default) or one per slice")
-    p.add_argument("--conv-method", choices=("slices", "stacked", "fft"), default="slices")
-    p.add_argument("--randomize", action="store_true", help="add the shuffled-weights columns")
-    p.add_argument("--mp-fit", action="store_true", help="add the Marchenko-Pastur fit columns")
-    p.add_argument("--precision", choices=("float64", "float32"), default="float64")
-    p.add_argument("--threads", type=int, metavar="N", help="native threads (default: the cores this process may use)")
+    add_analysis_options(p)
     p.add_argument("--layers", metavar="PATTERN",
                    help="comma-separated layer ids, layer types (dense, conv2d, ...) or shell patterns on names, "
                         "e.g. 'encoder.*.query,dense'")
@@ -42,8 +37,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import hts
 
-    if args.threads is not None and args.threads < 1:
-        parser.error("--threads must be at least 1")
+    options = analysis_options(args, parser)
     if args.format == "parquet" and not args.output:
         parser.error("--format parquet needs -o FILE")
     if args.format == "parquet":
@@ -54,9 +48,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     inv = hts.open(model_path(args, parser), split_fused=args.split_fused)
     progress = make_progress(not (args.no_progress or args.quiet))
     try:
-        analysis = hts.analyze(inv, layers=layer_filter(args.layers, inv), pool=args.pool,
-                               conv_method=args.conv_method, randomize=args.randomize, mp_fit=args.mp_fit,
-                               precision=args.precision, threads=args.threads, progress=progress)
+        analysis = hts.analyze(inv, layers=layer_filter(args.layers, inv), progress=progress, **options)
     finally:
         if progress is not None:
             progress.close()
