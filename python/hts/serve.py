@@ -110,6 +110,7 @@ class MetricsSidecar:
         self._states = [ModelState(name, os.path.abspath(p)) for name, p in _names(paths)]
         self._lock = threading.Lock()  # guards _states and _pages (held briefly)
         self._refreshing = threading.Lock()  # one refresh at a time
+        self._checked_at: float | None = None  # monotonic time the last refresh finished
         self._stop = threading.Event()
         self._pages: dict[str, tuple[bytes, str]] = {}
         self._publish()
@@ -137,6 +138,7 @@ class MetricsSidecar:
                     with self._lock:
                         self._states[k] = new
                     self._publish()
+            self._checked_at = time.monotonic()
 
     def _refresh_one(self, state: ModelState) -> ModelState:
         before = None
@@ -193,12 +195,18 @@ class MetricsSidecar:
             return list(self._states)
 
     def _watch(self) -> None:
+        """Refresh whenever ``interval`` seconds have passed since the last check, whoever made it (a refresh
+        by hand, e.g. before ``start()``, is not repeated at once)."""
         while not self._stop.is_set():
+            last = self._checked_at
+            if last is not None and time.monotonic() - last < self.interval:
+                self._stop.wait(self.interval - (time.monotonic() - last))
+                continue
             try:
                 self.refresh()
             except Exception:  # noqa: BLE001 - the watcher must outlive any surprise; it is logged
                 logger.exception("hts serve: unexpected error while refreshing")
-            self._stop.wait(self.interval)
+                self._checked_at = time.monotonic()
 
     # -- life cycle ----------------------------------------------------------------------------------------
     def start(self) -> "MetricsSidecar":
