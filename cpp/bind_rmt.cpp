@@ -94,9 +94,11 @@ void bind_rmt(py::module_& m) {
 
   m.def(
       "shuffle_elements",
-      [](const py::array& w, py::array out, std::uint64_t seed, std::int64_t replicas, int threads) {
+      [](const py::array& w, py::array out, std::uint64_t seed, std::int64_t replicas, int threads,
+         std::int64_t bucket_size) {
         if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
         if (replicas < 1) throw py::value_error("replicas must be >= 1");
+        if (bucket_size < 1) throw py::value_error("bucket_size must be >= 1");
         const std::vector<hts::MatrixView> views = slice_views(w);
         const py::ssize_t rows = views[0].rows, cols = views[0].cols;
         const py::ssize_t want = static_cast<py::ssize_t>(replicas) * static_cast<py::ssize_t>(views.size());
@@ -109,10 +111,11 @@ void bind_rmt(py::module_& m) {
         void* dst = out.mutable_data();
         py::gil_scoped_release release;
         if (views[0].dtype == hts::DType::f64)
-          hts::shuffle_elements<double>(views, replicas, seed, static_cast<double*>(dst), threads);
+          hts::shuffle_elements<double>(views, replicas, seed, static_cast<double*>(dst), threads, bucket_size);
         else
-          hts::shuffle_elements<float>(views, replicas, seed, static_cast<float*>(dst), threads);
+          hts::shuffle_elements<float>(views, replicas, seed, static_cast<float*>(dst), threads, bucket_size);
       },
       py::arg("w"), py::arg("out"), py::arg("seed"), py::arg("replicas") = 1, py::arg("threads") = 0,
-      "Element shuffle of each slice, replicas times (splitmix64 + Fisher-Yates), written into out.");
+      py::arg("bucket_size") = hts::kShuffleBucketSize,
+      "Element shuffle of each slice, replicas times (splitmix64; random buckets + Fisher-Yates), written into out.");
 }

@@ -666,11 +666,22 @@ def shuffle_elements(
 ) -> np.ndarray:
     """Randomly permute the elements of each matrix (each slice of a stack), reproducibly from ``seed``.
 
-    Slice s of replica r (output index g = r·k + s) is read in row-major order and shuffled by Fisher–Yates
-    (for i = L−1 … 1: swap a[i] and a[j], j uniform in [0, i]) driven by splitmix64, seeded per output index
-    from (``seed``, g); uniform integers use Lemire's unbiased multiply-and-reject. The output depends only
-    on the values, the shape and the seed: not on memory layout, platform or thread count. Each slice is
-    shuffled on its own, as WeightWatcher's ``randomize=True`` does (``np.random.shuffle`` per matrix).
+    Slice s of replica r (output index g = r·k + s) is read in row-major order, a_0 … a_{L−1}, and permuted
+    uniformly at random with the splitmix64 stream key K = stream_seed(``seed``, g); uniform integers use
+    Lemire's unbiased multiply-and-reject.
+
+    - L <= 2**15: Fisher–Yates driven by splitmix64(K): for i = L−1 … 1, swap a_i and a_j, j uniform in [0, i].
+    - Larger slices (Rao–Sandelius): element i goes to bucket ℓ_i ∈ [0, 2^b), b = min(6, ⌈log2(L / 2**15)⌉),
+      given by b bits of splitmix64(K)'s output ⌊i/4⌋ + 1 (a counter-based draw: four 16-bit fields per
+      output); the buckets are laid out in order, each keeping its elements in increasing i, and each is then
+      shuffled by Fisher–Yates with its own stream stream_seed(K, j). Given the bucket sizes n_j, each split
+      of the elements into buckets has probability Π n_j!/L! and each bucket order 1/n_j!, so every
+      permutation has probability 1/L!, as for plain Fisher–Yates; but each bucket is shuffled while it sits
+      in cache, and the passes run on all threads (several times faster on large layers).
+
+    The exact steps are in cpp/shuffle.hpp. The output depends only on the values, the shape and the seed: not
+    on memory layout, platform or thread count. Each slice is shuffled on its own, as WeightWatcher's
+    ``randomize=True`` does (``np.random.shuffle`` per matrix).
 
     Parameters
     ----------
@@ -681,7 +692,7 @@ def shuffle_elements(
     replicas : int
         Independent shuffles of every slice.
     threads : int, optional
-        Native threads (over slices × replicas).
+        Native threads (over slices × replicas, and over the chunks and buckets of large slices).
     name : str
         Layer name used in error messages.
 
