@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import hts
 from hts import analysis, spectra
@@ -114,3 +116,54 @@ def test_float64_weights_beyond_float32_range_fall_back_to_float64(rng):
 def test_randomize_precision_is_checked(model):
     with pytest.raises(ValueError, match="randomize_precision"):
         hts.analyze(model, randomize=True, randomize_precision="float16")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# spectra.randomized_eigenvalue_batch: the native batch behind analyze(randomize=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes=st.lists(st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 40), st.integers(1, 3)),
+                       min_size=1, max_size=5),
+       seed=st.integers(0, 2**64 - 1), f32_in=st.booleans(), precision=st.sampled_from(["float32", "float64"]),
+       threads=st.integers(1, 4))
+def test_batch_is_shuffle_then_eigenvalues_hypothesis(shapes, seed, f32_in, precision, threads):
+    rng = np.random.default_rng(seed % 2**32)
+    dtype = np.float32 if f32_in else np.float64
+    arrays = [rng.standard_normal((k, n, m)).astype(dtype) for k, n, m, _ in shapes]
+    arrays[0] = arrays[0][0]  # a 2-D one too
+    seeds = [(seed + i) % 2**64 for i in range(len(arrays))]
+    replicas = [r for *_, r in shapes]
+    got = spectra.randomized_eigenvalue_batch(arrays, seeds=seeds, replicas=replicas, precision=precision,
+                                              threads=threads)
+    for a, s, r, ev in zip(arrays, seeds, replicas, got):
+        shuffled = spectra.shuffle_elements(a, seed=s, replicas=r)
+        want = spectra.eigenvalues(shuffled.reshape(-1, *a.shape[-2:]), precision=precision)
+        np.testing.assert_array_equal(ev, want)
+
+
+def test_batch_of_large_layers_is_thread_independent(rng):
+    # One layer costs more than the others together (done alone with every thread), bucketed shuffles.
+    arrays = [rng.standard_normal((3000, 120)).astype(np.float32), rng.standard_normal((200, 180)),
+              rng.standard_normal((9, 64, 32)).astype(np.float32)]
+    kw = dict(seeds=[1, 2, 3], replicas=[1, 1, 2], precision="float32")
+    base = spectra.randomized_eigenvalue_batch(arrays, threads=1, **kw)
+    for threads in (2, 5):
+        for a, b in zip(base, spectra.randomized_eigenvalue_batch(arrays, threads=threads, **kw)):
+            np.testing.assert_array_equal(a, b)
+    assert [b.shape for b in base] == [(1, 120), (1, 180), (18, 32)]
+
+
+def test_batch_errors(rng):
+    ok = rng.standard_normal((20, 10))
+    huge = ok * 1e25  # its float32 Gram overflows
+    with pytest.raises(spectra.BatchItemError) as info:
+        spectra.randomized_eigenvalue_batch([ok, huge, ok], seeds=[1, 2, 3], replicas=[1, 1, 1],
+                                            precision="float32", threads=2)
+    assert info.value.index == 1
+    with pytest.raises(ValueError, match="one seed"):
+        spectra.randomized_eigenvalue_batch([ok], seeds=[1, 2], replicas=[1])
+    with pytest.raises(ValueError, match="replicas"):
+        spectra.randomized_eigenvalue_batch([ok], seeds=[1], replicas=[0])
+    with pytest.raises(ValueError, match="precision"):
+        spectra.randomized_eigenvalue_batch([ok], seeds=[1], replicas=[1], precision="half")

@@ -41,6 +41,10 @@ def marchenko_pastur_objective(
     rescaled: npt.NDArray[np.float64], Q: float, sigmas: npt.NDArray[np.float64], threads: int = 1
 ) -> npt.NDArray[np.float64]: ...
 def jensen_shannon_distance(p: npt.NDArray[np.float64], q: npt.NDArray[np.float64]) -> float: ...
+def randomized_gram_eigenvalues(
+    arrays: list[npt.NDArray[Any]], seeds: list[int], replicas: list[int], precision: str = "float64",
+    threads: int = 0,
+) -> list[npt.NDArray[Any]]: ...
 def shuffle_elements(
     w: npt.NDArray[Any], out: npt.NDArray[Any], seed: int, replicas: int = 1, threads: int = 0,
     bucket_size: int = 32768,

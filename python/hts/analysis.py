@@ -504,12 +504,12 @@ class _Runner:
 
         WeightWatcher's randomize step per row: the shuffled slices (5 replicas below 100 eigenvalues) for the
         MP fit and max_rand_eval, and a single replica for the distance and soft rank (a fresh one when there
-        are 5; each seeded from ``seed``, the tensor and the slice). All shuffles of the batch are made first
-        (threaded inside each array), then their eigenvalues come from one kernel call in
-        ``randomize_precision`` (threaded over matrices, largest first). The numbers do not depend on
-        ``threads``: each shuffle depends only on its seed, and each matrix's eigenvalues only on the matrix.
+        are 5; each seeded from ``seed``, the tensor and the slice). The shuffles and their eigenvalues (in
+        ``randomize_precision``) come from one native call for the whole batch, which spreads them over the
+        threads. The numbers do not depend on ``threads``: each shuffle depends only on its seed, and each
+        matrix's eigenvalues only on the matrix.
         """
-        requests = []  # (layer position, slice_id, what, factor, slices, seed, replicas, name)
+        requests = []  # (layer position, slice_id, what, factor, slices, seed, replicas)
         for pos, (i, t, plan, array) in enumerate(loaded):
             stack3 = array if array.ndim == 3 else array[None]
             for sid in [None] if self.pool else range(stack3.shape[0]):
@@ -517,15 +517,14 @@ class _Runner:
                 base = (self.seed * 0x9E3779B97F4A7C15 + 4 * (i * 65536 + (sid or 0))) % 2**64
                 replicas = 5 if slices.shape[0] * min(slices.shape[1:]) < 100 else 1
                 factor = plan.scale / plan.normalizer
-                requests.append((pos, sid, "rand", factor, slices, base, replicas, t.longname))
+                requests.append((pos, sid, "rand", factor, slices, base, replicas))
                 # WeightWatcher draws a second, fresh shuffle for the distance; with one replica the first one
                 # is an equally random draw, so it is reused (half the work on large layers).
                 if replicas > 1:
-                    requests.append((pos, sid, "one", factor, slices, (base + 1) % 2**64, 1, t.longname))
-        shuffled = self._shuffle_all([r[4:] for r in requests], stop)
-        if shuffled is None or stop.reason():
+                    requests.append((pos, sid, "one", factor, slices, (base + 1) % 2**64, 1))
+        if stop.reason():
             return None
-        evals = self._shuffled_eigenvalues(shuffled)
+        evals = self._shuffled_eigenvalues([r[4:7] for r in requests])
         out: list[dict] = [{} for _ in loaded]
         for (pos, sid, what, factor, *_), ev in zip(requests, evals):
             values = np.sort(np.asarray(ev, dtype=np.float64).ravel()) * factor
@@ -533,51 +532,24 @@ class _Runner:
             entry[what] = values
         return [{sid: (e["rand"], e.get("one", e["rand"])) for sid, e in layer.items()} for layer in out]
 
-    def _shuffle_all(self, requests: list, stop: StopCheck) -> list | None:
-        """``spectra.shuffle_elements`` of each ``(slices, seed, replicas, name)``, or None once ``stop`` says so.
-
-        The output does not depend on the threads, so they are spent where they pay: a request holding at
-        least 1/threads of all the elements is shuffled alone with every thread (its passes are threaded),
-        the others run side by side on one thread each, largest first.
-        """
-        sizes = [r[0].size * r[2] for r in requests]
-        total = sum(sizes)
-        out: list = [None] * len(requests)
-
-        def one(k: int, threads: int) -> None:
-            if not stop.reason():
-                slices, seed, replicas, name = requests[k]
-                out[k] = spectra.shuffle_elements(slices, seed=seed, replicas=replicas, threads=threads, name=name)
-
-        order = sorted(range(len(requests)), key=lambda k: -sizes[k])
-        big = [k for k in order if sizes[k] * self.threads >= total] if self.threads > 1 else []
-        for k in big:
-            one(k, self.threads)
-        rest = [k for k in order if k not in set(big)]
-        if self.threads > 1 and len(rest) > 1:
-            with ThreadPoolExecutor(max_workers=min(self.threads, len(rest))) as pool:
-                list(pool.map(lambda k: one(k, 1), rest))
-        else:
-            for k in rest:
-                one(k, 1)
-        return None if stop.reason() else out
-
-    def _shuffled_eigenvalues(self, arrays: list) -> list:
-        """Eigenvalues of the shuffled arrays: one kernel call in ``randomize_precision`` (threaded over the
-        matrices, largest first), except that slices whose smaller side is below ``RANDOM_FLOAT32_MIN_SIDE``
-        go to a float64 call, and so does an array the float32 kernel refuses (float64 weights beyond
-        float32's range)."""
+    def _shuffled_eigenvalues(self, requests: list) -> list:
+        """``spectra.randomized_eigenvalue_batch`` of the ``(slices, seed, replicas)`` requests: one call in
+        ``randomize_precision``, except that slices whose smaller side is below ``RANDOM_FLOAT32_MIN_SIDE`` go
+        to a float64 call, and so does a request the float32 kernel refuses (float64 weights beyond float32's
+        range)."""
         evals: dict = {}
         f32 = self.randomize_precision == "float32"
-        groups = {"float32": [], "float64": []}
-        for k, a in enumerate(arrays):
-            wide = min(a.shape[-2:]) >= RANDOM_FLOAT32_MIN_SIDE
+        groups: dict = {"float32": [], "float64": []}
+        for k, (slices, _, _) in enumerate(requests):
+            wide = min(slices.shape[-2:]) >= RANDOM_FLOAT32_MIN_SIDE
             groups["float32" if f32 and wide else "float64"].append(k)
         for precision, todo in groups.items():
             while todo:
                 try:
-                    out = spectra.eigenvalues([arrays[k] for k in todo], precision=precision, threads=self.threads,
-                                              name="<randomized batch>")
+                    out = spectra.randomized_eigenvalue_batch(
+                        [requests[k][0] for k in todo], seeds=[requests[k][1] for k in todo],
+                        replicas=[requests[k][2] for k in todo], precision=precision, threads=self.threads,
+                        name="<randomized batch>")
                 except spectra.BatchItemError as err:
                     if precision == "float64":
                         raise
@@ -585,7 +557,7 @@ class _Runner:
                     continue
                 evals.update(zip(todo, out))
                 break
-        return [evals[k] for k in range(len(arrays))]
+        return [evals[k] for k in range(len(requests))]
 
     def _add_randomized(self, t, plan, rand: dict, rows, esds) -> None:
         """WeightWatcher's randomize columns of each row from its randomized ESDs (see ``_randomized``)."""

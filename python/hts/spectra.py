@@ -34,6 +34,7 @@ __all__ = [
     "log_alpha_norm",
     "marchenko_pastur_fit",
     "randomization_metrics",
+    "randomized_eigenvalue_batch",
     "randomized_eigenvalues",
     "shuffle_elements",
     "spectrum_metrics",
@@ -748,6 +749,47 @@ def randomized_eigenvalues(
     shuffled = shuffle_elements(arr, seed=seed, replicas=replicas, threads=threads, name=name)
     ev = eigenvalues(shuffled, precision=precision, threads=threads, name=name)
     return np.sort(np.ravel(ev))
+
+
+def randomized_eigenvalue_batch(
+    arrays: Sequence[ArrayLike],
+    *,
+    seeds: Sequence[int],
+    replicas: Sequence[int],
+    precision: str = "float64",
+    threads: int | None = None,
+    name: str = "<batch>",
+) -> list:
+    """``eigenvalues(shuffle_elements(a, seed=s, replicas=r))`` for every (a, s, r), in one threaded call.
+
+    Array i (2-D, or a (k, N, M) stack) gives a (r·k, min(N, M)) array: row g holds the ascending eigenvalues
+    of shuffled matrix g (g = replica·k + slice), bit for bit what ``shuffle_elements`` followed by
+    ``eigenvalues`` give, whatever ``threads``. The work is scheduled together: arrays in decreasing cost,
+    each shuffled into a buffer of its own and solved on one thread (the shuffle of one overlapping the
+    eigensolver of another, and only a few shuffled copies in memory at a time); an array costing more than
+    all the others together is done first with every thread.
+
+    Raises
+    ------
+    BatchItemError
+        The kernel refused array ``index`` (e.g. float64 values beyond float32's range with
+        ``precision="float32"``).
+    """
+    if precision not in _PRECISIONS:
+        raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
+    items = [_kernel_array(a, f"{name}[{i}]") for i, a in enumerate(arrays)]
+    seeds = [_seed(x) for x in seeds]
+    replicas = [_positive_size(r, "replicas") for r in replicas]
+    if not len(items) == len(seeds) == len(replicas):
+        raise ValueError("randomized_eigenvalue_batch: one seed and one replica count per array")
+    try:
+        return _core.randomized_gram_eigenvalues(items, seeds, replicas, precision, resolve_threads(threads))
+    except ValueError as err:
+        match = _ARRAY_PREFIX.match(str(err))
+        if not match:
+            raise ValueError(f"layer {name!r}: {err}") from None
+        detail = str(err)[match.end():]
+        raise BatchItemError(f"layer {name!r}: {err}", int(match.group(1)), detail) from None
 
 
 def jensen_shannon_distance(p: ArrayLike, q: ArrayLike) -> float:
