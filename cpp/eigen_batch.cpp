@@ -416,7 +416,7 @@ void scheduled_matrices(const std::vector<MatrixView>& m, const std::vector<T*>&
     for (std::int64_t p = 0; p < jobs[j]->parts(); ++p) tasks.emplace_back(j, p);
   }
   // Starting threads (and OpenBLAS's per-thread buffers in them) costs ~0.1 ms: not worth it for tiny batches.
-  const int threads = total_cost < 3e7 ? 1 : opt.threads;
+  const int threads = total_cost < 3e6 ? 1 : opt.threads;
   parallel_for(tasks.size(), threads, [&](std::size_t t) {
     GramJob<T>& job = *jobs[tasks[t].first];
     const MatrixView& view = m[job.index];
