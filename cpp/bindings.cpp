@@ -23,7 +23,8 @@ namespace {
 
 hts::EigenOptions eigen_options(int threads, std::int64_t eigen_solver_max, std::int64_t tiled_gram_min,
                                 std::int64_t gram_tile, std::int64_t two_stage_min,
-                                std::int64_t chunked_convert_min = -2, std::int64_t chunk_bytes = -1) {
+                                std::int64_t chunked_convert_min = -2, std::int64_t chunk_bytes = -1,
+                                double slab_min_cost = -2) {
   if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
   hts::EigenOptions opt;
   opt.threads = threads;
@@ -33,6 +34,7 @@ hts::EigenOptions eigen_options(int threads, std::int64_t eigen_solver_max, std:
   opt.two_stage_min = two_stage_min;
   if (chunked_convert_min >= -1) opt.chunked_convert_min = chunked_convert_min;  // -2: keep the default
   if (chunk_bytes > 0) opt.chunk_bytes = chunk_bytes;
+  if (slab_min_cost >= -1) opt.slab_min_cost = slab_min_cost;  // -2: keep the default
   return opt;
 }
 
@@ -108,9 +110,10 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
       "gram_eigenvalues",
       [](const std::vector<py::array>& arrays, const std::string& precision, int threads,
          std::int64_t eigen_solver_max, std::int64_t tiled_gram_min, std::int64_t gram_tile,
-         std::int64_t two_stage_min, std::int64_t chunked_convert_min, std::int64_t chunk_bytes) {
+         std::int64_t two_stage_min, std::int64_t chunked_convert_min, std::int64_t chunk_bytes,
+         double slab_min_cost) {
         const hts::EigenOptions opt = eigen_options(threads, eigen_solver_max, tiled_gram_min, gram_tile,
-                                                    two_stage_min, chunked_convert_min, chunk_bytes);
+                                                    two_stage_min, chunked_convert_min, chunk_bytes, slab_min_cost);
         if (precision == "float64") return gram_eigenvalues_impl<double>(arrays, opt);
         if (precision == "float32") return gram_eigenvalues_impl<float>(arrays, opt);
         throw py::value_error("precision must be 'float64' or 'float32', got '" + precision + "'");
@@ -118,6 +121,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
       py::arg("arrays"), py::arg("precision") = "float64", py::arg("threads") = 0,
       py::arg("eigen_solver_max") = -1, py::arg("tiled_gram_min") = -1, py::arg("gram_tile") = -1,
       py::arg("two_stage_min") = -1, py::arg("chunked_convert_min") = -2, py::arg("chunk_bytes") = -1,
+      py::arg("slab_min_cost") = -2.0,
       "Ascending eigenvalues of WᵀW for each 2-D array (-> 1-D) or 3-D stack (-> 2-D) in a list.");
 
   m.def(

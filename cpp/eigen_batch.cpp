@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <climits>
 #include <limits>
+#include <memory>
+#include <mutex>
+#include <atomic>
 #include <unistd.h>
 #include <cmath>
 #include <numeric>
@@ -259,42 +262,172 @@ void chunked_matrix(std::size_t index, const MatrixView& m, T* out, const EigenO
     svd_eigenvalues<T>(gram_operand<T>(m), out);  // rare (rank-deficient): needs the whole converted matrix
 }
 
-/// Large matrices, a few at a time: their Gram tiles are shared by all threads, then one eigensolve each.
+/// How one matrix's Gram matrix is built. Chosen from the shape, dtype and layout alone (never the thread
+/// count), so every thread count runs the same arithmetic and gets the same bits.
+enum class GramSplit {
+  whole,  ///< one syrk, then the eigensolve: one task
+  tiles,  ///< fixed output tiles (gemm/syrk over the whole large side), shared by threads
+  slabs,  ///< tall matrices: fixed slabs of the large side, each summed into its own partial Gram matrix
+};
+
+/// Slabs of the large side used for a tall matrix's Gram matrix: at least 4n rows each, at most 8 slabs,
+/// and only when the product is worth splitting (n²k ≥ opt.slab_min_cost multiply-adds).
+inline std::int64_t slab_count(std::int64_t n, std::int64_t k, const EigenOptions& opt) {
+  if (opt.slab_min_cost < 0 || static_cast<double>(n) * n * k < opt.slab_min_cost) return 1;
+  return std::min<std::int64_t>(8, k / (4 * n));
+}
+
+/// One matrix of a batch, as scheduled: `parts` tasks build its Gram matrix; the thread that finishes the
+/// last of them runs the eigensolve at once, while the other threads go on with the next tasks.
 template <class T>
-void large_matrices(const std::vector<MatrixView>& m, const std::vector<T*>& out,
-                    const std::vector<std::size_t>& all, const EigenOptions& opt) {
-  std::vector<std::size_t> which;
-  for (std::size_t i : all) {
-    if (needs_chunked_conversion<T>(m[i], opt)) chunked_matrix<T>(i, m[i], out[i], opt);
-    else which.push_back(i);
+struct GramJob {
+  std::size_t index = 0;
+  GramSplit split = GramSplit::whole;
+  std::int64_t n = 0, k = 0;
+  double cost = 0;
+  std::vector<Tile> tiles;   // GramSplit::tiles
+  std::int64_t slabs = 1;    // GramSplit::slabs
+  std::once_flag prepared;   // the first part to run allocates the Gram matrix (and converts the operand)
+  GramOperand<T> op;
+  std::vector<T> gram;
+  std::vector<std::vector<T>> partial;  // one per slab
+  std::atomic<std::int64_t> remaining{0};
+
+  std::int64_t parts() const {
+    return split == GramSplit::tiles ? static_cast<std::int64_t>(tiles.size()) : split == GramSplit::slabs ? slabs : 1;
   }
-  const std::size_t group = static_cast<std::size_t>(effective_threads(opt.threads, which.size()));
-  for (std::size_t start = 0; start < which.size(); start += group) {
-    const std::size_t count = std::min(group, which.size() - start);
-    std::vector<GramOperand<T>> ops(count);
-    std::vector<std::vector<T>> grams(count);
-    parallel_for(count, opt.threads, [&](std::size_t g) {
-      ops[g] = gram_operand<T>(m[which[start + g]]);
-      grams[g].resize(static_cast<std::size_t>(ops[g].n) * ops[g].n);
-    });
-    std::vector<Tile> tiles;
-    const int t = static_cast<int>(opt.gram_tile);
-    for (std::size_t g = 0; g < count; ++g) {
-      const int n = ops[g].n;
-      for (int j0 = 0; j0 < n; j0 += t)
-        for (int i0 = j0; i0 < n; i0 += t) tiles.push_back({g, i0, std::min(t, n - i0), j0, std::min(t, n - j0)});
+};
+
+/// Adds slab s's share of the large side to its partial Gram matrix (lower triangle, n×n). Memory BLAS can
+/// use as is is read in place; anything else is converted in pieces of about 512 KB (cache-resident),
+/// accumulated with beta = 1. The piece boundaries depend on the shape only.
+template <class T>
+void slab_gram(const MatrixView& m, const GramJob<T>& job, std::int64_t s, T* g) {
+  const std::int64_t n = job.n, k = job.k;
+  const std::int64_t c0 = k * s / job.slabs, c1 = k * (s + 1) / job.slabs;
+  const bool same_type = (m.dtype == DType::f64) == std::is_same<T, double>::value;
+  const bool direct = same_type && ((m.col_stride == 1 && m.row_stride >= std::max<std::int64_t>(m.cols, 1)) ||
+                                    (m.row_stride == 1 && m.col_stride >= std::max<std::int64_t>(m.rows, 1)));
+  if (direct) {
+    GramOperand<T> whole = gram_operand<T>(m);  // no copy: direct memory
+    GramOperand<T> op;
+    op.n = whole.n;
+    op.lda = whole.lda;
+    op.trans = whole.trans;
+    op.k = static_cast<int>(c1 - c0);
+    // 'N': A is n×k (large side along columns); 'T': A is k×n (large side along rows).
+    op.a = whole.trans == 'N' ? whole.a + static_cast<std::size_t>(c0) * whole.lda : whole.a + c0;
+    gram_block<T>(op, 0, op.n, 0, op.n, g);
+    return;
+  }
+  const std::int64_t piece = std::max<std::int64_t>(16, (std::int64_t{1} << 16) / n);
+  std::vector<T> buffer(static_cast<std::size_t>(n * std::min(piece, c1 - c0)));
+  GramOperand<T> op;
+  op.a = buffer.data();
+  op.lda = static_cast<int>(n);
+  op.trans = 'N';
+  op.n = static_cast<int>(n);
+  for (std::int64_t p0 = c0; p0 < c1; p0 += piece) {
+    const std::int64_t len = std::min(piece, c1 - p0);
+    if (m.dtype == DType::f64) convert_chunk<T, double>(m, p0, len, buffer.data());
+    else convert_chunk<T, float>(m, p0, len, buffer.data());
+    op.k = static_cast<int>(len);
+    gram_block<T>(op, 0, op.n, 0, op.n, g, p0 == c0 ? T(0) : T(1));
+  }
+}
+
+template <class T>
+void prepare_job(const MatrixView& m, GramJob<T>& job) {
+  const std::size_t nn = static_cast<std::size_t>(job.n) * static_cast<std::size_t>(job.n);
+  if (job.split == GramSplit::tiles) {
+    job.op = gram_operand<T>(m);  // may convert or copy once; the tiles then share it
+    job.gram.resize(nn);
+  } else {
+    job.partial.resize(static_cast<std::size_t>(job.slabs));
+    for (auto& p : job.partial) p.resize(nn);
+  }
+}
+
+template <class T>
+void run_part(const MatrixView& m, GramJob<T>& job, std::int64_t part) {
+  if (job.split == GramSplit::tiles) {
+    const Tile& tl = job.tiles[static_cast<std::size_t>(part)];
+    gram_block<T>(job.op, tl.i0, tl.ni, tl.j0, tl.nj, job.gram.data());
+  } else {
+    slab_gram<T>(m, job, part, job.partial[static_cast<std::size_t>(part)].data());
+  }
+}
+
+/// After the last part: the slabs' partial Gram matrices are summed in slab order, then the eigensolve.
+template <class T>
+void finish_job(const MatrixView& m, GramJob<T>& job, T* out, const EigenOptions& opt) {
+  if (job.split == GramSplit::slabs) {
+    job.gram = std::move(job.partial[0]);
+    for (std::size_t s = 1; s < job.partial.size(); ++s) {
+      const T* p = job.partial[s].data();
+      T* g = job.gram.data();
+      for (std::size_t i = 0; i < job.gram.size(); ++i) g[i] += p[i];
+      std::vector<T>().swap(job.partial[s]);
     }
-    parallel_for(tiles.size(), opt.threads, [&](std::size_t i) {
-      const Tile& tl = tiles[i];
-      gram_block<T>(ops[tl.matrix], tl.i0, tl.ni, tl.j0, tl.nj, grams[tl.matrix].data());
-    });
-    parallel_for(count, opt.threads, [&](std::size_t g) {
-      gram_to_eigenvalues<T>(which[start + g], ops[g].n, grams[g].data(), out[which[start + g]], opt);
-      std::vector<T>().swap(grams[g]);
-      maybe_refine<T>(ops[g], out[which[start + g]], opt);
-      std::vector<T>().swap(ops[g].storage);
-    });
   }
+  const int n = static_cast<int>(job.n);
+  gram_to_eigenvalues<T>(job.index, n, job.gram.data(), out, opt);
+  std::vector<T>().swap(job.gram);
+  if (std::is_same<T, double>::value && opt.refine_small && n > 1 && below_gram_resolution(out, n, static_cast<int>(job.k))) {
+    if (job.split == GramSplit::tiles) svd_eigenvalues<T>(job.op, out);
+    else svd_eigenvalues<T>(gram_operand<T>(m), out);
+  }
+  std::vector<T>().swap(job.op.storage);
+}
+
+/// Every matrix that is not converted chunk by chunk, in one pool: jobs costliest first (n²(k + n)), each
+/// job's parts in a row. A thread takes the next part; whoever completes a job's last part runs its
+/// eigensolve, so a large eigensolve overlaps the Gram products and eigensolves of the smaller matrices.
+/// At most threads + 1 jobs hold Gram memory at once (parts are handed out in order).
+template <class T>
+void scheduled_matrices(const std::vector<MatrixView>& m, const std::vector<T*>& out,
+                        const std::vector<std::size_t>& which, const EigenOptions& opt) {
+  std::vector<std::unique_ptr<GramJob<T>>> jobs;
+  for (std::size_t i : which) {
+    auto job = std::make_unique<GramJob<T>>();
+    job->index = i;
+    job->n = m[i].small_side();
+    job->k = m[i].large_side();
+    const double n = static_cast<double>(job->n), k = static_cast<double>(job->k);
+    job->cost = n * n * (k + n);
+    if (job->n >= opt.tiled_gram_min) {
+      job->split = GramSplit::tiles;
+      const int t = static_cast<int>(opt.gram_tile), ni = static_cast<int>(job->n);
+      for (int j0 = 0; j0 < ni; j0 += t)
+        for (int i0 = j0; i0 < ni; i0 += t) job->tiles.push_back({i, i0, std::min(t, ni - i0), j0, std::min(t, ni - j0)});
+    } else if ((job->slabs = slab_count(job->n, job->k, opt)) >= 2) {
+      job->split = GramSplit::slabs;
+    } else {
+      job->slabs = 1;
+    }
+    job->remaining = job->parts();
+    jobs.push_back(std::move(job));
+  }
+  std::stable_sort(jobs.begin(), jobs.end(), [](const auto& a, const auto& b) { return a->cost > b->cost; });
+  std::vector<std::pair<std::size_t, std::int64_t>> tasks;  // (job, part)
+  double total_cost = 0;
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    total_cost += jobs[j]->cost;
+    for (std::int64_t p = 0; p < jobs[j]->parts(); ++p) tasks.emplace_back(j, p);
+  }
+  // Starting threads (and OpenBLAS's per-thread buffers in them) costs ~0.1 ms: not worth it for tiny batches.
+  const int threads = total_cost < 3e6 ? 1 : opt.threads;
+  parallel_for(tasks.size(), threads, [&](std::size_t t) {
+    GramJob<T>& job = *jobs[tasks[t].first];
+    const MatrixView& view = m[job.index];
+    if (job.split == GramSplit::whole) {
+      one_matrix<T>(job.index, view, out[job.index], opt);
+      return;
+    }
+    std::call_once(job.prepared, [&] { prepare_job<T>(view, job); });
+    run_part<T>(view, job, tasks[t].second);
+    if (job.remaining.fetch_sub(1) == 1) finish_job<T>(view, job, out[job.index], opt);
+  });
 }
 
 }  // namespace
@@ -324,21 +457,15 @@ void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& o
                              std::to_string(m[i].rows * m[i].cols));
   });
 
-  // Small and medium matrices: one task each, costliest first so no thread is left with a big one at the end.
-  std::vector<std::size_t> small, large;
-  for (std::size_t i = 0; i < m.size(); ++i) (m[i].small_side() >= opt.tiled_gram_min ? large : small).push_back(i);
-  auto cost = [&](std::size_t i) {
-    const double n = static_cast<double>(m[i].small_side()), k = static_cast<double>(m[i].large_side());
-    return n * n * (k + n);
-  };
-  std::stable_sort(small.begin(), small.end(), [&](std::size_t a, std::size_t b) { return cost(a) > cost(b); });
-  // Starting threads (and OpenBLAS's per-thread buffers in them) costs ~0.1 ms: not worth it for tiny batches.
-  double total_cost = 0;
-  for (std::size_t i : small) total_cost += cost(i);
-  const int small_threads = total_cost < 3e7 ? 1 : opt.threads;
-  parallel_for(small.size(), small_threads,
-               [&](std::size_t s) { one_matrix<T>(small[s], m[small[s]], out[small[s]], opt); });
-  large_matrices<T>(m, out, large, opt);
+  // Matrices whose conversion would need a large extra copy go chunk by chunk (all threads on each, one
+  // at a time); all others share one pool of tasks.
+  std::vector<std::size_t> chunked, pooled;
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    const bool slabs = m[i].small_side() < opt.tiled_gram_min && slab_count(m[i].small_side(), m[i].large_side(), opt) >= 2;
+    (needs_chunked_conversion<T>(m[i], opt) && !slabs ? chunked : pooled).push_back(i);  // slabs never copy whole
+  }
+  for (std::size_t i : chunked) chunked_matrix<T>(i, m[i], out[i], opt);
+  scheduled_matrices<T>(m, out, pooled, opt);
 }
 
 template void gram_eigenvalues<double>(const std::vector<MatrixView>&, const std::vector<double*>&,

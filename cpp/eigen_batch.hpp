@@ -30,7 +30,11 @@ struct EigenOptions {
   /// Gram sides from this on use LAPACK's two-stage syevd_2stage; -1 = measured defaults (float64: 896,
   /// float32: 2048, where the two-stage reduction starts to win on one core).
   std::int64_t two_stage_min = -1;
-  std::int64_t tiled_gram_min = 1024;  ///< Gram sides from this on are built in fixed tiles shared by threads
+  std::int64_t tiled_gram_min = 512;  ///< Gram sides from this on are built in fixed tiles shared by threads
+  /// Tall matrices (large side ≥ 8× the small side n < tiled_gram_min) whose Gram product costs at least
+  /// this many multiply-adds (n²k) are built from up to 8 slabs of the large side shared by threads, their
+  /// partial Gram matrices summed in slab order (-1: never).
+  double slab_min_cost = 1e8;
   std::int64_t gram_tile = 512;        ///< tile side for those
   /// float64 only: when the smallest Gram eigenvalue is within round-off of 0 (< 100·(N+M)·eps·λ_max), the
   /// Gram route cannot resolve the small singular values, so the matrix is redone with an SVD (gesdd):

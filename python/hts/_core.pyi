@@ -18,6 +18,7 @@ def gram_eigenvalues(
     two_stage_min: int = -1,
     chunked_convert_min: int = -2,
     chunk_bytes: int = -1,
+    slab_min_cost: float = -2.0,
 ) -> list[npt.NDArray[np.floating[Any]]]: ...
 def fit_power_law(
     evals: npt.NDArray[np.float64],
