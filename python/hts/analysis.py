@@ -270,10 +270,12 @@ def analyze(
         (rand_num_spikes = num_traps, rand_sigma_mp, ...); see ``spectra.randomization_metrics``.
         Not available with ``conv_method="fft"``.
     randomize_precision
-        Precision of the shuffled weights' eigenvalues: "float32" (default, ~3× faster) or "float64". The
-        shuffled ESD is one random draw: its seed-to-seed spread in every randomize column is orders of
-        magnitude larger than float32's round-off (~1e-7·λ_max), which is why WeightWatcher's float64 is not
-        needed here (docs/differences-from-weightwatcher.md). The layer's own ESD follows ``precision``.
+        Precision of the shuffled weights' eigenvalues: "float32" (default; 1.7-3× faster on layers 384 and
+        more wide) or "float64". The shuffled ESD is one random draw: its seed-to-seed spread in the randomize
+        columns is orders of magnitude larger than float32's round-off (~1e-7·λ_max); the MP-fit columns
+        move by at most the fit's own Nelder–Mead tolerance (docs/differences-from-weightwatcher.md, row 26).
+        Slices narrower than ``RANDOM_FLOAT32_MIN_SIDE`` (32) stay in float64. The layer's own ESD follows
+        ``precision``.
     seed
         Seed of the shuffles (randomize): the same seed gives the same numbers, whatever the threads.
     threads
