@@ -167,3 +167,28 @@ def test_batch_errors(rng):
         spectra.randomized_eigenvalue_batch([ok], seeds=[1], replicas=[0])
     with pytest.raises(ValueError, match="precision"):
         spectra.randomized_eigenvalue_batch([ok], seeds=[1], replicas=[1], precision="half")
+
+
+@pytest.mark.parametrize("batch_bytes", [analysis.BATCH_BYTES, 1], ids=["one-batch", "batch-per-layer"])
+def test_cancellation_with_randomize(model, monkeypatch, batch_bytes):
+    import threading
+
+    monkeypatch.setattr(analysis, "BATCH_BYTES", batch_bytes)
+    with pytest.raises(hts.Cancelled, match="after 2 of 5 layers .*progress callback returned False"):
+        hts.analyze(model, randomize=True, threads=2, progress=lambda done, *_: False if done == 2 else None)
+    event = threading.Event()
+    event.set()
+    with pytest.raises(hts.Cancelled, match="after 0 of 5 layers"):
+        hts.analyze(model, randomize=True, cancel=event)
+
+    class SetAfter:  # reads clear for the first few polls, then set: stops between the ESDs and the shuffles
+        def __init__(self, polls: int) -> None:
+            self.polls = polls
+
+        def is_set(self) -> bool:
+            self.polls -= 1
+            return self.polls < 0
+
+    for polls in range(1, 8):
+        with pytest.raises(hts.Cancelled):
+            hts.analyze(model, randomize=True, cancel=SetAfter(polls), threads=2)
