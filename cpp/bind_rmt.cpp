@@ -1,12 +1,14 @@
 // hts._core bindings of the RMT kernel (rmt.hpp): NumPy arrays in and out, GIL released around the maths.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "array_views.hpp"
+#include "randomized.hpp"
 #include "rmt.hpp"
 
 namespace py = pybind11;
@@ -33,7 +35,51 @@ hts::MPFitOptions mp_options(int threads, bool polish) {
 
 }  // namespace
 
+template <class T>
+py::list randomized_impl(const std::vector<py::array>& arrays, const std::vector<std::uint64_t>& seeds,
+                         const std::vector<std::int64_t>& replicas, int threads) {
+  if (seeds.size() != arrays.size() || replicas.size() != arrays.size())
+    throw py::value_error("randomized_gram_eigenvalues: one seed and one replica count per array");
+  if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
+  std::vector<hts::ShuffleRequest> requests(arrays.size());
+  py::list result;
+  std::vector<T*> out;
+  for (std::size_t i = 0; i < arrays.size(); ++i) {
+    hts::bind::append_views(arrays[i], "array " + std::to_string(i), requests[i].slices);
+    if (replicas[i] < 1) throw py::value_error("array " + std::to_string(i) + ": replicas must be >= 1");
+    requests[i].replicas = replicas[i];
+    requests[i].seed = seeds[i];
+    const hts::MatrixView& v = requests[i].slices[0];
+    if (v.rows == 0 || v.cols == 0) throw py::value_error("array " + std::to_string(i) + ": empty matrix");
+    const py::ssize_t count = static_cast<py::ssize_t>(replicas[i] * static_cast<std::int64_t>(requests[i].slices.size()));
+    py::array_t<T> o({count, static_cast<py::ssize_t>(v.small_side())});
+    out.push_back(o.mutable_data());
+    result.append(o);
+  }
+  hts::EigenOptions opt;
+  opt.threads = threads;
+  try {
+    py::gil_scoped_release release;
+    hts::randomized_gram_eigenvalues<T>(requests, out, opt);
+  } catch (const hts::BadMatrix& e) {
+    throw py::value_error("array " + std::to_string(e.index) + ": " + e.what());
+  }
+  return result;
+}
+
 void bind_rmt(py::module_& m) {
+  m.def(
+      "randomized_gram_eigenvalues",
+      [](const std::vector<py::array>& arrays, const std::vector<std::uint64_t>& seeds,
+         const std::vector<std::int64_t>& replicas, const std::string& precision, int threads) {
+        if (precision == "float64") return randomized_impl<double>(arrays, seeds, replicas, threads);
+        if (precision == "float32") return randomized_impl<float>(arrays, seeds, replicas, threads);
+        throw py::value_error("precision must be 'float64' or 'float32', got '" + precision + "'");
+      },
+      py::arg("arrays"), py::arg("seeds"), py::arg("replicas"), py::arg("precision") = "float64",
+      py::arg("threads") = 0,
+      "Eigenvalues of WᵀW for every shuffle_elements(array, seed, replicas) matrix: a (replicas·k, m) array each.");
+
   m.def(
       "marchenko_pastur_fit",
       [](const Vector& evals, double Q, double M, int threads, bool polish) {
@@ -94,9 +140,11 @@ void bind_rmt(py::module_& m) {
 
   m.def(
       "shuffle_elements",
-      [](const py::array& w, py::array out, std::uint64_t seed, std::int64_t replicas, int threads) {
+      [](const py::array& w, py::array out, std::uint64_t seed, std::int64_t replicas, int threads,
+         std::int64_t bucket_size) {
         if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
         if (replicas < 1) throw py::value_error("replicas must be >= 1");
+        if (bucket_size < 1) throw py::value_error("bucket_size must be >= 1");
         const std::vector<hts::MatrixView> views = slice_views(w);
         const py::ssize_t rows = views[0].rows, cols = views[0].cols;
         const py::ssize_t want = static_cast<py::ssize_t>(replicas) * static_cast<py::ssize_t>(views.size());
@@ -109,10 +157,11 @@ void bind_rmt(py::module_& m) {
         void* dst = out.mutable_data();
         py::gil_scoped_release release;
         if (views[0].dtype == hts::DType::f64)
-          hts::shuffle_elements<double>(views, replicas, seed, static_cast<double*>(dst), threads);
+          hts::shuffle_elements<double>(views, replicas, seed, static_cast<double*>(dst), threads, bucket_size);
         else
-          hts::shuffle_elements<float>(views, replicas, seed, static_cast<float*>(dst), threads);
+          hts::shuffle_elements<float>(views, replicas, seed, static_cast<float*>(dst), threads, bucket_size);
       },
       py::arg("w"), py::arg("out"), py::arg("seed"), py::arg("replicas") = 1, py::arg("threads") = 0,
-      "Element shuffle of each slice, replicas times (splitmix64 + Fisher-Yates), written into out.");
+      py::arg("bucket_size") = hts::kShuffleBucketSize,
+      "Element shuffle of each slice, replicas times (splitmix64; random buckets + Fisher-Yates), written into out.");
 }

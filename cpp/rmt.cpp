@@ -1,4 +1,4 @@
-// Marchenko–Pastur fit, element shuffle and Jensen–Shannon distance (see rmt.hpp).
+// Marchenko–Pastur fit and Jensen–Shannon distance (see rmt.hpp).
 //
 // Bit-for-bit notes. WeightWatcher evaluates these formulas with numpy/scipy; to give the same doubles the
 // arithmetic below keeps numpy's order of operations: np.sum is numpy's pairwise sum (pairwise_sum), a
@@ -417,81 +417,5 @@ double jensen_shannon_distance(const double* p, const double* q, std::size_t n) 
   const double divergence = (kl_to_m(p) + kl_to_m(q)) / 2;
   return std::sqrt(divergence);  // NaN for a (rounding-)negative divergence, as numpy's sqrt
 }
-
-// ------------------------------------------------------------------------------------------------------
-// Shuffle
-
-namespace {
-
-inline std::uint64_t mix64(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-/// High and low 64 bits of the 128-bit product a·b, in portable integer arithmetic.
-inline void mul_64x64(std::uint64_t a, std::uint64_t b, std::uint64_t& hi, std::uint64_t& lo) {
-  const std::uint64_t a0 = a & 0xFFFFFFFFu, a1 = a >> 32, b0 = b & 0xFFFFFFFFu, b1 = b >> 32;
-  const std::uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
-  const std::uint64_t mid = (p00 >> 32) + (p01 & 0xFFFFFFFFu) + (p10 & 0xFFFFFFFFu);
-  hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
-  lo = (mid << 32) | (p00 & 0xFFFFFFFFu);
-}
-
-template <class T>
-void shuffle_one(const MatrixView& v, std::uint64_t stream_key, T* out) {
-  const T* src = static_cast<const T*>(v.data);
-  std::size_t o = 0;
-  for (std::int64_t i = 0; i < v.rows; ++i)
-    for (std::int64_t j = 0; j < v.cols; ++j) out[o++] = src[i * v.row_stride + j * v.col_stride];
-  SplitMix64 g(stream_key);
-  for (std::size_t i = o; i-- > 1;) std::swap(out[i], out[g.below(static_cast<std::uint64_t>(i) + 1)]);
-}
-
-}  // namespace
-
-std::uint64_t SplitMix64::next() {
-  state += 0x9E3779B97F4A7C15ULL;
-  return mix64(state);
-}
-
-std::uint64_t SplitMix64::below(std::uint64_t bound) {
-  std::uint64_t hi, lo;
-  mul_64x64(next(), bound, hi, lo);
-  if (lo < bound) {
-    const std::uint64_t threshold = (0 - bound) % bound;  // 2^64 mod bound
-    while (lo < threshold) mul_64x64(next(), bound, hi, lo);
-  }
-  return hi;
-}
-
-std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t stream) {
-  SplitMix64 g(seed ^ mix64(stream));
-  g.next();
-  return g.next();
-}
-
-template <class T>
-void shuffle_elements(const std::vector<MatrixView>& slices, std::int64_t replicas, std::uint64_t seed, T* out,
-                      int threads) {
-  const DType want = sizeof(T) == 8 ? DType::f64 : DType::f32;
-  if (replicas < 1) throw std::invalid_argument("shuffle_elements: replicas must be >= 1");
-  if (slices.empty()) return;
-  const std::int64_t rows = slices[0].rows, cols = slices[0].cols;
-  if (rows <= 0 || cols <= 0) throw std::invalid_argument("shuffle_elements: empty matrix");
-  for (const MatrixView& v : slices) {
-    if (v.rows != rows || v.cols != cols) throw std::invalid_argument("shuffle_elements: slices differ in shape");
-    if (v.dtype != want) throw std::invalid_argument("shuffle_elements: output dtype differs from the input's");
-  }
-  const std::size_t k = slices.size();
-  const std::size_t size = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols);
-  const std::size_t tasks = static_cast<std::size_t>(replicas) * k;
-  parallel_for(tasks, threads, [&](std::size_t g) {
-    shuffle_one<T>(slices[g % k], stream_seed(seed, g), out + g * size);
-  });
-}
-
-template void shuffle_elements<float>(const std::vector<MatrixView>&, std::int64_t, std::uint64_t, float*, int);
-template void shuffle_elements<double>(const std::vector<MatrixView>&, std::int64_t, std::uint64_t, double*, int);
 
 }  // namespace hts

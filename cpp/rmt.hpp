@@ -1,6 +1,6 @@
 // Random-matrix-theory layer metrics (WeightWatcher 0.7.7's mp_fit=True and randomize=True):
-// the Marchenko–Pastur bulk fit, an element shuffle with a documented seeded PRNG, and the
-// Jensen–Shannon distance between two spectra.
+// the Marchenko–Pastur bulk fit and the Jensen–Shannon distance between two spectra (the element shuffle
+// lives in shuffle.hpp).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "eigen_batch.hpp"
+#include "shuffle.hpp"  // the element shuffle of randomize=True
 
 namespace hts {
 
@@ -58,30 +59,5 @@ std::vector<double> marchenko_pastur_objective(const double* rescaled, std::size
 /// positions: m = (p + q)/2, D = (KL(p/Σp ‖ m/Σm) + KL(q/Σq ‖ m/Σm))/2, distance = √D (NaN if D < 0 by
 /// rounding or a vector sums to 0). Throws std::invalid_argument for n == 0, NaN/Inf or negative entries.
 double jensen_shannon_distance(const double* p, const double* q, std::size_t n);
-
-/// The PRNG behind shuffle_elements: splitmix64 (Steele, Lea & Flood 2014; the constants of Vigna's public
-/// domain reference). state += 0x9E3779B97F4A7C15; z = state; z = (z ^ z>>30)·0xBF58476D1CE4E5B9;
-/// z = (z ^ z>>27)·0x94D049BB133111EB; return z ^ z>>31. Plain 64-bit integer arithmetic: the same stream
-/// on every platform and compiler.
-struct SplitMix64 {
-  std::uint64_t state;
-  explicit SplitMix64(std::uint64_t seed) : state(seed) {}
-  std::uint64_t next();
-  /// Uniform integer in [0, bound), bound >= 1, without bias (Lemire 2019: multiply-shift with rejection).
-  std::uint64_t below(std::uint64_t bound);
-};
-
-/// Seed of the independent stream number `stream` under the user's `seed`: two splitmix64 steps of
-/// seed ^ mix(stream), so streams of nearby seeds and nearby indices are unrelated.
-std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t stream);
-
-/// Shuffles the elements of each slice of `slices` (all the same shape rows×cols) `replicas` times.
-/// out holds replicas·k C-contiguous rows×cols matrices: out[r·k + s] is slice s read in row-major order,
-/// then permuted by a Fisher–Yates (Durstenfeld) shuffle driven by SplitMix64(stream_seed(seed, r·k + s)):
-/// for i = L−1 … 1: swap(a[i], a[below(i + 1)]). The output depends only on the values, the seed and the
-/// shape, never on strides or on the thread count. T must match the slices' dtype.
-template <class T>
-void shuffle_elements(const std::vector<MatrixView>& slices, std::int64_t replicas, std::uint64_t seed, T* out,
-                      int threads);
 
 }  // namespace hts

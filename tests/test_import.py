@@ -41,7 +41,8 @@ def test_public_surface():
         "PowerLawFit", "SpectrumMetrics", "conv_operator_eigenvalues", "eigenvalues", "fit_power_law",
         "frobenius_norm", "kernel_info", "log_alpha_norm",
         "spectrum_metrics",
-        "MarchenkoPasturFit", "marchenko_pastur_fit", "randomized_eigenvalues", "randomization_metrics",
+        "MarchenkoPasturFit", "marchenko_pastur_fit", "randomized_eigenvalues", "randomized_eigenvalue_batch",
+        "randomization_metrics",
         "shuffle_elements", "jensen_shannon_distance",
     }
     for name in hts.spectra.__all__:

@@ -11,7 +11,6 @@ Jensen–Shannon distance has no such step: it must be identical.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 
@@ -196,128 +195,6 @@ def test_mp_fit_to_dict_is_plain():
     d = fit.to_dict()
     assert set(MP_COLUMNS) <= set(d)
     json.dumps(d, allow_nan=False)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Shuffle
-
-
-def splitmix64_stream(state: int):
-    """Independent pure-Python restatement of the documented PRNG."""
-    mask = (1 << 64) - 1
-
-    def mix(z):
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
-        return z ^ (z >> 31)
-
-    def stream(seed, index):
-        s = seed ^ mix(index)
-        s = (s + 2 * 0x9E3779B97F4A7C15) & mask
-        return mix(s)
-
-    return mix, stream
-
-
-def python_shuffle(values: list, seed: int, index: int) -> list:
-    mask = (1 << 64) - 1
-    mix, stream = splitmix64_stream(0)
-    state = stream(seed, index)
-    a = list(values)
-
-    def below(bound):
-        nonlocal state
-        while True:
-            state = (state + 0x9E3779B97F4A7C15) & mask
-            x = mix(state)
-            product = x * bound
-            lo, hi = product & mask, product >> 64
-            if lo >= bound or lo >= ((1 << 64) - bound) % bound:
-                return hi
-
-    for i in range(len(a) - 1, 0, -1):
-        j = below(i + 1)
-        a[i], a[j] = a[j], a[i]
-    return a
-
-
-def test_shuffle_follows_the_documented_prng():
-    assert spectra.shuffle_elements(np.arange(10.0).reshape(1, 10), seed=42).ravel().tolist() == [
-        0, 8, 6, 5, 1, 3, 7, 4, 2, 9]  # pinned: the same on every platform
-    stack = np.arange(2 * 5 * 7, dtype=np.float64).reshape(2, 5, 7)
-    out = spectra.shuffle_elements(stack, seed=2**64 - 1, replicas=3)
-    for g in range(6):
-        assert out[g].ravel().tolist() == python_shuffle(stack[g % 2].ravel().tolist(), 2**64 - 1, g)
-
-
-@settings(max_examples=40, deadline=None)
-@given(k=st.integers(1, 3), n=st.integers(1, 12), m=st.integers(1, 12), replicas=st.integers(1, 3),
-       seed=st.integers(0, 2**64 - 1), f32=st.booleans())
-def test_shuffle_matches_the_python_restatement_hypothesis(k, n, m, replicas, seed, f32):
-    w = np.arange(k * n * m, dtype=np.float32 if f32 else np.float64).reshape(k, n, m)
-    out = spectra.shuffle_elements(w, seed=seed, replicas=replicas)
-    assert out.shape == (replicas * k, n, m) and out.dtype == w.dtype
-    for g in range(replicas * k):
-        assert out[g].ravel().tolist() == python_shuffle(w[g % k].ravel().tolist(), seed, g)
-
-
-def test_shuffle_is_a_permutation_of_each_slice(rng):
-    w = rng.standard_normal((4, 33, 17)).astype(np.float32)
-    out = spectra.shuffle_elements(w, seed=7, replicas=2)
-    assert out.shape == (8, 33, 17) and out.dtype == np.float32
-    for g in range(8):
-        np.testing.assert_array_equal(np.sort(out[g].ravel()), np.sort(w[g % 4].ravel()))
-        assert not np.array_equal(out[g], w[g % 4])
-    assert not np.array_equal(out[0], out[4])  # replicas differ
-
-
-def test_shuffle_is_reproducible_and_seed_dependent(rng):
-    w = rng.standard_normal((50, 40))
-    a = spectra.shuffle_elements(w, seed=123)
-    assert a.shape == w.shape
-    np.testing.assert_array_equal(a, spectra.shuffle_elements(w, seed=123))
-    assert not np.array_equal(a, spectra.shuffle_elements(w, seed=124))
-    assert not np.array_equal(a, spectra.shuffle_elements(w, seed=123 + 2**32))
-
-
-def test_shuffle_ignores_threads_and_memory_layout(rng):
-    w = rng.standard_normal((16, 40, 30))
-    base = spectra.shuffle_elements(w, seed=5, replicas=3, threads=1)
-    np.testing.assert_array_equal(base, spectra.shuffle_elements(w, seed=5, replicas=3, threads=2))
-    fortran = np.asfortranarray(w)
-    np.testing.assert_array_equal(base, spectra.shuffle_elements(fortran, seed=5, replicas=3))
-    t = rng.standard_normal((30, 40)).T  # a transposed view is read in its logical row-major order
-    np.testing.assert_array_equal(spectra.shuffle_elements(t, seed=9), spectra.shuffle_elements(t.copy(), seed=9))
-
-
-def test_shuffle_is_uniform():
-    # 24 000 shuffles of 4 values: each of the 24 permutations ~1000 times (chi-square, 23 dof).
-    out = spectra.shuffle_elements(np.arange(4.0).reshape(1, 4), seed=11, replicas=24_000).reshape(-1, 4)
-    index = {p: i for i, p in enumerate(itertools.permutations(range(4)))}
-    counts = np.bincount([index[tuple(int(v) for v in row)] for row in out], minlength=24)
-    chi2 = float(((counts - 1000.0) ** 2 / 1000.0).sum())
-    assert chi2 < 60  # P(chi2_23 > 60) ~ 4e-5
-    # Where the first element lands in a longer vector: uniform over 97 positions.
-    pos = np.argmin(spectra.shuffle_elements(np.arange(97.0).reshape(1, 97), seed=3, replicas=9700), axis=-1)
-    hist = np.bincount(pos.ravel(), minlength=97)
-    assert float(((hist - 100.0) ** 2 / 100.0).sum()) < 170  # 96 dof
-
-
-@pytest.mark.parametrize(
-    "kwargs, error",
-    [({"seed": -1}, ValueError), ({"seed": 2**64}, ValueError), ({"seed": 1.5}, TypeError),
-     ({"seed": True}, TypeError), ({"seed": 1, "replicas": 0}, ValueError)],
-)
-def test_shuffle_bad_arguments(kwargs, error):
-    with pytest.raises(error):
-        spectra.shuffle_elements(np.ones((3, 3)), **kwargs)
-
-
-def test_shuffle_bad_weights():
-    with pytest.raises(TypeError):
-        spectra.shuffle_elements(np.ones(5), seed=1)
-    with pytest.raises(ValueError):
-        spectra.shuffle_elements(np.ones((0, 3)), seed=1)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Flow: adapters (an inventory of lazily loaded tensors) → selection and size gates (from shapes only) →
 batches of layers whose slices go through the threaded eigenvalue kernel together → per-layer power-law
-fits (in parallel) → rows → ``Analysis``. Nothing here formats output.
+fits (in the calling thread; with ``randomize`` the shuffled ESDs of the batch come from one more threaded
+native call first) → rows → ``Analysis``. Nothing here formats output.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from typing import Any, Callable, Iterable
 
@@ -41,6 +41,11 @@ BATCH_BYTES = 256 * 2**20
 #: With precision="float32", a layer is redone in float64 when its fitted xmin is below this × λ_max,
 #: where float32's absolute eigenvalue error (~(N+M)·6e-8·λ_max) could move the fit.
 FLOAT32_REDO_BELOW = 1e-4
+
+#: With randomize_precision="float32", shuffled slices whose smaller side is below this are still done in
+#: float64: they cost little, and the narrowest are where a shuffle barely moves the ESD (an N×1 slice's only
+#: eigenvalue is its squared norm, which no shuffle changes), so round-off would be all that differed.
+RANDOM_FLOAT32_MIN_SIDE = 32
 
 ProgressCallback = Callable[[int, int, str], Any]
 
@@ -179,7 +184,7 @@ def _mp_columns(pooled: np.ndarray, plan: LayerPlan) -> dict:
 
 
 def _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, precision, fix_fingers,
-                   randomize, seed):
+                   randomize, seed, randomize_precision):
     if randomize and conv_method == "fft":
         raise ValueError("randomize=True is not available with conv_method='fft'")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
@@ -197,6 +202,8 @@ def _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, pr
         raise ValueError(f"max_N ({max_N}) must be >= max_evals ({max_evals})")
     if precision not in ("float64", "float32"):
         raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    if randomize_precision not in ("float64", "float32"):
+        raise ValueError(f"randomize_precision must be 'float64' or 'float32', got {randomize_precision!r}")
     if fix_fingers not in FIX_FINGERS:
         raise ValueError(f"fix_fingers must be one of {FIX_FINGERS}, got {fix_fingers!r}")
     return conv_input_size
@@ -217,6 +224,7 @@ def analyze(
     fix_fingers: str | None = None,
     mp_fit: bool = False,
     randomize: bool = False,
+    randomize_precision: str = "float32",
     seed: int = 0,
     threads: int | None = None,
     progress: ProgressCallback | None = None,
@@ -261,6 +269,13 @@ def analyze(
         (Jensen–Shannon), ww_softrank, ww_maxdist, max_rand_eval and the MP fit of the shuffled ESD
         (rand_num_spikes = num_traps, rand_sigma_mp, ...); see ``spectra.randomization_metrics``.
         Not available with ``conv_method="fft"``.
+    randomize_precision
+        Precision of the shuffled weights' eigenvalues: "float32" (default; 1.7-3× faster on layers 384 and
+        more wide) or "float64". The shuffled ESD is one random draw: its seed-to-seed spread in the randomize
+        columns is orders of magnitude larger than float32's round-off (~1e-7·λ_max); the MP-fit columns
+        move by at most the fit's own Nelder–Mead tolerance (docs/differences-from-weightwatcher.md, row 26).
+        Slices narrower than ``RANDOM_FLOAT32_MIN_SIDE`` (32) stay in float64. The layer's own ESD follows
+        ``precision``.
     seed
         Seed of the shuffles (randomize): the same seed gives the same numbers, whatever the threads.
     threads
@@ -287,12 +302,13 @@ def analyze(
     """
     stop = StopCheck(cancel, time_budget)
     conv_input_size = _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, precision,
-                                     fix_fingers, randomize, seed)
+                                     fix_fingers, randomize, seed, randomize_precision)
     n_threads = resolve_threads(threads)
     options = dict(layers=layers if layers is None or isinstance(layers, (int, str)) else list(layers),
                    pool=pool, conv_method=conv_method, conv_input_size=conv_input_size, normalize=normalize,
                    min_evals=min_evals, max_evals=max_evals, max_N=max_N, precision=precision,
-                   fix_fingers=fix_fingers, mp_fit=mp_fit, randomize=randomize, seed=seed, threads=n_threads,
+                   fix_fingers=fix_fingers, mp_fit=mp_fit, randomize=randomize,
+                   randomize_precision=randomize_precision, seed=seed, threads=n_threads,
                    hts_version=spectra.kernel_info()["version"])
     tensors = select(open_model(model).tensors, layers)
 
@@ -313,7 +329,7 @@ def analyze(
 
     esds: dict = {}
     runner = _Runner(pool=pool, precision=precision, fix_fingers=fix_fingers, threads=n_threads, mp_fit=mp_fit,
-                     randomize=randomize, seed=seed)
+                     randomize=randomize, randomize_precision=randomize_precision, seed=seed)
     done, total = 0, len(work)
     for batch in _batches(work):
         stop.check(done, total)
@@ -346,9 +362,10 @@ def _batches(work: list) -> Iterable[list]:
 class _Runner:
     """Runs batches of layers through the kernel; one instance per ``analyze`` call (no shared state)."""
 
-    def __init__(self, *, pool, precision, fix_fingers, threads, mp_fit, randomize, seed):
+    def __init__(self, *, pool, precision, fix_fingers, threads, mp_fit, randomize, randomize_precision, seed):
         self.mp_fit = mp_fit
         self.randomize = randomize
+        self.randomize_precision = randomize_precision
         self.seed = seed
         self.pool = pool
         self.precision = precision
@@ -378,6 +395,11 @@ class _Runner:
             return
         evals = self._eigenvalues(loaded, failed, raw, self.precision)
         raw.clear()
+        shuffled = [{} for _ in loaded]
+        if self.randomize:
+            shuffled = self._randomized(loaded, stop)
+            if shuffled is None:
+                return
         load_and_eig = time.perf_counter() - t0
         costs = [plan.N * plan.M * plan.M * plan.rf for _, _, plan, _ in loaded]
         total_cost = float(sum(costs)) or 1.0
@@ -386,26 +408,16 @@ class _Runner:
             row = skipped_row(t, reason, plan)
             row.update(status="failed", has_esd=False)
             yield i, t, [row], {}
-        jobs = [(item, ev, load_and_eig * c / total_cost) for item, ev, c in zip(loaded, evals, costs)]
-        if not self.randomize or self.threads == 1 or len(jobs) < 2:
-            # Fits and rows cost ~0.1 ms a layer: in this thread, since Python worker threads would only
-            # queue on the GIL (measured 2x slower on EfficientNet-Lite0's 50 layers with 2 threads).
-            for job in jobs:
-                result = self._finish(job, stop)
-                if result is None:  # stopped before this layer
-                    return
-                yield result
-            return
-        pool = ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(jobs))))
-        try:
-            futures = [pool.submit(self._finish, job, stop) for job in jobs]
-            for future in futures:
-                result = future.result()
-                if result is None:  # stopped before this layer
-                    return
-                yield result
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        jobs = [(item, ev, rand, load_and_eig * c / total_cost)
+                for item, ev, rand, c in zip(loaded, evals, shuffled, costs)]
+        # Fits, randomize metrics and rows cost ~0.1-1 ms a layer: in this thread, since Python worker threads
+        # would only queue on the GIL (measured 2x slower on EfficientNet-Lite0's 50 layers with 2 threads;
+        # with randomize the shuffled ESDs now come from the batch call, so the same holds).
+        for job in jobs:
+            result = self._finish(job, stop)
+            if result is None:  # stopped before this layer
+                return
+            yield result
 
     def _eigenvalues(self, loaded: list, failed: list, raw: dict, precision: str) -> list:
         """Eigenvalues of every loaded layer: conv-operator (fft) layers one by one, the others in one kernel
@@ -445,7 +457,7 @@ class _Runner:
     def _finish(self, job, stop: StopCheck):
         if stop.reason():
             return None
-        (i, t, plan, array), ev, eig_time = job
+        (i, t, plan, array), ev, rand, eig_time = job
         t0 = time.perf_counter()
         per_slice = np.atleast_2d(np.asarray(ev, dtype=np.float64)) * plan.scale
         rows, esds, precision = self._rows(t, plan, per_slice)
@@ -455,7 +467,7 @@ class _Runner:
             ev64 = spectra.eigenvalues(array, threads=1)
             rows, esds, precision = self._rows(t, plan, np.atleast_2d(ev64) * plan.scale, redo=True)
         if self.randomize:
-            self._add_randomized(i, t, plan, array, rows, esds)
+            self._add_randomized(t, plan, rand, rows, esds)
         elapsed = eig_time + time.perf_counter() - t0
         for r in rows:
             r["time"] = elapsed / len(rows)
@@ -486,32 +498,78 @@ class _Runner:
             esds[(t.layer_id, t.longname, slice_id, "esd")] = pooled
         return rows, esds, "float64" if redo or self.precision == "float64" else "float32"
 
-    def _add_randomized(self, index, t, plan, array, rows, esds) -> None:
-        """WeightWatcher's randomize columns: shuffled slices (5 replicas below 100 eigenvalues) for the MP
-        fit, and a single replica for the distance (a fresh one when there are 5; each seeded from ``seed``,
-        the tensor and the slice)."""
+    def _randomized(self, loaded: list, stop: StopCheck) -> list | None:
+        """The randomized ESDs of every loaded layer: ``{slice_id: (rand_evals, single_rand_evals)}`` per layer
+        (slice_id None when pooled), or None once ``stop`` says so.
+
+        WeightWatcher's randomize step per row: the shuffled slices (5 replicas below 100 eigenvalues) for the
+        MP fit and max_rand_eval, and a single replica for the distance and soft rank (a fresh one when there
+        are 5; each seeded from ``seed``, the tensor and the slice). The shuffles and their eigenvalues (in
+        ``randomize_precision``) come from one native call for the whole batch, which spreads them over the
+        threads. The numbers do not depend on ``threads``: each shuffle depends only on its seed, and each
+        matrix's eigenvalues only on the matrix.
+        """
+        requests = []  # (layer position, slice_id, what, factor, slices, seed, replicas)
+        for pos, (i, t, plan, array) in enumerate(loaded):
+            stack3 = array if array.ndim == 3 else array[None]
+            for sid in [None] if self.pool else range(stack3.shape[0]):
+                slices = stack3 if sid is None else stack3[sid:sid + 1]
+                base = (self.seed * 0x9E3779B97F4A7C15 + 4 * (i * 65536 + (sid or 0))) % 2**64
+                replicas = 5 if slices.shape[0] * min(slices.shape[1:]) < 100 else 1
+                factor = plan.scale / plan.normalizer
+                requests.append((pos, sid, "rand", factor, slices, base, replicas))
+                # WeightWatcher draws a second, fresh shuffle for the distance; with one replica the first one
+                # is an equally random draw, so it is reused (half the work on large layers).
+                if replicas > 1:
+                    requests.append((pos, sid, "one", factor, slices, (base + 1) % 2**64, 1))
+        if stop.reason():
+            return None
+        evals = self._shuffled_eigenvalues([r[4:7] for r in requests])
+        out: list[dict] = [{} for _ in loaded]
+        for (pos, sid, what, factor, *_), ev in zip(requests, evals):
+            values = np.sort(np.asarray(ev, dtype=np.float64).ravel()) * factor
+            entry = out[pos].setdefault(sid, {})
+            entry[what] = values
+        return [{sid: (e["rand"], e.get("one", e["rand"])) for sid, e in layer.items()} for layer in out]
+
+    def _shuffled_eigenvalues(self, requests: list) -> list:
+        """``spectra.randomized_eigenvalue_batch`` of the ``(slices, seed, replicas)`` requests: one call in
+        ``randomize_precision``, except that slices whose smaller side is below ``RANDOM_FLOAT32_MIN_SIDE`` go
+        to a float64 call, and so does a request the float32 kernel refuses (float64 weights beyond float32's
+        range)."""
+        evals: dict = {}
+        f32 = self.randomize_precision == "float32"
+        groups: dict = {"float32": [], "float64": []}
+        for k, (slices, _, _) in enumerate(requests):
+            wide = min(slices.shape[-2:]) >= RANDOM_FLOAT32_MIN_SIDE
+            groups["float32" if f32 and wide else "float64"].append(k)
+        for precision, todo in groups.items():
+            while todo:
+                try:
+                    out = spectra.randomized_eigenvalue_batch(
+                        [requests[k][0] for k in todo], seeds=[requests[k][1] for k in todo],
+                        replicas=[requests[k][2] for k in todo], precision=precision, threads=self.threads,
+                        name="<randomized batch>")
+                except spectra.BatchItemError as err:
+                    if precision == "float64":
+                        raise
+                    groups["float64"].append(todo.pop(err.index))
+                    continue
+                evals.update(zip(todo, out))
+                break
+        return [evals[k] for k in range(len(requests))]
+
+    def _add_randomized(self, t, plan, rand: dict, rows, esds) -> None:
+        """WeightWatcher's randomize columns of each row from its randomized ESDs (see ``_randomized``)."""
         for row in rows:
             sid = row.get("slice_id")
-            slices = array if sid is None else array[sid:sid + 1]
-            if slices.ndim == 2:
-                slices = slices[None]
-            factor = plan.scale / plan.normalizer
-            base = (self.seed * 0x9E3779B97F4A7C15 + 4 * (index * 65536 + (sid or 0))) % 2**64
-            k_m = slices.shape[0] * min(slices.shape[1:])
-            replicas = 5 if k_m < 100 else 1
-            rand = spectra.randomized_eigenvalues(slices, seed=base, replicas=replicas, precision=self.precision,
-                                                  threads=1, name=t.longname) * factor
-            # WeightWatcher draws a second, fresh shuffle for the distance; with one replica the first one is
-            # an equally random draw, so it is reused (half the work on large layers).
-            one = rand if replicas == 1 else spectra.randomized_eigenvalues(
-                slices, seed=(base + 1) % 2**64, replicas=1, precision=self.precision, threads=1,
-                name=t.longname) * factor
+            rand_evals, one = rand[sid]
             pooled = esds[(t.layer_id, t.longname, sid, "esd")]
-            cols = spectra.randomization_metrics(pooled, rand, N=plan.N, M=plan.M, single_rand_evals=one,
+            cols = spectra.randomization_metrics(pooled, rand_evals, N=plan.N, M=plan.M, single_rand_evals=one,
                                                  threads=1)
             cols.pop("rand_mp_status", None)
             row.update(cols)
-            esds[(t.layer_id, t.longname, sid, "random")] = rand
+            esds[(t.layer_id, t.longname, sid, "random")] = rand_evals
 
     def _fit(self, pooled: np.ndarray, plan: LayerPlan) -> LayerFit:
         """Fit the ESD before normalisation (so neither the 1e-5 threshold nor alpha moves), then rescale."""

@@ -34,6 +34,7 @@ __all__ = [
     "log_alpha_norm",
     "marchenko_pastur_fit",
     "randomization_metrics",
+    "randomized_eigenvalue_batch",
     "randomized_eigenvalues",
     "shuffle_elements",
     "spectrum_metrics",
@@ -666,11 +667,22 @@ def shuffle_elements(
 ) -> np.ndarray:
     """Randomly permute the elements of each matrix (each slice of a stack), reproducibly from ``seed``.
 
-    Slice s of replica r (output index g = r·k + s) is read in row-major order and shuffled by Fisher–Yates
-    (for i = L−1 … 1: swap a[i] and a[j], j uniform in [0, i]) driven by splitmix64, seeded per output index
-    from (``seed``, g); uniform integers use Lemire's unbiased multiply-and-reject. The output depends only
-    on the values, the shape and the seed: not on memory layout, platform or thread count. Each slice is
-    shuffled on its own, as WeightWatcher's ``randomize=True`` does (``np.random.shuffle`` per matrix).
+    Slice s of replica r (output index g = r·k + s) is read in row-major order, a_0 … a_{L−1}, and permuted
+    uniformly at random with the splitmix64 stream key K = stream_seed(``seed``, g); uniform integers use
+    Lemire's unbiased multiply-and-reject.
+
+    - L <= 2**15: Fisher–Yates driven by splitmix64(K): for i = L−1 … 1, swap a_i and a_j, j uniform in [0, i].
+    - Larger slices (Rao–Sandelius): element i goes to bucket ℓ_i ∈ [0, 2^b), b = min(6, ⌈log2(L / 2**15)⌉),
+      given by b bits of splitmix64(K)'s output ⌊i/4⌋ + 1 (a counter-based draw: four 16-bit fields per
+      output); the buckets are laid out in order, each keeping its elements in increasing i, and each is then
+      shuffled by Fisher–Yates with its own stream stream_seed(K, j). Given the bucket sizes n_j, each split
+      of the elements into buckets has probability Π n_j!/L! and each bucket order 1/n_j!, so every
+      permutation has probability 1/L!, as for plain Fisher–Yates; but each bucket is shuffled while it sits
+      in cache, and the passes run on all threads (several times faster on large layers).
+
+    The exact steps are in cpp/shuffle.hpp. The output depends only on the values, the shape and the seed: not
+    on memory layout, platform or thread count. Each slice is shuffled on its own, as WeightWatcher's
+    ``randomize=True`` does (``np.random.shuffle`` per matrix).
 
     Parameters
     ----------
@@ -681,7 +693,7 @@ def shuffle_elements(
     replicas : int
         Independent shuffles of every slice.
     threads : int, optional
-        Native threads (over slices × replicas).
+        Native threads (over slices × replicas, and over the chunks and buckets of large slices).
     name : str
         Layer name used in error messages.
 
@@ -737,6 +749,47 @@ def randomized_eigenvalues(
     shuffled = shuffle_elements(arr, seed=seed, replicas=replicas, threads=threads, name=name)
     ev = eigenvalues(shuffled, precision=precision, threads=threads, name=name)
     return np.sort(np.ravel(ev))
+
+
+def randomized_eigenvalue_batch(
+    arrays: Sequence[ArrayLike],
+    *,
+    seeds: Sequence[int],
+    replicas: Sequence[int],
+    precision: str = "float64",
+    threads: int | None = None,
+    name: str = "<batch>",
+) -> list:
+    """``eigenvalues(shuffle_elements(a, seed=s, replicas=r))`` for every (a, s, r), in one threaded call.
+
+    Array i (2-D, or a (k, N, M) stack) gives a (r·k, min(N, M)) array: row g holds the ascending eigenvalues
+    of shuffled matrix g (g = replica·k + slice), bit for bit what ``shuffle_elements`` followed by
+    ``eigenvalues`` give, whatever ``threads``. The work is scheduled together: arrays in decreasing cost,
+    each shuffled into a buffer of its own and solved on one thread (the shuffle of one overlapping the
+    eigensolver of another, and only a few shuffled copies in memory at a time); an array costing more than
+    all the others together is done first with every thread.
+
+    Raises
+    ------
+    BatchItemError
+        The kernel refused array ``index`` (e.g. float64 values beyond float32's range with
+        ``precision="float32"``).
+    """
+    if precision not in _PRECISIONS:
+        raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
+    items = [_kernel_array(a, f"{name}[{i}]") for i, a in enumerate(arrays)]
+    seeds = [_seed(x) for x in seeds]
+    replicas = [_positive_size(r, "replicas") for r in replicas]
+    if not len(items) == len(seeds) == len(replicas):
+        raise ValueError("randomized_eigenvalue_batch: one seed and one replica count per array")
+    try:
+        return _core.randomized_gram_eigenvalues(items, seeds, replicas, precision, resolve_threads(threads))
+    except ValueError as err:
+        match = _ARRAY_PREFIX.match(str(err))
+        if not match:
+            raise ValueError(f"layer {name!r}: {err}") from None
+        detail = str(err)[match.end():]
+        raise BatchItemError(f"layer {name!r}: {err}", int(match.group(1)), detail) from None
 
 
 def jensen_shannon_distance(p: ArrayLike, q: ArrayLike) -> float:

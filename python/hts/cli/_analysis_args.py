@@ -15,6 +15,8 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mp-fit", action="store_true", help="add the Marchenko-Pastur bulk fit")
     group.add_argument("--randomize", action="store_true", help="add the ESD of the shuffled weights")
     group.add_argument("--precision", choices=("float64", "float32"), default="float64")
+    group.add_argument("--randomize-precision", choices=("float32", "float64"), default="float32",
+                       help="precision of the shuffled weights' eigenvalues (with --randomize)")
     group.add_argument("--threads", type=int, metavar="N",
                        help="native threads (default: the cores this process may use)")
 
@@ -23,4 +25,4 @@ def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
     return dict(pool=args.pool, conv_method=args.conv_method, mp_fit=args.mp_fit, randomize=args.randomize,
-                precision=args.precision, threads=args.threads)
+                precision=args.precision, randomize_precision=args.randomize_precision, threads=args.threads)
