@@ -33,8 +33,8 @@ MODULES = {"llama_checkpoint": "llama_workload"}  # bench/llama_checkpoint.py (i
 SMOKE_SKIPS = {"llama_checkpoint": "generates a checkpoint of about 1.4 GB"}
 
 QUICK_REDUCES = ("`--quick` reduces: kernel without 4096×4096; power law without the 100k numpy scan and with "
-                 "powerlaw 1.5 at 1k only; conv without 512×512×3×3 @ 7×7; end to end with one WeightWatcher "
-                 "run per cell, mp_fit / randomize on Lite0 and MiniLM only and not both together; RMT speed "
+                 "powerlaw 1.5 at 1k only; conv without 512×512×3×3 @ 7×7; end to end with 3 WeightWatcher runs "
+                 "per default cell (5 in a full run) and one per option cell, mp_fit / randomize on Lite0 and MiniLM only and not both together; RMT speed "
                  "tables without the parity checks; the LLaMA checkpoint with one decoder layer (not two), at 2 "
                  "threads only and without scipy's per-shape floor; 3 to 5 repeats (3 to 7 in a full run); 7 "
                  "fresh interpreters for the import time (15).")
