@@ -42,12 +42,17 @@ FLOAT8_TABLES = {
 }
 
 
-def bf16_to_float32(raw: np.ndarray) -> np.ndarray:
-    """float32 values of bfloat16 bit patterns given as uint16 (exact)."""
-    out = np.empty(raw.shape, dtype=np.uint32)
-    out[...] = raw
-    out <<= 16
-    return out.view(np.float32)
+def bf16_to_float32(raw: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 values of bfloat16 bit patterns given as uint16 (exact); written into ``out`` (a C-contiguous
+    float32 array of raw's shape) when given, so no temporary is allocated."""
+    if out is None:
+        out = np.empty(raw.shape, dtype=np.float32)
+    elif out.dtype != np.float32 or out.shape != raw.shape or not out.flags.c_contiguous:
+        raise ValueError("bf16_to_float32: out must be a C-contiguous float32 array of the input's shape")
+    bits = out.view(np.uint32)
+    bits[...] = raw
+    bits <<= 16
+    return out
 
 
 def float8_to_float32(raw: np.ndarray, kind: str) -> np.ndarray:

@@ -108,7 +108,7 @@ class SafetensorsFile:
                     n = min(CHUNK_ELEMENTS, count - start)
                     _read_exactly(f, buf[:n], self.path, name)
                     if info.dtype == "BF16":
-                        out[start:start + n] = bf16_to_float32(buf[:n])
+                        bf16_to_float32(buf[:n], out=out[start:start + n])
                     else:
                         out[start:start + n] = float8_to_float32(buf[:n], info.dtype)
         return out.reshape(info.shape)
