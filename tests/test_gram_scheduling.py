@@ -126,3 +126,19 @@ def test_property_slabs_thread_invariant_and_exact(n, ratio, wide, dtype, thread
     one = _eig([w], threads=1, **SLABS)[0]
     np.testing.assert_array_equal(_eig([w], threads=threads, **SLABS)[0], one)
     _assert_close_to_svd(one, w, factor=32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 60), cols=st.integers(1, 60), dtype=st.sampled_from([np.float32, np.float64]),
+       layout=st.sampled_from(["C", "F", "strided", "negative"]), bad=st.integers(1, 20),
+       seed=st.integers(0, 2**32 - 1))
+def test_property_nonfinite_count_in_every_layout(rows, cols, dtype, layout, bad, seed):
+    """The up-front NaN/Inf scan (a bit-pattern fast path along contiguous lines) counts exactly."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((rows, cols)).astype(dtype)
+    flat = w.reshape(-1)
+    idx = rng.choice(flat.size, size=min(bad, flat.size), replace=False)
+    flat[idx] = rng.choice(np.array([np.nan, np.inf, -np.inf], dtype=dtype), size=idx.size)
+    view = _layouts(w)[layout]
+    with pytest.raises(ValueError, match=rf"\b{idx.size} non-finite entries"):
+        _eig([view], threads=2)
