@@ -131,12 +131,18 @@ def eigenvalues(
     try:
         out = _core.gram_eigenvalues(arrays, precision, resolve_threads(threads))
     except ValueError as err:
-        match = _ARRAY_PREFIX.match(str(err))
-        if not match:
-            raise ValueError(f"layer {name!r}: {err}") from None
-        detail = str(err)[match.end():]
-        raise BatchItemError(f"layer {name!r}: {err if batch else detail}", int(match.group(1)), detail) from None
+        raise _named_error(err, name, keep_array=batch) from None
     return out if batch else out[0]
+
+
+def _named_error(err: ValueError, name: str, *, keep_array: bool = True) -> ValueError:
+    """The kernel's error with the layer's name; a ``BatchItemError`` when the kernel named the array of a
+    batch ("array i, slice s: ...", kept in the message when ``keep_array``)."""
+    match = _ARRAY_PREFIX.match(str(err))
+    if not match:
+        return ValueError(f"layer {name!r}: {err}")
+    detail = str(err)[match.end():]
+    return BatchItemError(f"layer {name!r}: {err if keep_array else detail}", int(match.group(1)), detail)
 
 
 @dataclass(frozen=True)
@@ -785,11 +791,7 @@ def randomized_eigenvalue_batch(
     try:
         return _core.randomized_gram_eigenvalues(items, seeds, replicas, precision, resolve_threads(threads))
     except ValueError as err:
-        match = _ARRAY_PREFIX.match(str(err))
-        if not match:
-            raise ValueError(f"layer {name!r}: {err}") from None
-        detail = str(err)[match.end():]
-        raise BatchItemError(f"layer {name!r}: {err}", int(match.group(1)), detail) from None
+        raise _named_error(err, name) from None
 
 
 def jensen_shannon_distance(p: ArrayLike, q: ArrayLike) -> float:
