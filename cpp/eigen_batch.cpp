@@ -1,16 +1,17 @@
 #include "eigen_batch.hpp"
 
 #include <Eigen/Eigenvalues>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <mutex>
-#include <atomic>
-#include <unistd.h>
-#include <cmath>
-#include <cstring>
-#include <cstdint>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -303,6 +304,12 @@ inline std::int64_t slab_count(std::int64_t n, std::int64_t k, const EigenOption
   return std::min<std::int64_t>(8, k / (4 * n));
 }
 
+/// The split of one matrix's Gram product: tiles from side tiled_gram_min on, else slabs when tall enough.
+inline GramSplit gram_split(const MatrixView& m, const EigenOptions& opt) {
+  if (m.small_side() >= opt.tiled_gram_min) return GramSplit::tiles;
+  return slab_count(m.small_side(), m.large_side(), opt) >= 2 ? GramSplit::slabs : GramSplit::whole;
+}
+
 /// One matrix of a batch, as scheduled: `parts` tasks build its Gram matrix; the thread that finishes the
 /// last of them runs the eigensolve at once, while the other threads go on with the next tasks.
 template <class T>
@@ -421,15 +428,13 @@ void scheduled_matrices(const std::vector<MatrixView>& m, const std::vector<T*>&
     job->k = m[i].large_side();
     const double n = static_cast<double>(job->n), k = static_cast<double>(job->k);
     job->cost = n * n * (k + n);
-    if (job->n >= opt.tiled_gram_min) {
-      job->split = GramSplit::tiles;
+    job->split = gram_split(m[i], opt);
+    if (job->split == GramSplit::tiles) {
       const int t = static_cast<int>(opt.gram_tile), ni = static_cast<int>(job->n);
       for (int j0 = 0; j0 < ni; j0 += t)
         for (int i0 = j0; i0 < ni; i0 += t) job->tiles.push_back({i, i0, std::min(t, ni - i0), j0, std::min(t, ni - j0)});
-    } else if ((job->slabs = slab_count(job->n, job->k, opt)) >= 2) {
-      job->split = GramSplit::slabs;
-    } else {
-      job->slabs = 1;
+    } else if (job->split == GramSplit::slabs) {
+      job->slabs = slab_count(job->n, job->k, opt);
     }
     job->remaining = job->parts();
     jobs.push_back(std::move(job));
@@ -487,8 +492,8 @@ void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& o
   // at a time); all others share one pool of tasks.
   std::vector<std::size_t> chunked, pooled;
   for (std::size_t i = 0; i < m.size(); ++i) {
-    const bool slabs = m[i].small_side() < opt.tiled_gram_min && slab_count(m[i].small_side(), m[i].large_side(), opt) >= 2;
-    (needs_chunked_conversion<T>(m[i], opt) && !slabs ? chunked : pooled).push_back(i);  // slabs never copy whole
+    const bool slabs = gram_split(m[i], opt) == GramSplit::slabs;  // slabs convert piece by piece already
+    (needs_chunked_conversion<T>(m[i], opt) && !slabs ? chunked : pooled).push_back(i);
   }
   for (std::size_t i : chunked) chunked_matrix<T>(i, m[i], out[i], opt);
   scheduled_matrices<T>(m, out, pooled, opt);
