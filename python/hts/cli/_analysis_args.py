@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_analysis_options", "analysis_options"]
+__all__ = ["add_analysis_options", "analysis_options", "analyze_path"]
 
 
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
@@ -26,3 +26,20 @@ def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parser.error("--threads must be at least 1")
     return dict(pool=args.pool, conv_method=args.conv_method, mp_fit=args.mp_fit, randomize=args.randomize,
                 precision=args.precision, randomize_precision=args.randomize_precision, threads=args.threads)
+
+
+def analyze_path(path: str, args: argparse.Namespace, options: dict):
+    """``hts.analyze`` of the model at ``path`` with the command's --split-fused, --layers and progress
+    options (a bar or progress lines unless --no-progress or --quiet)."""
+    import hts
+
+    from ._model_args import layer_filter
+    from ._progress import make_progress
+
+    inv = hts.open(path, split_fused=args.split_fused)
+    progress = make_progress(not (args.no_progress or args.quiet))
+    try:
+        return hts.analyze(inv, layers=layer_filter(args.layers, inv), progress=progress, **options)
+    finally:
+        if progress is not None:
+            progress.close()

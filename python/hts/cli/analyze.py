@@ -6,10 +6,9 @@ import argparse
 import json
 import sys
 
-from ._analysis_args import add_analysis_options, analysis_options
+from ._analysis_args import add_analysis_options, analysis_options, analyze_path
 from ._common import add_verbosity
-from ._model_args import add_model_argument, layer_filter, model_path
-from ._progress import make_progress
+from ._model_args import add_model_argument, model_path
 
 #: Columns of the ``table`` format (every column is in csv, json and parquet).
 TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "rf", "num_evals", "alpha", "xmin", "D",
@@ -35,8 +34,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    import hts
-
     options = analysis_options(args, parser)
     if args.format == "parquet" and not args.output:
         parser.error("--format parquet needs -o FILE")
@@ -45,13 +42,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             import pyarrow  # noqa: F401
         except ImportError:
             raise ImportError("--format parquet needs pyarrow: pip install pyarrow") from None
-    inv = hts.open(model_path(args, parser), split_fused=args.split_fused)
-    progress = make_progress(not (args.no_progress or args.quiet))
-    try:
-        analysis = hts.analyze(inv, layers=layer_filter(args.layers, inv), progress=progress, **options)
-    finally:
-        if progress is not None:
-            progress.close()
+    analysis = analyze_path(model_path(args, parser), args, options)
     write(analysis, args)
     return 0
 

@@ -6,10 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from ._analysis_args import add_analysis_options, analysis_options
+from ._analysis_args import add_analysis_options, analysis_options, analyze_path
 from ._common import add_verbosity
-from ._model_args import add_model_argument, layer_filter, model_path
-from ._progress import make_progress
+from ._model_args import add_model_argument, model_path
 
 __all__ = ["add_parser"]
 
@@ -37,19 +36,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    import hts
-
     if args.worst < 0:
         parser.error("--worst must be >= 0")
     options = analysis_options(args, parser)
     path = model_path(args, parser)
-    inv = hts.open(path, split_fused=args.split_fused)
-    progress = make_progress(not (args.no_progress or args.quiet))
-    try:
-        analysis = hts.analyze(inv, layers=layer_filter(args.layers, inv), progress=progress, **options)
-    finally:
-        if progress is not None:
-            progress.close()
+    analysis = analyze_path(path, args, options)
     logger.info("%r", analysis)
     analysis.to_html(args.output, title=args.title, source=Path(path).name, worst=args.worst)
     if args.json:
