@@ -1,30 +1,15 @@
 """Helpers shared by the report tests: an HTML well-formedness and self-containment check, and where the
-ww-trends data (published model-series metrics, ../shared/data/ww-trends) lives."""
+ww-trends data (published model-series metrics) lives: hts's package data (``hts.datasets``)."""
 
 from __future__ import annotations
 
-import os
 import re
 from html.parser import HTMLParser
-from pathlib import Path
 
-import pytest
+import hts.datasets
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _ww_trends() -> Path | None:
-    candidates = [os.environ.get("HTS_WW_TRENDS"), ROOT.parent / "shared/data/ww-trends",
-                  ROOT / "shared/data/ww-trends"]
-    for c in candidates:
-        if c and (Path(c) / "series_models.csv").is_file():
-            return Path(c)
-    return None
-
-
-WW_TRENDS = _ww_trends()
-needs_ww_trends = pytest.mark.skipif(WW_TRENDS is None, reason="ww-trends data not found (../shared/data/ww-trends; "
-                                                               "set HTS_WW_TRENDS to its folder)")
+#: The folder of the ww-trends tables (package data, so the tests never skip for want of it).
+WW_TRENDS = hts.datasets.path("ww_trends", "series_models.csv").parent
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 

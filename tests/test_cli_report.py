@@ -13,7 +13,7 @@ import hts
 from hts.cli import main
 
 pytest.importorskip("matplotlib", reason="reports draw with matplotlib (the plot extra)")
-from _report_helpers import WW_TRENDS, check_page, needs_ww_trends  # noqa: E402
+from _report_helpers import WW_TRENDS, check_page  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +70,6 @@ def test_report_errors(tmp_path, capsys):
         main(["report"])
 
 
-@needs_ww_trends
 def test_compare_on_ww_trends(tmp_path, capsys):
     out = tmp_path / "series.html"
     rc = main(["compare", str(WW_TRENDS / "series_models.csv"), "-o", str(out), "--csv", str(tmp_path / "t.csv"),

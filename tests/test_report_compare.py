@@ -1,5 +1,5 @@
 """hts.compare: inputs, statistics table, and the published Table 1 of Martin, Peng & Mahoney (2021) from the
-shared ww-trends data (../shared/data/ww-trends, or $HTS_WW_TRENDS)."""
+ww-trends data that ships with hts (hts.datasets)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import hts
-from _report_helpers import WW_TRENDS, needs_ww_trends
+from _report_helpers import WW_TRENDS
 from hts.report.compare import Comparison, series_rows
 
 # paper_table1.csv's statistic names -> Comparison row keys
@@ -25,7 +25,6 @@ def _printed_tolerance(printed: float) -> float:
     return 0.5 * 10 ** (math.floor(math.log10(abs(printed))) - 1) + 1e-9
 
 
-@needs_ww_trends
 def test_reproduces_published_table1():
     result = hts.compare(WW_TRENDS / "series_models.csv")
     assert result.series == ["VGG", "ResNet", "DenseNet", "ResNet-1K"]
@@ -43,7 +42,6 @@ def test_reproduces_published_table1():
     assert checked == 48
 
 
-@needs_ww_trends
 def test_resnet_1k_2021_errors_do_not_reproduce_the_table():
     """The data README: Table 1 matches the 2020 errors, not the later ones (a guard that the column matters)."""
     old = hts.compare(WW_TRENDS / "series_models.csv").stat("ResNet-1K", "alpha_weighted")
@@ -53,7 +51,6 @@ def test_resnet_1k_2021_errors_do_not_reproduce_the_table():
     assert new["rmse"] != pytest.approx(old["rmse"], abs=0.01)
 
 
-@needs_ww_trends
 def test_blog_claim_vgg_reverses():
     """Lower mean alpha goes with higher accuracy, except VGG (the accompanying blog post)."""
     result = hts.compare(WW_TRENDS / "series_models.csv")

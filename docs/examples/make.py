@@ -31,10 +31,8 @@ def main() -> None:
     lite0.to_html(HERE / "efficientnet-lite0-report.html", source=Path(paths["lite0"]).name, worst=4)
     hts.plot.esd(lite0, "_fc", path=HERE / "efficientnet-lite0-fc-esd.png")
 
-    root = HERE.parents[1].parent / "shared/data/ww-trends/series_models.csv"
-    if root.is_file():
-        trends = hts.compare(root)
-        hts.plot.series(trends, TABLE_METRICS, path=HERE / "ww-trends-series.png")
+    trends = hts.compare(hts.datasets.path("ww_trends", "series_models.csv"))
+    hts.plot.series(trends, TABLE_METRICS, path=HERE / "ww-trends-series.png")
 
     chromium = shutil.which("chromium")
     if chromium:
