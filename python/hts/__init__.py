@@ -26,12 +26,12 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 __version__: str = _kernel.__version__  # set at build time from pyproject.toml
 
 __all__ = ["Analysis", "Cancelled", "HTSError", "Inventory", "ModelFileError", "__version__", "analyze", "compare",
-           "datasets", "open", "plot", "spectra"]
+           "datasets", "open", "plot", "spectra", "study"]
 
 
 def __getattr__(name: str):
-    """``hts.compare``, ``hts.plot`` and ``hts.datasets`` load on first use (the report modules; matplotlib only
-    when drawing; pandas only when a dataset table is read)."""
+    """``hts.compare``, ``hts.plot``, ``hts.datasets`` and ``hts.study`` load on first use (the report modules;
+    matplotlib only when drawing; pandas only when a table is read)."""
     if name == "compare":
         from .report.compare import compare
 
@@ -40,6 +40,10 @@ def __getattr__(name: str):
         from .report import plots
 
         return plots
+    if name == "study":
+        from .studies import study
+
+        return study
     if name == "datasets":
         from . import datasets
 

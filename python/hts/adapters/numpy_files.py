@@ -40,7 +40,8 @@ def from_npy(path: str | os.PathLike) -> list[WeightTensor]:
 def from_npz(path: str | os.PathLike) -> list[WeightTensor]:
     path = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        # Open the file here: np.load leaks its own handle when the zip directory is unreadable.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             entries = []
             for key in z.files:
                 shape, dtype = _npz_member_header(z, key, path)
