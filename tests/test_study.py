@@ -289,3 +289,28 @@ def test_cli_zoo_example(tmp_path, capsys):
     models = pd.read_csv(tmp_path / "m.csv")
     assert list(models["accuracy"]) == [75.1, 76.7, 77.6]
     assert (models["status"] == "analysed").all()
+
+
+# -- Dask distributed ------------------------------------------------------------------------------------------
+def test_dask_local_cluster_with_a_worker_killed_mid_study(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    cat = _catalog(tmp_path, 8, shape=(700, 500))
+    serial = hts.study(cat)
+    store = tmp_path / "s.sqlite"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        killed = []
+
+        def progress(done, total, name):
+            if done and not killed:  # the first task is stored: kill a worker while the others run
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+
+        result = hts.study(cat, store=store, executor=client.get_executor(), threads=1, progress=progress)
+    assert killed
+    assert result.complete, result.failures
+    for name in serial.analyses:
+        _same_rows(result.analyses[name].rows, serial.analyses[name].rows)
+    with ResultStore(store) as db:
+        assert len(db) == 8 and db.check() == "ok"

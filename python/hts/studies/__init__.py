@@ -101,7 +101,7 @@ def study(
     db = ResultStore(store if store is not None else ":memory:") if own_store else store
     version = _version()
     try:
-        tasks, failures = [], []
+        tasks, failures, inventories = [], [], {}
         t0 = time.perf_counter()
         for e in entries:
             try:
@@ -109,6 +109,7 @@ def study(
                 mkey = model_key(e.path, identity)
                 tasks += plan_model(e.name, e.path, inventory, options, max_task_bytes=max_task_bytes, mkey=mkey,
                                     version=version)
+                inventories[e.path] = inventory
             except (OSError, ValueError, TypeError, RuntimeError, ImportError) as err:
                 failures.append({"model": e.name, "part": None, "reason": f"{type(err).__name__}: {err}"})
                 logger.warning("%s: %s", e.name, err)
@@ -116,13 +117,14 @@ def study(
                     time.perf_counter() - t0)
         run_options = {**options, "threads": threads}
         outcome = run_tasks(tasks, db, run_options, executor=executor, workers=workers, progress=progress,
-                            time_budget=time_budget, retries=retries)
+                            time_budget=time_budget, retries=retries, inventories=inventories)
         failures += [{"model": t.model, "part": t.part if t.parts > 1 else None, "reason": reason}
                      for t, reason in outcome.failures]
         analyses, missing = _assemble(entries, tasks, outcome, options, failures)
         return Study(entries, analyses, failures, missing, outcome.stopped, outcome.reused, len(tasks),
                      {**options, "threads": threads, "executor": executor if isinstance(executor, str)
-                      else type(executor).__name__, "identity": identity}, db.path)
+                      else type(executor).__name__, "identity": identity}, db.path,
+                     compute_seconds=float(sum(outcome.seconds.values())))
     finally:
         if own_store:
             db.close()

@@ -29,10 +29,13 @@ class Study:
         "" when the run went to the end; "time budget" or "interrupted" otherwise.
     reused : int
         Tasks whose results came from the store.
+    compute_seconds : float
+        The tasks' own ``hts.analyze`` seconds, summed (as measured where they ran; reused tasks count with
+        the seconds they took when computed).
     """
 
     def __init__(self, entries, analyses: dict, failures: list, missing: list, stopped: str, reused: int,
-                 tasks: int, options: dict, store: str) -> None:
+                 tasks: int, options: dict, store: str, compute_seconds: float = 0.0) -> None:
         self.entries = list(entries)
         self.analyses = analyses
         self.failures = failures
@@ -42,6 +45,7 @@ class Study:
         self.tasks = tasks
         self.options = options
         self.store = store
+        self.compute_seconds = compute_seconds
 
     @property
     def complete(self) -> bool:

@@ -91,9 +91,10 @@ class _ProcessPool:
 
 def run_tasks(tasks: list[Task], store, options: dict, *, executor: Any = "process", workers: int | None = None,
               progress: Callable[[int, int, str], Any] | None = None, time_budget: float | None = None,
-              retries: int = 2) -> Outcome:
+              retries: int = 2, inventories: dict | None = None) -> Outcome:
     """Run the tasks not yet in ``store``; see the module docstring. ``options`` go to ``hts.analyze``
-    (``threads`` included: 1 per worker on a pool)."""
+    (``threads`` included: 1 per worker on a pool). ``inventories`` (path → the inventory planning opened)
+    spare the serial executor a second reading of each model's header."""
     out = Outcome()
     done_keys = store.done(t.key for t in tasks)
     total_layers = sum(t.n_layers for t in tasks)
@@ -121,20 +122,21 @@ def run_tasks(tasks: list[Task], store, options: dict, *, executor: Any = "proce
     if not todo:
         return out
     if executor == "serial":
-        _run_serial(todo, options, finished, out, deadline)
+        _run_serial(todo, options, finished, out, deadline, inventories or {})
     else:
         _run_pool(todo, options, executor, workers, finished, out, deadline, retries)
     return out
 
 
-def _run_serial(todo, options, finished, out: Outcome, deadline) -> None:
+def _run_serial(todo, options, finished, out: Outcome, deadline, inventories: dict) -> None:
     for task in todo:
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
             out.stopped = "time budget"
             return
         try:
-            rows, seconds = run_task(task.path, task.layer_ids, {**options, "time_budget": remaining})
+            rows, seconds = run_task(inventories.get(task.path, task.path), task.layer_ids,
+                                     {**options, "time_budget": remaining})
         except KeyboardInterrupt:
             out.stopped = "interrupted"
             raise

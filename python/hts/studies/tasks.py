@@ -147,9 +147,10 @@ def plan_model(name: str, path: str, inventory, options: dict, *, max_task_bytes
     return tasks
 
 
-def run_task(path: str, layer_ids: tuple | None, options: dict) -> tuple[list[dict], float]:
+def run_task(path: Any, layer_ids: tuple | None, options: dict) -> tuple[list[dict], float]:
     """What a worker runs: ``hts.analyze`` of the model at ``path`` (only ``layer_ids`` when given), read
-    by the worker itself. Returns the rows and the seconds it took."""
+    by the worker itself (in this process, ``path`` may be the inventory planning already opened). Returns
+    the rows and the seconds it took."""
     from ..analysis import analyze
 
     t0 = time.perf_counter()
