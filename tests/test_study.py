@@ -87,8 +87,11 @@ def test_relative_paths_are_taken_from_the_catalog_folder(tmp_path, monkeypatch)
 # -- results -----------------------------------------------------------------------------------------------
 def test_study_rows_equal_a_plain_analysis_of_each_model(tmp_path):
     cat = _catalog(tmp_path, 3)
-    s = hts.study(cat)
+    seen = []
+    s = hts.study(cat, progress=lambda done, total, name: seen.append((done, total)))
     assert s.complete and s.reused == 0 and s.tasks == 3
+    assert seen[-1] == (9, 9) and len(seen) > 3, "progress goes layer by layer"
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     for k in range(3):
         _same_rows(s.analyses[f"m{k}"].rows, _reference(tmp_path / f"m{k}.npz"))
         assert s.analyses[f"m{k}"].summary == pytest.approx(hts.analyze(str(tmp_path / f"m{k}.npz")).summary)
@@ -314,3 +317,20 @@ def test_dask_local_cluster_with_a_worker_killed_mid_study(tmp_path):
         _same_rows(result.analyses[name].rows, serial.analyses[name].rows)
     with ResultStore(store) as db:
         assert len(db) == 8 and db.check() == "ok"
+
+
+def test_ctrl_c_stops_the_cli_cleanly_and_the_store_resumes(tmp_path):
+    cat = _catalog(tmp_path, 12, shape=(700, 500))
+    store = tmp_path / "s.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "hts", "zoo", str(cat), "--store", str(store), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _store_rows(store) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    with ResultStore(store) as db:
+        assert db.check() == "ok" and 0 < len(db) < 12
+    assert hts.study(cat, store=store).complete

@@ -122,13 +122,19 @@ def run_tasks(tasks: list[Task], store, options: dict, *, executor: Any = "proce
     if not todo:
         return out
     if executor == "serial":
-        _run_serial(todo, options, finished, out, deadline, inventories or {})
+        def within(task: Task):  # layer-by-layer progress inside the model being analysed here
+            if progress is None:
+                return None
+            return lambda done, total, name: progress(layers_done + min(done, task.n_layers), total_layers,
+                                                      f"{task.model}: {name}")
+
+        _run_serial(todo, options, finished, out, deadline, inventories or {}, within)
     else:
         _run_pool(todo, options, executor, workers, finished, out, deadline, retries)
     return out
 
 
-def _run_serial(todo, options, finished, out: Outcome, deadline, inventories: dict) -> None:
+def _run_serial(todo, options, finished, out: Outcome, deadline, inventories: dict, within) -> None:
     for task in todo:
         remaining = None if deadline is None else deadline - time.monotonic()
         if remaining is not None and remaining <= 0:
@@ -136,7 +142,7 @@ def _run_serial(todo, options, finished, out: Outcome, deadline, inventories: di
             return
         try:
             rows, seconds = run_task(inventories.get(task.path, task.path), task.layer_ids,
-                                     {**options, "time_budget": remaining})
+                                     {**options, "time_budget": remaining, "progress": within(task)})
         except KeyboardInterrupt:
             out.stopped = "interrupted"
             raise
