@@ -41,6 +41,11 @@ def test_describe(model_file):
     assert "layers.2.weight" in r.stdout and "120x60" in r.stdout and "4 tensors (3 analysable" in r.stdout
     r = run("describe", str(model_file), "--format", "json")
     assert [t["key"] for t in json.loads(r.stdout)["tensors"]][:2] == ["layers.0.weight", "layers.1.weight"]
+    first = json.loads(r.stdout)["tensors"][0]
+    assert (first["N"], first["M"], first["rf"], first["num_evals"]) == (120, 60, 1, 60)
+    # the same size gates as analyze: M = 60 < --min-evals 61 gates every matrix
+    r = run("describe", str(model_file), "--min-evals", "61")
+    assert r.returncode == 0 and "4 tensors (0 analysable" in r.stdout and "min_evals = 61" in r.stdout
 
 
 def test_analyze_formats_agree(model_file, tmp_path):

@@ -315,6 +315,30 @@ def test_same_layers(case, hts_results):
 
 
 @pytest.mark.parametrize("case", list(CASES))
+def test_describe_lists_what_analyze_analyses(case, hts_results):
+    """hts.open(model).rows() (hts describe) applies analyze's size gates and gives N, M, rf, num_evals:
+    its analysable layers are exactly the analysed ones, with WeightWatcher describe()'s dimensions."""
+    analysis, _, _, _ = _both(case, hts_results)
+    rows = hts.open(CASES[case]()).rows()
+    described = {int(r["layer_id"]): r for r in rows if r["analysed"]}
+    assert sorted(described) == sorted(int(r["layer_id"]) for r in analysis.analysed), "describe != analyze"
+    for r in analysis.analysed:
+        d = described[int(r["layer_id"])]
+        assert (d["N"], d["M"], d["rf"], d["num_evals"]) == (r["N"], r["M"], r["rf"], r["num_evals"]), r["longname"]
+    with _quiet_weightwatcher():
+        ww_desc = ww.WeightWatcher().describe(model=CASES[case]())
+    for _, w in ww_desc.iterrows():
+        d = described.get(int(w.layer_id))
+        if d is None:  # difference 15 (3-D Conv1d) is the only layer WeightWatcher lists and hts gates
+            continue
+        dims = sorted((int(w.N), int(w.M)), reverse=True)  # difference 3: hts keeps N >= M
+        assert (d["N"], d["M"]) == tuple(dims), (case, w.layer_id)
+        assert d["rf"] == int(w.rf), (case, w.layer_id)
+        if int(w.N) >= int(w.M):  # swapped, WeightWatcher's num_evals is N·rf
+            assert d["num_evals"] == int(w.num_evals), (case, w.layer_id)
+
+
+@pytest.mark.parametrize("case", list(CASES))
 def test_per_layer_columns(case, hts_results):
     analysis, ww_details, _, _ = _both(case, hts_results)
     mine = _hts_analysed(analysis).set_index("layer_id")
@@ -337,8 +361,10 @@ def test_per_layer_columns(case, hts_results):
             expected = int(w[col])
             if swapped and col in ("N", "M"):
                 expected = int(w["M" if col == "N" else "N"])
-            if failed and col == "num_pl_spikes":
-                expected = 0  # WeightWatcher: −1
+            if failed and col == "num_pl_spikes":  # nothing was fitted: hts NaN (difference 10), WeightWatcher −1
+                if not math.isnan(float(h[col])):
+                    failures.append(f"{where}: failed fit must give num_pl_spikes = NaN, got {h[col]}")
+                continue
             dev = 0.0 if int(h[col]) == expected else math.inf
             _record(col, dev, case, lid)
             if dev:
@@ -372,24 +398,24 @@ def test_per_layer_columns(case, hts_results):
 @pytest.mark.parametrize("case", list(CASES))
 def test_summary(case, hts_results):
     analysis, ww_details, ww_summary, _ = _both(case, hts_results)
-    # hts's rule: failed fits are NaN and left out; WeightWatcher averages their −1 in. Recompute its means
-    # with the failed rows' fit-derived values removed, and compare with that.
+    # hts's rule (difference 10): the summary is the mean over successful rows of their finite values;
+    # WeightWatcher averages every analysed row in, the failed fits' −1 included. Recompute its means over its
+    # successful rows' finite values, and compare with that.
     expected = {}
     ok = ww_details.status == "success"
     for key in ww_summary:
-        col = ww_details[key].astype(float)
-        if key in ("alpha", "alpha_weighted", "log_alpha_norm"):
-            col = col[ok]
-        expected[key] = float(col.mean())
+        col = ww_details[key].astype(float)[ok]
+        expected[key] = float(col[np.isfinite(col)].mean())
     if ok.all():
         for key, value in ww_summary.items():
             assert expected[key] == pytest.approx(float(value), rel=1e-15, nan_ok=True)
     # Difference 15: hts also analyses 3-D torch Conv1d weights; compare means over the layers both analyse.
     rows = [r for r in analysis.analysed if not (r["layer_type"] == "conv1d" and r["shape"].count("x") == 2)]
     if len(rows) < len(analysis.analysed):
-        mine = {key: float(np.mean([r[key] for r in rows if not math.isnan(r[key])])) for key in expected}
+        mine = {key: float(np.mean([r[key] for r in rows if r["status"] == "success" and math.isfinite(r[key])]))
+                for key in expected}
         for key, value in analysis.summary.items():
-            everything = [r[key] for r in analysis.analysed if not math.isnan(r[key])]
+            everything = [r[key] for r in analysis.analysed if r["status"] == "success" and math.isfinite(r[key])]
             assert value == pytest.approx(float(np.mean(everything)), rel=1e-12)
     else:
         mine = analysis.summary
@@ -470,7 +496,9 @@ def test_mp_fit_columns(case):
             if not ok:
                 failures.append(f"{case} layer {w.layer_id}: {col} {h[col]!r} vs {w[col]!r}")
     assert not failures, "\n".join(failures)
-    ok = details.mp_softrank.astype(float) != -1
+    # the summary averages successful rows only (difference 1): a layer whose power-law fit failed is left
+    # out even where its MP fit worked
+    ok = (details.mp_softrank.astype(float) != -1) & (details.status.astype(str) != "failed")
     if not swapped:
         assert analysis.summary["mp_softrank"] == pytest.approx(float(details.mp_softrank[ok].mean()), rel=1e-9)
         if ok.all():

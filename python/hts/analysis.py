@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from contextlib import closing
 from typing import Any, Callable, Iterable
@@ -17,7 +18,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import spectra
-from ._json import isnan, jsonable
+from ._json import jsonable
 from ._stop import StopCheck
 from ._threads import resolve_threads
 from .adapters import WeightTensor
@@ -29,6 +30,14 @@ from .screening import nonfinite_reason, unsupported_dtype_reason
 from .selection import select
 
 __all__ = ["SUMMARY_METRICS", "Analysis", "analyze"]
+
+
+def _is_finite_number(value: Any) -> bool:
+    """True for a real number that is neither NaN nor ±inf (None and strings are not)."""
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return False
 
 logger = logging.getLogger(__name__)
 
@@ -100,15 +109,20 @@ class Analysis:
 
     @property
     def summary(self) -> dict:
-        """WeightWatcher's model summary: the mean over analysed rows of log_norm, alpha, alpha_weighted,
-        log_alpha_norm, log_spectral_norm, stable_rank (and mp_softrank with mp_fit).
+        """WeightWatcher's model summary: for each of log_norm, alpha, alpha_weighted, log_alpha_norm,
+        log_spectral_norm, stable_rank (and mp_softrank with mp_fit), the mean
 
-        Unlike WeightWatcher, rows where a value is NaN (a failed fit) are left out of that value's mean.
+            summary[k] = (1/|S_k|) · Σ_{r ∈ S_k} r[k],   S_k = {rows r : status(r) = "success", r[k] finite}
+
+        Unlike WeightWatcher, failed rows and non-finite values (a NaN fit, the −inf log norm of an all-zero
+        layer) are left out, so one broken layer cannot turn the model's summary into NaN or −inf. A metric
+        with no finite value on any successful row is NaN.
         """
         keys = list(SUMMARY_METRICS) + (["mp_softrank"] if self.options.get("mp_fit") else [])
+        ok = [r for r in self.rows if r["status"] == "success"]
         out = {}
         for key in keys:
-            values = [r[key] for r in self.analysed if key in r and r[key] is not None and not isnan(r[key])]
+            values = [float(r[key]) for r in ok if _is_finite_number(r.get(key))]
             out[key] = float(np.mean(values)) if values else float("nan")
         return out
 

@@ -58,28 +58,48 @@ class Inventory:
         """Bytes the tensors take as stored."""
         return sum(t.size * _itemsize(t.dtype) for t in self.tensors)
 
-    def rows(self) -> list[dict]:
-        """One dict per tensor: layer_id, key, longname, layer_type, shape, dtype, elements, bytes, analysed
-        (False when it will be skipped whatever the options), reason."""
-        return [dict(layer_id=t.layer_id, key=t.key, longname=t.longname, layer_type=t.layer_type,
-                     shape="x".join(map(str, t.shape)), dtype=t.dtype, elements=t.size,
-                     bytes=t.size * _itemsize(t.dtype), analysed=not t.skip_reason, reason=t.skip_reason)
-                for t in self.tensors]
+    def rows(self, *, pool: bool = True, conv_method: str = "slices", conv_input_size: int | tuple | None = None,
+             min_evals: int = 8, max_evals: int = 15000, max_N: int = 50000) -> list[dict]:
+        """One dict per tensor: layer_id, key, longname, layer_type, shape, dtype, elements, bytes, the matrix
+        dimensions ``hts.analyze`` would use with these options (N ≥ M, rf slices, num_evals = M·rf; None for
+        a tensor that is not a matrix), ``analysed`` (whether ``hts.analyze`` with the same options analyses
+        it: the tensor's own skip reason *and* the size gates min_evals ≤ num_evals ≤ max_evals, N ≤ max_N)
+        and ``reason`` (why not). The keyword options and their defaults are ``hts.analyze``'s."""
+        from .matrices import plan_layer, skip_reason
 
-    def table(self):
-        """``rows()`` as a pandas DataFrame."""
+        size = conv_input_size
+        if isinstance(size, int):
+            size = (size, size)
+        out = []
+        for t in self.tensors:
+            reason, plan = t.skip_reason, None
+            if not reason:
+                plan = plan_layer(t, pool=pool, conv_method=conv_method, conv_input_size=size, normalize=False)
+                reason = skip_reason(plan, pool=pool, min_evals=min_evals, max_evals=max_evals, max_N=max_N)
+            out.append(dict(layer_id=t.layer_id, key=t.key, longname=t.longname, layer_type=t.layer_type,
+                            shape="x".join(map(str, t.shape)), dtype=t.dtype, elements=t.size,
+                            bytes=t.size * _itemsize(t.dtype), N=plan.N if plan else None,
+                            M=plan.M if plan else None, rf=plan.rf if plan else None,
+                            num_evals=plan.num_evals if plan else None, analysed=not reason, reason=reason))
+        return out
+
+    def table(self, **options):
+        """``rows(**options)`` as a pandas DataFrame."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows(), columns=["layer_id", "key", "longname", "layer_type", "shape", "dtype",
-                                                  "elements", "bytes", "analysed", "reason"])
+        return pd.DataFrame(self.rows(**options), columns=[
+            "layer_id", "key", "longname", "layer_type", "shape", "dtype", "elements", "bytes", "N", "M", "rf",
+            "num_evals", "analysed", "reason"])
 
-    def to_dict(self) -> dict:
-        return {"path": self.path, "weights_file": self.weights_file, "tensors": self.rows()}
+    def to_dict(self, **options) -> dict:
+        """Path, weights file and ``rows(**options)``."""
+        return {"path": self.path, "weights_file": self.weights_file, "tensors": self.rows(**options)}
 
     def __repr__(self) -> str:
-        skipped = sum(bool(t.skip_reason) for t in self.tensors)
+        skipped = sum(not r["analysed"] for r in self.rows())
         where = f" {self.path}" if self.path else ""
-        return (f"<hts.Inventory{where}: {len(self)} tensors ({len(self) - skipped} analysable, {skipped} skipped), "
+        return (f"<hts.Inventory{where}: {len(self)} tensors ({len(self) - skipped} analysable, {skipped} skipped "
+                f"with hts.analyze's defaults), "
                 f"{self.nbytes / 1e6:.1f} MB>")
 
 

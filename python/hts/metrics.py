@@ -60,7 +60,8 @@ def identity(t: WeightTensor) -> dict:
 
 
 def skipped_row(t: WeightTensor, reason: str, plan: LayerPlan | None = None) -> dict:
-    """A row for a tensor that is listed but not analysed."""
+    """A row for a tensor that is listed but not analysed: every metric, count included, is NaN."""
+    nan = float("nan")
     row = {**identity(t), **_EMPTY_METRICS}
     if plan is not None and plan.M > 0:  # an empty tensor (a zero dimension) has no aspect ratio
         row["Q"] = plan.N / plan.M
@@ -69,7 +70,8 @@ def skipped_row(t: WeightTensor, reason: str, plan: LayerPlan | None = None) -> 
         M=plan.M if plan else (min(t.shape) if t.shape else 0),
         rf=plan.rf if plan else 1,
         num_evals=plan.num_evals if plan else 0,
-        num_pl_spikes=0, matrix_rank=0, rank_loss=0, weak_rank_loss=0, num_fit=0,
+        # nothing was computed: counts are NaN, not 0 (a 0 would read as "rank 0" / "no spikes")
+        num_pl_spikes=nan, matrix_rank=nan, rank_loss=nan, weak_rank_loss=nan, num_fit=0,
         has_esd=False, status="skipped", warning="", reason=reason,
         conv_method=plan.method if plan else "", time=0.0,
     )
@@ -105,7 +107,7 @@ def layer_row(
         xmax=fit.xmax,
         D=fit.D,
         sigma=fit.sigma,
-        num_pl_spikes=fit.num_pl_spikes,
+        num_pl_spikes=fit.num_pl_spikes if fit.status == "success" else float("nan"),
         alpha_weighted=m.alpha_weighted,
         log_alpha_norm=m.log_alpha_norm,
         norm=m.norm,

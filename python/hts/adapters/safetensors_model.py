@@ -3,8 +3,9 @@
 The index's ``weight_map`` (tensor name -> shard file) is trusted, not a glob of the folder: every listed
 tensor must be in its shard (else ``ModelFileError`` naming both), shard names must be plain file names in the
 index's folder (no path components: an index cannot point outside its folder), and tensors a shard holds but
-the index does not list are ignored with a warning. Tensors come in natural name order (``layers.2`` before
-``layers.10``) and follow the state_dict rules of ``mapping`` (types from the number of dimensions).
+the index does not list are ignored with a warning. safetensors keeps no module order, so tensors come in
+forward-pass order recovered from their names (``ordering``: embeddings, blocks by index with attention before
+MLP, final norm, heads) and follow the state_dict rules of ``mapping`` (types from the number of dimensions).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import os
 from ..errors import ModelFileError
 from .base import WeightTensor
 from .mapping import Entry, from_entries
-from .safetensors_file import SafetensorsFile, natural_key, read_header
+from .ordering import architecture_order
+from .safetensors_file import SafetensorsFile, read_header
 
 __all__ = ["from_safetensors", "from_safetensors_index", "read_index"]
 
@@ -35,7 +37,7 @@ def from_safetensors(path: str | os.PathLike) -> list[WeightTensor]:
     header = read_header(path)
     if not header.tensors:
         raise ModelFileError(header.path, "holds no tensors")
-    return from_entries(_entries(header, header.tensors), source="safetensors")
+    return from_entries(_entries(header, architecture_order(header.tensors)), source="safetensors")
 
 
 def read_index(path: str) -> dict:
@@ -82,6 +84,6 @@ def from_safetensors_index(index_path: str | os.PathLike) -> list[WeightTensor]:
         if extra:
             logger.warning("%s: %d tensor(s) not listed in the index are ignored (first: %r)", shard, len(extra),
                            sorted(extra)[0])
-    names = sorted(weight_map, key=natural_key)
+    names = architecture_order(weight_map)
     entries = [e for n in names for e in _entries(headers[weight_map[n]], [n])]
     return from_entries(entries, source="safetensors-sharded")

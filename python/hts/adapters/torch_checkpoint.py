@@ -81,21 +81,25 @@ def mark_shared_storage(tensors: list[WeightTensor], values: dict) -> list[Weigh
 
 def from_torch_index(index_path: str | os.PathLike) -> list[WeightTensor]:
     """Sharded ``.bin`` checkpoints listed by a ``pytorch_model.bin.index.json`` (each shard memory-mapped)."""
-    from .safetensors_file import natural_key
     from .safetensors_model import read_index
 
     index_path = os.fspath(index_path)
     weight_map = read_index(index_path)
+    from .safetensors_file import natural_key
+
     values: dict = {}
-    for shard in dict.fromkeys(weight_map.values()):
+    # module order: shards by file name (``-00001-of-…`` first), each in its own state-dict order (what
+    # torch.save kept), not the index's alphabetical order
+    for shard in sorted(set(weight_map.values()), key=natural_key):
         if not os.path.isfile(shard):
             raise ModelFileError(index_path, f"shard {os.path.basename(shard)!r} listed in the index is missing")
         obj = load_checkpoint(shard)
         pairs = dict(_unwrap(obj)) if isinstance(obj, dict) else {}
-        for name, where in weight_map.items():
-            if where == shard:
-                if name not in pairs:
-                    raise ModelFileError(shard, "a tensor the index assigns to this shard is not in it", tensor=name)
-                values[name] = pairs[name]
-    ordered = [(n, values[n]) for n in sorted(values, key=natural_key)]
+        wanted = [name for name, where in weight_map.items() if where == shard]
+        missing = [name for name in wanted if name not in pairs]
+        if missing:
+            raise ModelFileError(shard, "a tensor the index assigns to this shard is not in it", tensor=missing[0])
+        wanted_set = set(wanted)
+        values.update((name, value) for name, value in pairs.items() if name in wanted_set)
+    ordered = list(values.items())
     return mark_shared_storage(from_mapping(ordered, source="torch-sharded"), values)

@@ -13,8 +13,22 @@ from ._model_args import add_model_argument, model_path
 def add_parser(sub) -> None:
     p = sub.add_parser("describe", help="list a model's weight tensors (no analysis)",
                        description="List the weight tensors of a model file or folder: layer id, name, layer "
-                                   "type, shape, dtype, size, and why a tensor would be skipped.")
+                                   "type, shape, dtype, size, the matrix hts analyze would use (N, M, rf, "
+                                   "num_evals) and why a tensor would be skipped, with the same size gates as "
+                                   "hts analyze (give it the same --min-evals/--max-evals/--max-N/"
+                                   "--conv-method/--no-pool).")
     add_model_argument(p)
+    gates = p.add_argument_group("size gates (as hts analyze)")
+    gates.add_argument("--min-evals", type=int, default=8, metavar="K",
+                       help="skip layers with fewer eigenvalues than K (default: 8)")
+    gates.add_argument("--max-evals", type=int, default=15000, metavar="K",
+                       help="skip layers with more eigenvalues than K (default: 15000)")
+    gates.add_argument("--max-N", type=int, default=50000, metavar="N",
+                       help="skip layers whose larger dimension exceeds N (default: 50000)")
+    gates.add_argument("--conv-method", choices=("slices", "stacked", "fft"), default="slices",
+                       help="how Conv2D kernels become matrices (default: slices)")
+    gates.add_argument("--no-pool", dest="pool", action="store_false",
+                       help="gate conv layers per k·k slice rather than pooled")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     add_verbosity(p)
@@ -25,15 +39,22 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import hts
 
     inv = hts.open(model_path(args, parser), split_fused=args.split_fused)
+    gates = dict(pool=args.pool, conv_method=args.conv_method, min_evals=args.min_evals,
+                 max_evals=args.max_evals, max_N=args.max_N)
     if args.format == "json":
-        text = json.dumps(inv.to_dict(), indent=1) + "\n"
+        text = json.dumps(inv.to_dict(**gates), indent=1) + "\n"
     elif args.format == "csv":
-        text = inv.table().to_csv(index=False)
+        text = inv.table(**gates).to_csv(index=False)
     else:
-        df = inv.table()
+        df = inv.table(**gates)
+        for col in ("N", "M", "rf", "num_evals"):
+            df[col] = df[col].astype("Int64")  # integers, <NA> for tensors that are not matrices
         df["MB"] = (df.pop("bytes") / 1e6).round(3)
-        df = df.drop(columns=["longname", "analysed"])
-        text = df.to_string(index=False) + "\n" + repr(inv) + "\n"
+        df = df.drop(columns=["longname"])
+        analysable = int(df.pop("analysed").sum()) if "analysed" in df else 0
+        where = f"{inv.path}: " if inv.path else ""
+        text = (df.to_string(index=False) + "\n" + f"{where}{len(df)} tensors ({analysable} analysable, "
+                f"{len(df) - analysable} skipped with these options), {inv.nbytes / 1e6:.1f} MB\n")
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text)
