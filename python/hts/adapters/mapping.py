@@ -52,7 +52,9 @@ def from_mapping(model: Any, *, source: str = "mapping") -> list[WeightTensor]:
         raise ValueError("the mapping holds no arrays or tensors")
     entries = [Entry(key, tuple(int(s) for s in value.shape), dtype_name(value), (lambda v=value: to_numpy(v)))
                for key, value in arrays]
-    return from_entries(entries, source=source)
+    from .shared import mark_shared_storage
+
+    return mark_shared_storage(from_entries(entries, source=source), dict(arrays))
 
 
 @dataclass(frozen=True)

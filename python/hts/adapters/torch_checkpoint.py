@@ -53,30 +53,7 @@ def from_torch_checkpoint(path: str | os.PathLike) -> list[WeightTensor]:
     if not pairs:
         raise ModelFileError(path, f"holds no tensors (a {type(obj).__name__}; expected a state_dict, possibly "
                                    "nested under 'state_dict' or 'model')")
-    tensors = from_mapping(pairs, source="torch-checkpoint")
-    return mark_shared_storage(tensors, dict(pairs))
-
-
-def mark_shared_storage(tensors: list[WeightTensor], values: dict) -> list[WeightTensor]:
-    """Skip tensors whose storage repeats an earlier one's (tied weights): counted once."""
-    from dataclasses import replace
-
-    seen: dict = {}
-    out = []
-    for t in tensors:
-        v = values.get(t.key)
-        ident = None
-        if v is not None and hasattr(v, "untyped_storage"):
-            try:
-                ident = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), tuple(v.stride()))
-            except RuntimeError:
-                ident = None
-        if ident is not None and ident[0] != 0 and ident in seen and not t.skip_reason:
-            t = replace(t, skip_reason=f"tied to {seen[ident]} (same storage; counted once)")
-        elif ident is not None:
-            seen.setdefault(ident, t.key)
-        out.append(t)
-    return out
+    return from_mapping(pairs, source="torch-checkpoint")  # tied tensors counted once (``shared``)
 
 
 def from_torch_index(index_path: str | os.PathLike) -> list[WeightTensor]:
@@ -102,4 +79,4 @@ def from_torch_index(index_path: str | os.PathLike) -> list[WeightTensor]:
         wanted_set = set(wanted)
         values.update((name, value) for name, value in pairs.items() if name in wanted_set)
     ordered = list(values.items())
-    return mark_shared_storage(from_mapping(ordered, source="torch-sharded"), values)
+    return from_mapping(ordered, source="torch-sharded")

@@ -55,7 +55,10 @@ def _skip_reason(module: Any, layer_type: str, weight: Any) -> str:
 
 
 def from_module(model: Any) -> list[WeightTensor]:
+    from .shared import mark_shared_storage
+
     out: list[WeightTensor] = []
+    params: dict = {}
     for layer_id, (longname, module) in enumerate(model.named_modules()):
         name = longname.split(".")[-1] if longname else type(module).__name__
         layer_type = module_layer_type(module)
@@ -75,12 +78,14 @@ def from_module(model: Any) -> list[WeightTensor]:
                 )
                 ltype = "unknown"
             shape = tuple(int(s) for s in param.shape) if "Uninitialized" not in type(param).__name__ else ()
+            key = f"{longname}.{pname}" if longname else pname
+            params[key] = param
             out.append(
                 WeightTensor(
                     layer_id=layer_id,
                     name=name,
                     longname=longname,
-                    key=f"{longname}.{pname}" if longname else pname,
+                    key=key,
                     layer_type=ltype,
                     shape=shape,
                     dtype=dtype_name(param),
@@ -90,4 +95,4 @@ def from_module(model: Any) -> list[WeightTensor]:
                     source="torch.nn.Module",
                 )
             )
-    return out
+    return mark_shared_storage(out, params)  # a tied lm_head (one Parameter, two modules) counted once
