@@ -466,7 +466,7 @@ class _Runner:
     def _fft_eigenvalues(self, item, precision):
         _, t, plan, kernel = item
         return spectra.conv_operator_eigenvalues(kernel, input_size=plan.fft_size, precision=precision,
-                                                 threads=self.threads, name=t.longname)
+                                                 threads=self.threads, name=t.longname, groups=plan.groups)
 
     def _finish(self, job, stop: StopCheck):
         if stop.reason():
@@ -478,7 +478,11 @@ class _Runner:
         if precision == "float32" and any(
             r["status"] == "success" and r["xmin"] < FLOAT32_REDO_BELOW * r["lambda_max"] for r in rows
         ):
-            ev64 = spectra.eigenvalues(array, threads=1)
+            if plan.method == "fft":
+                ev64 = spectra.conv_operator_eigenvalues(array, input_size=plan.fft_size, threads=1,
+                                                         name=t.longname, groups=plan.groups)
+            else:
+                ev64 = spectra.eigenvalues(array, threads=1)
             rows, esds, precision = self._rows(t, plan, np.atleast_2d(ev64) * plan.scale, redo=True)
         if self.randomize:
             self._add_randomized(t, plan, rand, rows, esds)
@@ -500,6 +504,10 @@ class _Runner:
                 pooled = raw
             row = layer_row(t, plan, evs, pooled, lf, elapsed=0.0)
             row["rf"] = plan.rf
+            if plan.method == "fft" and not t.groups:
+                note = ("conv groups unknown (a bare tensor, not a module): the operator was computed as a dense "
+                        "convolution, groups=1")
+                row["reason"] = f"{row['reason']}; {note}" if row["reason"] else note
             if slice_id is not None:
                 row["slice_id"] = slice_id
             if self.mp_fit:

@@ -36,7 +36,8 @@ class LayerPlan:
     N, M : the larger and smaller side of each matrix; rf : matrices per layer (kh·kw slices, n1·n2
     frequencies, 1 otherwise); scale : factor applied to every eigenvalue (WeightWatcher's conv scaling);
     method : "matrix" | "slices" | "stacked" | "fft"; normalizer : the eigenvalues reported are further
-    divided by this (N with ``normalize=True``, else 1) — the power-law fit is made before that division.
+    divided by this (N with ``normalize=True``, else 1) — the power-law fit is made before that division;
+    groups : the convolution's groups for ``method == "fft"`` (the operator is block diagonal over them).
     """
 
     N: int
@@ -46,6 +47,7 @@ class LayerPlan:
     method: str
     fft_size: tuple = ()
     normalizer: float = 1.0
+    groups: int = 1
 
     @property
     def num_evals(self) -> int:
@@ -75,14 +77,21 @@ def plan_layer(
                 raise ValueError(
                     f"layer {t.longname!r}: conv_input_size {(n1, n2)} is smaller than the kernel {(kh, kw)}"
                 )
-            plan = LayerPlan(max(cout, cin), min(cout, cin), n1 * n2, 1.0, "fft", (n1, n2))
+            groups = t.groups or 1
+            if cout % groups:
+                raise ValueError(f"layer {t.longname!r}: {cout} output channels do not split into groups={groups}")
+            # per frequency the operator is an out × (in·groups) block-diagonal matrix
+            total_in = cin * groups
+            plan = LayerPlan(max(cout, total_in), min(cout, total_in), n1 * n2, 1.0, "fft", (n1, n2),
+                             groups=groups)
     elif t.layer_type == "conv1d" and len(shape) == 3:
         cout, cin, k = shape
         plan = LayerPlan(max(cout, cin), min(cout, cin), k, 1.0, "slices")
     else:
         plan = LayerPlan(max(shape), min(shape), 1, 1.0, "matrix")
     if normalize:
-        plan = LayerPlan(plan.N, plan.M, plan.rf, plan.scale, plan.method, plan.fft_size, float(plan.N))
+        plan = LayerPlan(plan.N, plan.M, plan.rf, plan.scale, plan.method, plan.fft_size, float(plan.N),
+                         plan.groups)
     return plan
 
 

@@ -436,6 +436,7 @@ def conv_operator_eigenvalues(
     precision: str = "float64",
     threads: int | None = None,
     name: str = "<array>",
+    groups: int = 1,
 ) -> np.ndarray:
     """Exact spectrum of a Conv2D layer's convolution operator, frequency by frequency (periodic boundary).
 
@@ -452,6 +453,10 @@ def conv_operator_eigenvalues(
 
     Computed natively: direct DFT sums in float64, BLAS herk, LAPACK heevd (values only), round-off negatives
     clamped to 0; A_{−u,−v} = conj(A_uv) has the same eigenvalues, so each conjugate pair is solved once.
+
+    A grouped convolution (``groups = g``; depthwise: g = in channels) maps the input channels of group k only
+    to the output channels of group k, so its operator is block diagonal: its spectrum is the union over the g
+    groups of each group's operator spectrum, kernel K[k·out/g:(k+1)·out/g] of shape (out/g, in/g, kh, kw).
 
     Parameters
     ----------
@@ -471,11 +476,14 @@ def conv_operator_eigenvalues(
         ``OMP_NUM_THREADS``). Results are bit-identical for every thread count.
     name : str
         Layer name used in error messages.
+    groups : int
+        The convolution's groups (default 1, a dense convolution); the kernel is then (out, in/groups, kh, kw)
+        and ``out`` must be a multiple of ``groups``.
 
     Returns
     -------
-    ndarray, shape (n1·n2, min(out, in)), float64 (or float32 with ``precision="float32"``)
-        Row u·n2 + v holds the ascending eigenvalues of frequency (u, v) (the order of
+    ndarray, shape (n1·n2, groups·min(out/groups, in/groups)), float64 (or float32 with ``precision="float32"``)
+        Row u·n2 + v holds the ascending eigenvalues of frequency (u, v), all groups together (the order of
         ``numpy.fft.fft2(kernel, s=(n1, n2))`` over the last two axes). ``np.sort(result, axis=None)`` is
         the operator's spectrum.
 
@@ -502,12 +510,23 @@ def conv_operator_eigenvalues(
     if arr.size == 0:
         raise ValueError(f"layer {name!r}: empty kernel of shape {arr.shape}")
     n1, n2 = _conv_input_size(input_size, arr.shape[2], arr.shape[3], name)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise TypeError(f"layer {name!r}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    if arr.shape[0] % groups:
+        raise ValueError(f"layer {name!r}: {arr.shape[0]} output channels do not split into groups={groups}")
     if arr.dtype != target or not arr.dtype.isnative or not arr.flags.aligned:
         arr = arr.astype(target.newbyteorder("="), order="K")
+    n_threads = resolve_threads(threads)
+    per_group = arr.shape[0] // groups
     try:
-        return _core.conv_operator_eigenvalues(arr, n1, n2, precision, resolve_threads(threads))
+        if groups == 1:
+            return _core.conv_operator_eigenvalues(arr, n1, n2, precision, n_threads)
+        parts = [_core.conv_operator_eigenvalues(arr[k * per_group:(k + 1) * per_group], n1, n2, precision,
+                                                 n_threads) for k in range(groups)]
     except ValueError as err:
         raise ValueError(f"layer {name!r}: {err}") from None
+    return np.sort(np.concatenate(parts, axis=1), axis=1)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -40,6 +40,9 @@ class WeightTensor:
         Non-empty when this tensor is listed but must not be analysed (a norm layer, a packed projection...).
     source : str
         The adapter that produced it.
+    groups : int
+        For a Conv2D kernel, the convolution's ``groups`` (1: dense; ``in`` channels: depthwise); 0 when it is
+        not known (a bare tensor from a file or dict: its shape (out, in/groups, kh, kw) cannot tell).
     load : callable
         Returns the data as a numpy array (float16/32/64 or integer), in the stored layout.
     """
@@ -55,6 +58,7 @@ class WeightTensor:
     load: Callable[[], np.ndarray] = field(repr=False, compare=False)
     skip_reason: str = ""
     source: str = ""
+    groups: int = 0
 
     @property
     def size(self) -> int:

@@ -93,6 +93,7 @@ def from_module(model: Any) -> list[WeightTensor]:
                     load=(lambda p=param: to_numpy(p)),
                     skip_reason=reason,
                     source="torch.nn.Module",
+                    groups=int(getattr(module, "groups", 1) or 1) if ltype == "conv2d" else 0,
                 )
             )
     return mark_shared_storage(out, params)  # a tied lm_head (one Parameter, two modules) counted once
