@@ -20,11 +20,10 @@ class TinyLM(torch.nn.Module):
         self.lm_head = torch.nn.Linear(d, vocab, bias=False)
         if tie:
             self.lm_head.weight = self.embed_tokens.weight
-        g = torch.Generator().manual_seed(0)
-        with torch.no_grad():
+        with torch.no_grad():  # heavy-tailed weights (torch's global seed, set by the callers)
             for p in self.parameters():
-                p.copy_(torch.distributions.StudentT(3.0).sample(p.shape) * 0.1 if p.dim() > 1 else p)
-        del g
+                if p.dim() > 1:
+                    p.copy_(torch.distributions.StudentT(3.0).sample(p.shape) * 0.1)
 
 
 def _rows(a):
