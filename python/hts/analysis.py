@@ -41,6 +41,9 @@ def _is_finite_number(value: Any) -> bool:
 
 logger = logging.getLogger(__name__)
 
+#: The reason of a row whose tensor data could not be read (its file is broken or changed): it starts with this.
+UNREADABLE = "could not load weights"
+
 #: WeightWatcher's summary: the plain mean of these columns over the analysed rows.
 SUMMARY_METRICS = ("log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log_spectral_norm", "stable_rank")
 
@@ -125,6 +128,12 @@ class Analysis:
             values = [float(r[key]) for r in ok if _is_finite_number(r.get(key))]
             out[key] = float(np.mean(values)) if values else float("nan")
         return out
+
+    @property
+    def unreadable(self) -> list[dict]:
+        """The failed rows whose tensor data could not be read (not a failed fit: the file itself is broken,
+        truncated or changed while read). The command line exits with status 1 when there are any."""
+        return [r for r in self.rows if r["status"] == "failed" and str(r.get("reason", "")).startswith(UNREADABLE)]
 
     @property
     def counts(self) -> dict:
@@ -401,7 +410,7 @@ class _Runner:
                     loaded.append((i, t, plan, stack(t, plan, w)))
                     raw[i] = w
             except (ValueError, TypeError, RuntimeError, OSError) as err:
-                reason = f"could not load weights: {err}"
+                reason = f"{UNREADABLE}: {err}"
             if reason:
                 logger.warning("layer %s %r: %s", t.layer_id, t.longname, reason)
                 failed.append((i, t, plan, reason))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -46,7 +47,7 @@ def from_npz(path: str | os.PathLike) -> list[WeightTensor]:
             for key in z.files:
                 shape, dtype = _npz_member_header(z, key, path)
                 entries.append(Entry(key, shape, dtype, _npz_loader(path, key), _dtype_skip(dtype)))
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as err:
         raise ModelFileError(path, f"not a readable .npz file: {str(err).splitlines()[0] if str(err) else err}") from None
     if not entries:
         raise ModelFileError(path, "the archive holds no arrays")
@@ -72,13 +73,17 @@ def _npz_loader(path: str, key: str):
         try:
             with np.load(path, allow_pickle=False) as z:
                 return z[key]
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
-            raise ModelFileError(path, f"cannot read: {err}", tensor=key) from None
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, RuntimeError,
+                NotImplementedError) as err:  # RuntimeError: an encrypted member; zlib.error: a corrupt stream
+            raise ModelFileError(path, f"cannot read: {type(err).__name__}: {err}", tensor=key) from None
+        except MemoryError:
+            raise ModelFileError(path, "cannot read: not enough memory for the array it declares",
+                                 tensor=key) from None
 
     return load
 
 
 def _dtype_skip(dtype: str) -> str:
-    if dtype.startswith(("float", "int", "uint")):
+    if dtype in ("float16", "float32", "float64") or dtype.startswith(("int", "uint")):
         return ""
     return f"dtype {dtype} is not analysed"

@@ -2,8 +2,11 @@
 
 ``weights_only=True`` unpickles tensors, containers and plain values and refuses anything else, so a
 checkpoint cannot run code while it is read (a pickle that tries raises ``ModelFileError``, never executes).
-Zip-format checkpoints are memory-mapped (``mmap=True``): tensors are read when analysed, one at a time;
-legacy (pre-1.6, non-zip) files are loaded whole. Nesting under ``state_dict``/``model`` and ``module.``
+Zip-format checkpoints whose members are all *stored* (what ``torch.save`` writes) are memory-mapped
+(``mmap=True``): tensors are read when analysed, one at a time. A zip with deflate-compressed members (re-zipped,
+or written by other tools) is never mapped — mapped compressed bytes would be analysed as weights — but read
+through the decompressor, whole, after its declared sizes are checked (``MAX_INFLATION``); encrypted members and
+other compression methods are refused. Legacy (pre-1.6, non-zip) files are loaded whole. Nesting under ``state_dict``/``model`` and ``module.``
 prefixes are unwrapped (see ``mapping``). Tensors that share storage (tied weights saved together) are listed
 once: the later keys are skipped with the name of the first.
 """
@@ -21,16 +24,51 @@ from .mapping import _unwrap, from_mapping
 __all__ = ["from_torch_checkpoint", "load_checkpoint"]
 
 
+#: A compressed zip checkpoint may declare at most this many uncompressed bytes per byte of file (+ 64 MiB):
+#: float weights deflate by a few percent, so more is a decompression bomb, refused before anything is inflated.
+MAX_INFLATION = 8
+_INFLATION_SLACK = 64 * 2**20
+
+
+def _zip_members_are_stored(path: str) -> bool:
+    """True for a zip checkpoint whose members are all stored (safe to memory-map), False for a legacy
+    (non-zip) file or a zip with compressed members (read through the decompressor instead). Encrypted
+    members, compression methods other than deflate, and declared sizes that would inflate the file more than
+    ``MAX_INFLATION``-fold raise ``ModelFileError``."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        size = os.path.getsize(path)
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except OSError as err:
+        raise ModelFileError(path, f"cannot read: {err.strerror or err}") from err
+    except (zipfile.BadZipFile, ValueError, EOFError) as err:
+        raise ModelFileError(path, f"not a readable PyTorch checkpoint: broken zip directory ({err})") from None
+    encrypted = [i.filename for i in infos if i.flag_bits & 0x1]
+    if encrypted:
+        raise ModelFileError(path, f"zip member {encrypted[0]!r} is encrypted; hts cannot read it")
+    compressed = [i for i in infos if i.compress_type != zipfile.ZIP_STORED]
+    if not compressed:
+        return True
+    odd = [i for i in compressed if i.compress_type != zipfile.ZIP_DEFLATED]
+    if odd:
+        raise ModelFileError(path, f"zip member {odd[0].filename!r} uses compression method "
+                                   f"{odd[0].compress_type}; only stored and deflate members are read")
+    declared = sum(i.file_size for i in infos)
+    if declared > MAX_INFLATION * size + _INFLATION_SLACK:
+        raise ModelFileError(path, f"compressed members declare {declared} bytes from a {size}-byte file (more "
+                                   f"than {MAX_INFLATION}x): refused as a decompression bomb")
+    return False
+
+
 def load_checkpoint(path: str):
     """``torch.load`` with ``weights_only=True`` (memory-mapped when the format allows), errors named."""
     try:
         import torch
     except ImportError as err:
         raise ModelFileError(path, "reading a PyTorch checkpoint needs torch: pip install torch==2.13.0") from err
-    try:
-        mmap = zipfile.is_zipfile(path)
-    except OSError as err:
-        raise ModelFileError(path, f"cannot read: {err.strerror or err}") from err
+    mmap = _zip_members_are_stored(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:

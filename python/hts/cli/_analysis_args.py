@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_analysis_options", "analysis_options", "analyze_path"]
+__all__ = ["add_analysis_options", "analysis_options", "analyze_path", "exit_status"]
 
 
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
@@ -43,3 +43,17 @@ def analyze_path(path: str, args: argparse.Namespace, options: dict):
     finally:
         if progress is not None:
             progress.close()
+
+
+def exit_status(analysis, path: str) -> int:
+    """0, or 1 with one line on stderr when some tensor data could not be read (docs/formats.md: what is
+    unreadable exits 1, even though the other layers' results were written)."""
+    import sys
+
+    bad = analysis.unreadable
+    if not bad:
+        return 0
+    first = bad[0]
+    print(f"hts: error: {path}: {len(bad)} layer(s) could not be read (first: {first['key']}: {first['reason']})",
+          file=sys.stderr)
+    return 1

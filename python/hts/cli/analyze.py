@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ._analysis_args import add_analysis_options, analysis_options, analyze_path
+from ._analysis_args import add_analysis_options, analysis_options, analyze_path, exit_status
 from ._common import add_verbosity
 from ._model_args import add_model_argument, model_path
 
@@ -42,9 +42,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             import pyarrow  # noqa: F401
         except ImportError:
             raise ImportError("--format parquet needs pyarrow: pip install pyarrow") from None
-    analysis = analyze_path(model_path(args, parser), args, options)
+    path = model_path(args, parser)
+    analysis = analyze_path(path, args, options)
     write(analysis, args)
-    return 0
+    return exit_status(analysis, path)
 
 
 def write(analysis, args: argparse.Namespace) -> None:

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ._analysis_args import add_analysis_options, analysis_options, analyze_path
+from ._analysis_args import add_analysis_options, analysis_options, analyze_path, exit_status
 from ._common import add_verbosity
 from ._model_args import add_model_argument, model_path
 
@@ -46,4 +46,4 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.json:
         analysis.to_json(args.json)
     logger.info("wrote %s", args.output)
-    return 0
+    return exit_status(analysis, path)
