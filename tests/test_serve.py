@@ -66,7 +66,7 @@ def model(tmp_path):
 
 @pytest.fixture
 def sidecar(model):
-    s = MetricsSidecar([str(model)], port=0, interval=3600)  # refreshed by hand in the tests
+    s = MetricsSidecar([str(model)], port=0, interval=3600, settle=0)  # refreshed by hand in the tests
     s.refresh()
     with s:
         yield s
@@ -140,7 +140,7 @@ def test_a_broken_file_sets_the_error_gauge_and_keeps_the_last_good_result(sidec
 def test_a_file_changing_during_the_analysis_is_not_published(model, monkeypatch):
     import hts.serve as serve
 
-    s = MetricsSidecar([str(model)], port=0)
+    s = MetricsSidecar([str(model)], port=0, settle=0)
     real = serve.analyze
 
     def analyze_while_rewritten(path, **kw):
@@ -150,7 +150,9 @@ def test_a_file_changing_during_the_analysis_is_not_published(model, monkeypatch
 
     monkeypatch.setattr(serve, "analyze", analyze_while_rewritten)
     s.refresh()
-    assert s.states()[0].summary is None and "changed while" in s.states()[0].error
+    state = s.states()[0]
+    assert state.summary is None and state.unstable and not state.ready
+    assert value(parse(s.page("/metrics")[0].decode()), "hts_model_unstable", model="model.safetensors") == 1
     monkeypatch.setattr(serve, "analyze", real)
     s.refresh()  # retried although the files did not change since
     assert s.states()[0].summary is not None and not s.states()[0].error
@@ -162,10 +164,10 @@ def test_missing_file_and_symlink_loop(tmp_path, model):
     folder.mkdir()
     write_model(folder / "model.safetensors")
     os.symlink(folder, folder / "again")  # a symlink loop: never followed
-    s = MetricsSidecar([str(tmp_path / "missing.safetensors"), str(folder)], port=0)
+    s = MetricsSidecar([str(tmp_path / "missing.safetensors"), str(folder)], port=0, settle=0)
     s.refresh()
     missing, looped = s.states()
-    assert missing.error and missing.summary is None
+    assert missing.error and missing.summary is None and "waiting for" in missing.error
     assert not looped.error and looped.counts["analysed"] == 2
     s.close()
 
@@ -183,7 +185,7 @@ def test_loopback_by_default_and_a_warning_otherwise(model, caplog):
 def test_per_layer_series_and_label_escaping(tmp_path):
     path = tmp_path / 'we"ird\\name.safetensors'
     write_model(path)
-    s = MetricsSidecar([str(path)], port=0, per_layer=True)
+    s = MetricsSidecar([str(path)], port=0, per_layer=True, settle=0)
     s.refresh()
     text = s.page("/metrics")[0].decode()
     page = parse(text)

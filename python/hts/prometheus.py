@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-__all__ = ["CONTENT_TYPE", "render"]
+__all__ = ["CONTENT_TYPE", "render", "safe_text"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -24,9 +24,16 @@ SUMMARY_GAUGES = {
 }
 
 
+def safe_text(value: str) -> str:
+    """``value`` with anything UTF-8 cannot encode (lone surrogates from undecodable file or tensor names)
+    written as a backslash escape, so every name renders."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def escape(value: str) -> str:
-    """A label value as the exposition format quotes it (backslash, double quote, newline escaped)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """A label value as the exposition format quotes it (backslash, double quote, newline escaped; lone
+    surrogates as ``\\udcxx``)."""
+    return safe_text(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def number(x) -> str:
@@ -69,8 +76,18 @@ def render(states: list, *, per_layer: bool = False) -> str:
     lines += _family("hts_model_last_success_timestamp_seconds", "gauge",
                      "Unix time when the last good analysis finished", (({"model": s.name}, s.analysed_at) for s in good))
     lines += _family("hts_model_error", "gauge",
-                     "1 when the last attempt to read or analyse the model failed (the last good result is kept)",
-                     (({"model": s.name}, 1 if s.error else 0) for s in states))
+                     "1 when the last attempt to read, analyse or render the model failed (the last good result "
+                     "is kept)", (({"model": s.name}, 1 if s.error or getattr(s, "render_error", "") else 0)
+                                  for s in states))
+    lines += _family("hts_model_ready", "gauge",
+                     "1 when a good result is served and it is current (what /readyz reports)",
+                     (({"model": s.name}, 1 if getattr(s, "ready", s.summary is not None) else 0) for s in states))
+    lines += _family("hts_model_stale", "gauge",
+                     "1 when the served result is older than the files (the last attempt failed or they are "
+                     "still changing)", (({"model": s.name}, 1 if getattr(s, "stale", False) else 0) for s in states))
+    lines += _family("hts_model_unstable", "gauge",
+                     "1 when the files were being modified at the last check (nothing is analysed until they "
+                     "settle)", (({"model": s.name}, 1 if getattr(s, "unstable", False) else 0) for s in states))
     lines += _family("hts_model_errors_total", "counter", "Failed attempts to read or analyse the model",
                      (({"model": s.name}, s.errors_total) for s in states))
     lines += _family("hts_model_analyses_total", "counter", "Successful analyses (one per change of the files)",

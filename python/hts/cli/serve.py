@@ -1,8 +1,17 @@
-"""``hts serve MODEL_PATH...``: the metrics sidecar (``hts.serve.MetricsSidecar``) until interrupted."""
+"""``hts serve MODEL_PATH...``: the metrics sidecar (``hts.serve.MetricsSidecar``) until interrupted.
+
+Shutdown (SIGTERM or Ctrl-C) is ordered: stop accepting connections, cancel the analysis in progress at its next
+safe point, join the watcher, then exit 0. The process always leaves through ``os._exit`` after flushing its
+output, so it never runs interpreter teardown while a thread may still be inside native code (that crashed
+with SIGSEGV). A second signal while shutting down exits at once with 143 (SIGTERM) or 130 (Ctrl-C).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import math
+import os
 import signal
 import sys
 import threading
@@ -10,45 +19,121 @@ import threading
 from ._common import add_verbosity
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 0..65535 (0 picks a free one), got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
+
+
+def _settle(text: str) -> float:
+    if text.strip() in ("0", "0.0"):
+        return 0.0
+    return _seconds(text)
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a thread count: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "serve", help="serve /metrics (Prometheus), /analysis.json and /healthz for model files",
+        "serve", help="serve /metrics (Prometheus), /analysis.json, /healthz and /readyz for model files",
         description="Analyse model files or folders (read only) and re-analyse them when they change; serve "
-                    "/metrics in Prometheus text format, /analysis.json and /healthz. Listens on loopback "
-                    "unless --host says otherwise. A bad or half-written file sets hts_model_error and the "
-                    "last good result keeps being served.")
+                    "/metrics in Prometheus text format, /analysis.json, /healthz (liveness) and /readyz "
+                    "(readiness: 503 until every model has a current good result). Listens on loopback unless "
+                    "--host says otherwise. A path that does not exist yet is waited for. A bad, changing or "
+                    "half-written file sets hts_model_error / hts_model_unstable and the last good result keeps "
+                    "being served (hts_model_stale).",
+        epilog="example: hts serve ckpt/model.safetensors --port 9108 --interval 30")
     p.add_argument("paths", nargs="+", metavar="MODEL_PATH", help="model file or folder (as for hts analyze)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the service to the network)")
-    p.add_argument("--port", type=int, default=9108, help="port (default 9108; 0 picks a free one)")
-    p.add_argument("--interval", type=float, default=60.0, metavar="S",
+    p.add_argument("--port", type=_port, default=9108, help="port in 0..65535 (default 9108; 0 picks a free one)")
+    p.add_argument("--interval", type=_seconds, default=60.0, metavar="S",
                    help="seconds between checks of the files (default 60)")
+    p.add_argument("--settle", type=_settle, default=2.0, metavar="S",
+                   help="analyse files only once they have been left unmodified for S seconds (default 2)")
     p.add_argument("--per-layer", action="store_true",
                    help="also export per-layer alpha and alpha_weighted series (one per layer)")
-    p.add_argument("--threads", type=int, default=None, help="native threads per analysis (default: all cores)")
-    p.add_argument("--time-budget", type=float, default=None, metavar="S",
+    p.add_argument("--threads", type=_threads, default=None, help="native threads per analysis (default: all cores)")
+    p.add_argument("--time-budget", type=_seconds, default=None, metavar="S",
                    help="give up an analysis after S seconds (reported as an error)")
+    p.add_argument("--shutdown-timeout", type=_seconds, default=30.0, metavar="S",
+                   help="on SIGTERM/Ctrl-C, wait up to S seconds for a running analysis to stop before leaving "
+                        "anyway (default 30)")
+    p.add_argument("--conv-method", choices=("slices", "stacked", "fft"), default="slices",
+                   help="how Conv2D kernels become matrices (default: slices)")
+    p.add_argument("--randomize", action="store_true", help="add the ESD of the shuffled weights")
     add_verbosity(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=lambda args: run(args, p))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     from ..serve import MetricsSidecar
 
-    sidecar = MetricsSidecar(args.paths, host=args.host, port=args.port, interval=args.interval,
-                             per_layer=args.per_layer, threads=args.threads, time_budget=args.time_budget)
-    host, port = sidecar.address
-    print(f"hts serve: http://{host}:{port}/metrics (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    signal.signal(signal.SIGTERM, _terminate)
-    sidecar.start()
+    if args.randomize and args.conv_method == "fft" and parser is not None:
+        parser.error("--randomize is not available with --conv-method fft")
+    options = {"conv_method": args.conv_method, "randomize": args.randomize}
     try:
-        threading.Event().wait()  # until Ctrl-C or SIGTERM
-    except SystemExit:
+        sidecar = MetricsSidecar(args.paths, host=args.host, port=args.port, interval=args.interval,
+                                 per_layer=args.per_layer, threads=args.threads, time_budget=args.time_budget,
+                                 settle=args.settle, analyze_options=options)
+    except OSError as err:
+        print(f"hts: error: {err.strerror or err}", file=sys.stderr)
+        return 1
+    host, port = sidecar.address
+    for path in args.paths:
+        if not os.path.exists(path):
+            print(f"hts serve: {path} does not exist yet: waiting for it (checked every {args.interval:g} s)",
+                  file=sys.stderr)
+    print(f"hts serve: http://{host}:{port}/metrics (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum, frame) -> None:
+        received.append(signum)
+        if len(received) > 1:  # a second signal: leave now, without interpreter teardown
+            _leave(128 + signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sidecar.start()
+    while not stop.wait(3600):
         pass
+    clean = sidecar.close(timeout=args.shutdown_timeout)
+    if not clean:
+        logging.getLogger("hts").warning("hts serve: the analysis did not stop within %g s; leaving anyway",
+                                         args.shutdown_timeout)
+    _leave(0)
+    return 0  # not reached
+
+
+def _leave(code: int) -> None:
+    """Flush and exit without interpreter teardown (threads may still be inside native code)."""
+    try:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
     finally:
-        sidecar.close()
-    return 0
-
-
-def _terminate(signum, frame) -> None:
-    raise SystemExit(0)
+        os._exit(code)
