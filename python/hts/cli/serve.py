@@ -116,6 +116,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
             _leave(128 + signum)
         stop.set()
 
+    # the HTTP loop and the analysis share the GIL: hand it over every 1 ms (not 5) so a scrape waits less
+    # behind the analysis' Python parts; this process does nothing else
+    sys.setswitchinterval(0.001)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     sidecar.start()
