@@ -146,8 +146,11 @@ def test_layer_filters(model):
     assert ids(hts.analyze(model, layers="conv2d")) == [5, 6]
     assert ids(hts.analyze(model, layers=["block.fc1", "embed"])) == [1, 3]
     assert ids(hts.analyze(model, layers=["-embed"])) == [2, 3, 4, 5, 6, 7]
-    with pytest.raises(ValueError, match="mixes"):
-        hts.analyze(model, layers=[1, -2])
+    # keep and exclude entries mix: kept first, then excluded (WeightWatcher refuses the mix; docs row 27)
+    assert ids(hts.analyze(model, layers=["dense", -2])) == [i for i in ids(hts.analyze(model, layers="dense"))
+                                                             if i != 2]
+    with pytest.raises(TypeError, match="layers must be"):
+        hts.analyze(model, layers=3.5)
 
 
 def test_results_are_json_serialisable_and_strict(model):

@@ -44,7 +44,7 @@ def test_report_on_an_npz_file(tmp_path, capsys):
     assert data["summary"]["alpha"] == pytest.approx(expected["alpha"])
     assert data["source"] == "model.npz" and "mp_softrank" in data["summary"]
     assert json.loads((tmp_path / "a.json").read_text())["summary"]["alpha"] == pytest.approx(expected["alpha"])
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().out == f"hts report: wrote {out} and {tmp_path / 'a.json'}\n"  # the path it wrote
 
 
 def test_report_on_efficientnet_lite0_pth(tmp_path):

@@ -27,7 +27,7 @@ from .inventory import open_model
 from .matrices import CONV_METHODS, LayerPlan, plan_layer, skip_reason, stack
 from .metrics import COLUMNS, layer_row, skipped_row
 from .screening import nonfinite_reason, unsupported_dtype_reason
-from .selection import select
+from .selection import layer_entries, select
 
 __all__ = ["SUMMARY_METRICS", "Analysis", "analyze"]
 
@@ -250,7 +250,7 @@ def analyze(
     randomize_precision: str = "float32",
     seed: int = 0,
     threads: int | None = None,
-    progress: ProgressCallback | None = None,
+    progress: ProgressCallback | bool | None = None,
     cancel: Any = None,
     time_budget: float | None = None,
 ) -> Analysis:
@@ -304,8 +304,10 @@ def analyze(
     threads
         Native threads (default: every core this process may use, capped by OMP_NUM_THREADS).
     progress
-        Called as ``progress(done, total, longname)`` after each analysed layer, in the calling thread. If it
-        returns ``False`` (exactly False; None and other values go on) the analysis stops as ``cancel`` does.
+        ``True``: a progress bar on stderr (tqdm when installed and stderr is a terminal, else a line every
+        10 s); ``False`` or None (default): quiet. A callable is called as ``progress(done, total, longname)``
+        after each analysed layer, in the calling thread; if it returns ``False`` (exactly False; None and
+        other values go on) the analysis stops as ``cancel`` does.
     cancel
         A ``threading.Event`` (or anything with ``is_set()``; it may be polled from hts's worker threads):
         once set, the analysis stops at the next layer or kernel-batch boundary and raises ``hts.Cancelled``
@@ -327,7 +329,9 @@ def analyze(
     conv_input_size = _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, precision,
                                      fix_fingers, randomize, seed, randomize_precision)
     n_threads = resolve_threads(threads)
-    options = dict(layers=layers if layers is None or isinstance(layers, (int, str)) else list(layers),
+    if layers is not None:
+        layers = layer_entries(layers)  # TypeError now for a malformed filter (e.g. layers=3.5)
+    options = dict(layers=layers,
                    pool=pool, conv_method=conv_method, conv_input_size=conv_input_size, normalize=normalize,
                    min_evals=min_evals, max_evals=max_evals, max_N=max_N, precision=precision,
                    fix_fingers=fix_fingers, mp_fit=mp_fit, randomize=randomize,
@@ -354,17 +358,28 @@ def analyze(
     runner = _Runner(pool=pool, precision=precision, fix_fingers=fix_fingers, threads=n_threads, mp_fit=mp_fit,
                      randomize=randomize, randomize_precision=randomize_precision, seed=seed)
     done, total = 0, len(work)
-    for batch in _batches(work):
+    shown = None
+    if progress is True:  # a tqdm bar on a terminal (log lines elsewhere), closed when the call ends
+        from ._progress import make_progress
+
+        shown = progress = make_progress(True)
+    elif progress is False:
+        progress = None
+    try:
+        for batch in _batches(work):
+            stop.check(done, total)
+            with closing(runner.run(batch, stop)) as results:  # closing: no worker outlives a Cancelled
+                for i, t, rows, layer_esds in results:
+                    slots[i] = rows
+                    esds.update(layer_esds)
+                    done += 1
+                    if progress is not None and progress(done, total, t.longname) is False:
+                        stop.decline()
+                    stop.check(done, total)
         stop.check(done, total)
-        with closing(runner.run(batch, stop)) as results:  # closing: no worker outlives a Cancelled
-            for i, t, rows, layer_esds in results:
-                slots[i] = rows
-                esds.update(layer_esds)
-                done += 1
-                if progress is not None and progress(done, total, t.longname) is False:
-                    stop.decline()
-                stop.check(done, total)
-    stop.check(done, total)
+    finally:
+        if shown is not None:
+            shown.close()
     rows = [r for slot in slots for r in slot]
     return Analysis(rows, esds, options)
 

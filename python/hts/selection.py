@@ -1,40 +1,79 @@
-"""Which layers to analyse: WeightWatcher's ``layers=`` filter (reference A.5)."""
+"""Which layers to analyse: one filter for ``hts.analyze(layers=...)`` and the command line's ``--layers``.
+
+Entries (a single one, or a list):
+
+- an int ≥ 0 keeps that layer id; a negative int ``-k`` excludes layer id ``k``;
+- a layer type (``"dense"``, ``"conv2d"``, ``"conv1d"``, ``"embedding"``, ``"norm"``, …) keeps that type;
+- any other string is a shell pattern (``fnmatch``: ``*``, ``?``, ``[...]``; an exact name is a pattern
+  too) matched against a tensor's short ``name``, its ``longname`` and its ``key``;
+- a string starting with ``-`` excludes what the rest of it would keep (``"-lm_head"``, ``"-*.mlp.*"``).
+
+The kept entries (if any; none means "all") are applied first, then the exclusions, so ``["dense", "-lm_head"]``
+reads "every dense layer but lm_head" (WeightWatcher refuses to mix the two kinds: docs row 27).
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import logging
 from typing import Iterable, Sequence
 
 from .adapters.base import LAYER_TYPES, WeightTensor
 
+__all__ = ["layer_entries", "parse_layer_filter", "select"]
 
-def select(tensors: Sequence[WeightTensor], layers: Iterable | int | str | None) -> list[WeightTensor]:
-    """Keep the tensors the filter asks for.
+logger = logging.getLogger("hts")
 
-    ``layers`` may be None (all); an int or list of ints (keep those layer ids); a list of negative ints
-    (drop those ids); a layer type or list of types ("dense", "conv2d", "conv1d", "embedding", "norm"); a
-    name or list of names (matched against the short ``name`` or the full ``longname``); names prefixed
-    with "-" are dropped instead. Mixing keep and drop entries is an error, as in WeightWatcher.
-    """
+
+def layer_entries(layers) -> list:
+    """``layers`` as a list of entries; TypeError for anything but ints, strings or a list of them."""
+    if isinstance(layers, (int, str)) and not isinstance(layers, bool):
+        return [layers]
+    if isinstance(layers, (bytes, bool, float)) or not isinstance(layers, Iterable):
+        raise TypeError(f"layers must be a layer id (int), a layer type, a name pattern (str) or a list of "
+                        f"them, got {layers!r} ({type(layers).__name__})")
+    items = list(layers)
+    bad = [x for x in items if isinstance(x, bool) or not isinstance(x, (int, str))]
+    if bad:
+        raise TypeError(f"layers entries must be ints (layer ids) or strings (types, name patterns), got "
+                        f"{bad[0]!r} ({type(bad[0]).__name__})")
+    return items
+
+
+def _matcher(entry):
+    if isinstance(entry, int):
+        return lambda t: t.layer_id == entry
+    if entry in LAYER_TYPES:
+        return lambda t: t.layer_type == entry
+    return lambda t: (fnmatch.fnmatchcase(t.name, entry) or fnmatch.fnmatchcase(t.longname, entry)
+                      or fnmatch.fnmatchcase(t.key, entry))
+
+
+def select(tensors: Sequence[WeightTensor], layers, *, warn: bool = True) -> list[WeightTensor]:
+    """The tensors ``layers`` keeps, in model order (see the module docstring). ``None`` or ``[]`` keeps all.
+    Logs a warning when the filter keeps nothing. TypeError for entries that are not ints or strings."""
     if layers is None:
         return list(tensors)
-    items = [layers] if isinstance(layers, (int, str)) else list(layers)
-    if not items:
-        return list(tensors)
-    ints = [x for x in items if isinstance(x, int) and not isinstance(x, bool)]
-    strs = [x for x in items if isinstance(x, str)]
-    if len(ints) + len(strs) != len(items):
-        raise TypeError(f"layers must be ints (layer ids), layer types or names, got {layers!r}")
-    drop_ints = [i for i in ints if i < 0]
-    drop_strs = [s for s in strs if s.startswith("-")]
-    dropping = bool(drop_ints or drop_strs)
-    if dropping and (len(drop_ints) != len(ints) or len(drop_strs) != len(strs)):
-        raise ValueError(f"layers mixes kept and excluded entries: {layers!r}")
-    ids = {abs(i) for i in ints}
-    names = {s[1:] if dropping else s for s in strs}
-    types = {s for s in names if s in LAYER_TYPES}
-    names -= types
+    items = layer_entries(layers)
+    keep = [_matcher(x) for x in items if (isinstance(x, int) and x >= 0) or (isinstance(x, str)
+                                                                            and not x.startswith("-"))]
+    drop = [_matcher(-x if isinstance(x, int) else x[1:]) for x in items
+            if (isinstance(x, int) and x < 0) or (isinstance(x, str) and x.startswith("-"))]
+    out = [t for t in tensors
+           if (not keep or any(m(t) for m in keep)) and not any(m(t) for m in drop)]
+    if warn and items and not out:
+        logger.warning("layers=%r keeps none of the model's %d tensors", layers, len(tensors))
+    return out
 
-    def matches(t: WeightTensor) -> bool:
-        return t.layer_id in ids or t.layer_type in types or t.name in names or t.longname in names
 
-    return [t for t in tensors if matches(t) != dropping]
+def parse_layer_filter(text: str | None) -> list | None:
+    """The command line's ``--layers`` text as ``select`` entries: comma-separated ids (``-3`` excludes id 3),
+    layer types and name patterns (``-pattern`` excludes)."""
+    if text is None:
+        return None
+    out: list = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        out.append(int(item) if item.lstrip("-").isdigit() else item)
+    return out

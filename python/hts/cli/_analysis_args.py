@@ -1,45 +1,146 @@
-"""The ``hts.analyze`` options that ``hts report`` and ``hts compare`` share (named as in ``hts analyze``)."""
+"""The analysis options every command that analyses shares (analyze, report, compare, serve, zoo): one argument
+group with every ``hts.analyze`` option, checked before any work starts."""
 
 from __future__ import annotations
 
 import argparse
+import math
 
-__all__ = ["add_analysis_options", "analysis_options", "analyze_path", "exit_status"]
+__all__ = ["add_analysis_options", "analysis_options", "analyze_path", "exit_status", "check_output_path"]
+
+EPILOG = """examples:
+  hts analyze model.safetensors
+  hts analyze Llama-2-7b-hf/ --layers 'dense,-lm_head' --precision float32 -o layers.csv --format csv
+  hts analyze resnet.pth --conv-method fft --conv-input-size 32 --mp-fit
+  hts report model.safetensors -o report.html --randomize --seed 1
+"""
 
 
-def add_analysis_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("analysis options")
-    group.add_argument("--pool", action=argparse.BooleanOptionalAction, default=True,
-                       help="Conv2D: one row per layer from the pooled slices (default) or one per slice")
-    group.add_argument("--conv-method", choices=("slices", "stacked", "fft"), default="slices")
-    group.add_argument("--mp-fit", action="store_true", help="add the Marchenko-Pastur bulk fit")
-    group.add_argument("--randomize", action="store_true", help="add the ESD of the shuffled weights")
-    group.add_argument("--precision", choices=("float64", "float32"), default="float64")
-    group.add_argument("--randomize-precision", choices=("float32", "float64"), default="float32",
-                       help="precision of the shuffled weights' eigenvalues (with --randomize)")
-    group.add_argument("--threads", type=int, metavar="N",
-                       help="native threads (default: the cores this process may use)")
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
+    return value
+
+
+def _input_size(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        sizes = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or N1xN2, got {text!r}") from None
+    if len(sizes) == 1:
+        sizes *= 2
+    if len(sizes) != 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected N or N1xN2 with positive sizes, got {text!r}")
+    return sizes[0], sizes[1]
+
+
+def add_analysis_options(parser: argparse.ArgumentParser, *, layers: bool = True, progress: bool = True,
+                         time_budget: bool = True) -> None:
+    """Add the shared group (and ``--layers`` / ``--no-progress`` / ``--time-budget`` where the command takes
+    them)."""
+    from ..fitting import FIX_FINGERS
+
+    if parser.epilog is None:
+        parser.epilog = EPILOG
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    g = parser.add_argument_group("analysis options (those of hts.analyze)")
+    if layers:
+        g.add_argument("--layers", metavar="FILTER",
+                       help="comma-separated layer ids, layer types (dense, conv2d, conv1d, embedding) or shell "
+                            "patterns on names; a leading '-' excludes, e.g. 'dense,-lm_head' or '-*.mlp.*'")
+    g.add_argument("--pool", action=argparse.BooleanOptionalAction, default=True,
+                   help="Conv2D: one row per layer from the pooled slices (default) or one per slice")
+    g.add_argument("--conv-method", choices=("slices", "stacked", "fft"), default="slices",
+                   help="how Conv2D kernels become matrices: WeightWatcher's k*k slices (default), one stacked "
+                        "matrix, or the exact convolution-operator spectrum (fft)")
+    g.add_argument("--conv-input-size", type=_input_size, metavar="N|N1xN2",
+                   help="input size for --conv-method fft (default: the kernel size)")
+    g.add_argument("--normalize", action="store_true", help="use X = W^T W / N (eigenvalues and norms / N)")
+    g.add_argument("--min-evals", type=_positive_int, default=8, metavar="K",
+                   help="skip layers with fewer eigenvalues (default 8)")
+    g.add_argument("--max-evals", type=_positive_int, default=15000, metavar="K",
+                   help="skip layers with more eigenvalues (default 15000)")
+    g.add_argument("--max-N", type=_positive_int, default=50000, metavar="N",
+                   help="skip layers whose larger side exceeds N (default 50000)")
+    g.add_argument("--precision", choices=("float64", "float32"), default="float64",
+                   help="eigenvalue precision (default float64, as WeightWatcher; float32 is faster)")
+    g.add_argument("--fix-fingers", choices=[f for f in FIX_FINGERS if f], default=None,
+                   help="refit with the largest eigenvalues removed (WeightWatcher's fix_fingers)")
+    g.add_argument("--mp-fit", action="store_true", help="add the Marchenko-Pastur bulk fit columns")
+    g.add_argument("--randomize", action="store_true", help="add the ESD of the shuffled weights")
+    g.add_argument("--randomize-precision", choices=("float32", "float64"), default="float32",
+                   help="precision of the shuffled weights' eigenvalues (with --randomize; default float32)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the shuffles for --randomize (default 0)")
+    g.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="native threads (default: the cores this process may use)")
+    if time_budget:
+        g.add_argument("--time-budget", type=_seconds, metavar="S",
+                       help="stop an analysis after S seconds (an error; nothing partial is written)")
+    if progress:
+        g.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
 
 
 def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
-    if args.threads is not None and args.threads < 1:
-        parser.error("--threads must be at least 1")
-    return dict(pool=args.pool, conv_method=args.conv_method, mp_fit=args.mp_fit, randomize=args.randomize,
-                precision=args.precision, randomize_precision=args.randomize_precision, threads=args.threads)
+    """The ``hts.analyze`` keyword arguments of the parsed options; usage errors (exit 2) for combinations."""
+    if args.randomize and args.conv_method == "fft":
+        parser.error("--randomize is not available with --conv-method fft")
+    if args.conv_input_size is not None and args.conv_method != "fft":
+        parser.error("--conv-input-size needs --conv-method fft")
+    if args.min_evals > args.max_evals:
+        parser.error(f"--min-evals {args.min_evals} is larger than --max-evals {args.max_evals}")
+    return dict(pool=args.pool, conv_method=args.conv_method, conv_input_size=args.conv_input_size,
+                normalize=args.normalize, min_evals=args.min_evals, max_evals=args.max_evals, max_N=args.max_N,
+                precision=args.precision, fix_fingers=args.fix_fingers, mp_fit=args.mp_fit,
+                randomize=args.randomize, randomize_precision=args.randomize_precision, seed=args.seed,
+                threads=args.threads, **({"time_budget": args.time_budget} if hasattr(args, "time_budget") else {}))
+
+
+def check_output_path(path: str | None, parser: argparse.ArgumentParser, option: str = "-o") -> None:
+    """Fail before any work when ``path`` cannot be written (its folder is missing or not writable)."""
+    import os
+
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if os.path.isdir(path):
+        parser.error(f"{option} {path}: is a folder, not a file")
+    if not os.path.isdir(folder):
+        parser.error(f"{option} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        parser.error(f"{option} {path}: not writable")
 
 
 def analyze_path(path: str, args: argparse.Namespace, options: dict):
     """``hts.analyze`` of the model at ``path`` with the command's --split-fused, --layers and progress
-    options (a bar or progress lines unless --no-progress or --quiet)."""
+    options (a bar or progress lines unless --no-progress or --quiet). A --layers filter that keeps nothing
+    raises ``ValueError`` before any analysis."""
     import hts
 
-    from ._model_args import layer_filter
-    from ._progress import make_progress
+    from .._progress import make_progress
+    from ..selection import parse_layer_filter, select
 
     inv = hts.open(path, split_fused=args.split_fused)
+    layers = parse_layer_filter(getattr(args, "layers", None))
+    if layers is not None and not select(inv.tensors, layers, warn=False):
+        raise ValueError(f"--layers {args.layers!r} keeps none of the {len(inv)} tensors of {path}")
     progress = make_progress(not (args.no_progress or args.quiet))
     try:
-        return hts.analyze(inv, layers=layer_filter(args.layers, inv), progress=progress, **options)
+        return hts.analyze(inv, layers=layers, progress=progress, **options)
     finally:
         if progress is not None:
             progress.close()
@@ -47,13 +148,18 @@ def analyze_path(path: str, args: argparse.Namespace, options: dict):
 
 def exit_status(analysis, path: str) -> int:
     """0, or 1 with one line on stderr when some tensor data could not be read (docs/formats.md: what is
-    unreadable exits 1, even though the other layers' results were written)."""
+    unreadable exits 1, even though the other layers' results were written) or nothing was analysed."""
     import sys
 
     bad = analysis.unreadable
-    if not bad:
-        return 0
-    first = bad[0]
-    print(f"hts: error: {path}: {len(bad)} layer(s) could not be read (first: {first['key']}: {first['reason']})",
-          file=sys.stderr)
-    return 1
+    if bad:
+        first = bad[0]
+        print(f"hts: error: {path}: {len(bad)} layer(s) could not be read (first: {first['key']}: "
+              f"{first['reason']})", file=sys.stderr)
+        return 1
+    if not analysis.analysed:
+        reasons = list(dict.fromkeys(r["reason"] for r in analysis.rows if r["reason"]))
+        print(f"hts: error: {path}: no layer was analysed ({len(analysis.rows)} listed, none analysable"
+              + (f"; e.g. {'; '.join(reasons[:2])}" if reasons else "") + ")", file=sys.stderr)
+        return 1
+    return 0

@@ -6,13 +6,15 @@ import argparse
 import json
 import sys
 
-from ._analysis_args import add_analysis_options, analysis_options, analyze_path, exit_status
+from ._analysis_args import add_analysis_options, analysis_options, analyze_path, check_output_path, exit_status
 from ._common import add_verbosity
 from ._model_args import add_model_argument, model_path
 
 #: Columns of the ``table`` format (every column is in csv, json and parquet).
 TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "rf", "num_evals", "alpha", "xmin", "D",
                  "alpha_weighted", "log_norm", "log_spectral_norm", "stable_rank", "status", "warning"]
+#: Key columns added to the table by --mp-fit and --randomize (as the HTML report shows them).
+OPTION_COLUMNS = {"mp_fit": ["num_spikes", "mp_softrank"], "randomize": ["rand_distance", "num_traps"]}
 
 
 def add_parser(sub) -> None:
@@ -25,10 +27,6 @@ def add_parser(sub) -> None:
                         "options and every row), parquet (all columns; needs pyarrow and -o)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     add_analysis_options(p)
-    p.add_argument("--layers", metavar="PATTERN",
-                   help="comma-separated layer ids, layer types (dense, conv2d, ...) or shell patterns on names, "
-                        "e.g. 'encoder.*.query,dense'")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     add_verbosity(p)
     p.set_defaults(func=lambda args: run(args, p))
 
@@ -42,6 +40,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             import pyarrow  # noqa: F401
         except ImportError:
             raise ImportError("--format parquet needs pyarrow: pip install pyarrow") from None
+    check_output_path(args.output, parser)
     path = model_path(args, parser)
     analysis = analyze_path(path, args, options)
     write(analysis, args)
@@ -68,7 +67,8 @@ def write(analysis, args: argparse.Namespace) -> None:
 def table_text(analysis) -> str:
     df = analysis.details
     df = df[df.status != "skipped"]
-    columns = [c for c in TABLE_COLUMNS if c in df.columns]
+    extra = [c for option, cols in OPTION_COLUMNS.items() if analysis.options.get(option) for c in cols]
+    columns = [c for c in TABLE_COLUMNS[:-2] + extra + TABLE_COLUMNS[-2:] if c in df.columns]
     if "slice_id" in df.columns:
         columns.insert(2, "slice_id")
     lines = [df[columns].to_string(index=False, float_format=lambda x: f"{x:.4g}"), ""]

@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--csv", metavar="FILE", help="write the statistics table as CSV")
     p.add_argument("--json", metavar="FILE", help="write models and statistics as JSON")
     p.add_argument("--plot", metavar="FILE", help="write the metric-vs-accuracy figure (.png or .svg)")
-    add_analysis_options(p)
+    add_analysis_options(p, layers=False, progress=False)
     add_verbosity(p)
     p.set_defaults(func=lambda args: run(args, p))
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ._analysis_args import add_analysis_options, analysis_options, analyze_path, exit_status
+from ._analysis_args import add_analysis_options, analysis_options, analyze_path, check_output_path, exit_status
 from ._common import add_verbosity
 from ._model_args import add_model_argument, model_path
 
@@ -27,10 +27,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--worst", type=int, default=8, metavar="K", help="ESD figures for the K worst layers (8)")
     p.add_argument("--title", help="page title (default: from PATH)")
     p.add_argument("--json", metavar="FILE", help="also write the analysis as JSON")
-    p.add_argument("--layers", metavar="PATTERN",
-                   help="comma-separated layer ids, layer types (dense, conv2d, ...) or shell patterns on names")
     add_analysis_options(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")
     add_verbosity(p)
     p.set_defaults(func=lambda args: run(args, p))
 
@@ -40,10 +37,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("--worst must be >= 0")
     options = analysis_options(args, parser)
     path = model_path(args, parser)
+    check_output_path(args.output, parser)
+    check_output_path(args.json, parser, "--json")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise ImportError("hts report draws its figures with matplotlib: pip install 'hts[plot]'") from None
     analysis = analyze_path(path, args, options)
     logger.info("%r", analysis)
     analysis.to_html(args.output, title=args.title, source=Path(path).name, worst=args.worst)
     if args.json:
         analysis.to_json(args.json)
-    logger.info("wrote %s", args.output)
+    print(f"hts report: wrote {args.output}" + (f" and {args.json}" if args.json else ""))
     return exit_status(analysis, path)

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 
+from ._analysis_args import add_analysis_options, analysis_options
 from ._common import add_verbosity
 
 
@@ -45,16 +46,6 @@ def _settle(text: str) -> float:
     return _seconds(text)
 
 
-def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a thread count: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "serve", help="serve /metrics (Prometheus), /analysis.json, /healthz and /readyz for model files",
@@ -75,28 +66,22 @@ def add_parser(sub) -> None:
                    help="analyse files only once they have been left unmodified for S seconds (default 2)")
     p.add_argument("--per-layer", action="store_true",
                    help="also export per-layer alpha and alpha_weighted series (one per layer)")
-    p.add_argument("--threads", type=_threads, default=None, help="native threads per analysis (default: all cores)")
-    p.add_argument("--time-budget", type=_seconds, default=None, metavar="S",
-                   help="give up an analysis after S seconds (reported as an error)")
     p.add_argument("--shutdown-timeout", type=_seconds, default=30.0, metavar="S",
                    help="on SIGTERM/Ctrl-C, wait up to S seconds for a running analysis to stop before leaving "
                         "anyway (default 30)")
-    p.add_argument("--conv-method", choices=("slices", "stacked", "fft"), default="slices",
-                   help="how Conv2D kernels become matrices (default: slices)")
-    p.add_argument("--randomize", action="store_true", help="add the ESD of the shuffled weights")
+    add_analysis_options(p, layers=False, progress=False)
     add_verbosity(p)
     p.set_defaults(func=lambda args: run(args, p))
 
 
-def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..serve import MetricsSidecar
 
-    if args.randomize and args.conv_method == "fft" and parser is not None:
-        parser.error("--randomize is not available with --conv-method fft")
-    options = {"conv_method": args.conv_method, "randomize": args.randomize}
+    options = analysis_options(args, parser)
+    threads, time_budget = options.pop("threads"), options.pop("time_budget")
     try:
         sidecar = MetricsSidecar(args.paths, host=args.host, port=args.port, interval=args.interval,
-                                 per_layer=args.per_layer, threads=args.threads, time_budget=args.time_budget,
+                                 per_layer=args.per_layer, threads=threads, time_budget=time_budget,
                                  settle=args.settle, analyze_options=options)
     except OSError as err:
         print(f"hts: error: {err.strerror or err}", file=sys.stderr)

@@ -61,7 +61,7 @@ def add_parser(subparsers) -> None:
     out.add_argument("--models-csv", metavar="FILE", help="one row per model (.csv or .parquet)")
     out.add_argument("--json", metavar="FILE", help="everything as JSON")
     out.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
-    add_analysis_options(p)
+    add_analysis_options(p, layers=False, progress=False, time_budget=False)
     add_verbosity(p)
     p.set_defaults(func=lambda args: run_zoo(args, p))
 
@@ -96,7 +96,7 @@ def _write_table(df, path: str) -> None:
 def run_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from ..studies import study
     from ..studies.examples import example_catalog
-    from ._progress import make_progress
+    from .._progress import make_progress
 
     if args.example == bool(args.catalog):
         parser.error("give a CATALOG.csv or --example (one of them)")
