@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(args: argparse.Namespace) -> None:
-    """Log lines to stderr for the command line only (the library never configures logging)."""
+def configure_logging(args: argparse.Namespace):
+    """Log lines to stderr for the command line only (the library never configures logging). Returns a function
+    that undoes it (``main`` calls it on return, so an in-process call leaves the ``hts`` logger as it was)."""
     level = logging.WARNING
     if getattr(args, "verbose", False):
         level = logging.DEBUG
@@ -54,14 +55,21 @@ def configure_logging(args: argparse.Namespace) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("hts: %(levelname)s: %(message)s"))
     handler._hts_cli = True  # type: ignore[attr-defined]
+    previous = logger.level
     logger.addHandler(handler)
     logger.setLevel(level)
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+    return undo
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args)
+    undo_logging = configure_logging(args)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -75,3 +83,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"hts: error: {message}", file=sys.stderr)
         return 1
+    finally:
+        undo_logging()
