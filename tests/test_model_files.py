@@ -279,5 +279,5 @@ def test_inventory_table_has_no_maths(tmp_path):
     inv = hts.open(tmp_path / "m.safetensors")
     row = inv.rows()[0]
     assert row == {"layer_id": 1, "key": "a.weight", "longname": "a", "layer_type": "dense", "shape": "2x3",
-                   "dtype": "bfloat16", "elements": 6, "bytes": 12, "analysed": True, "reason": ""}
+                   "dtype": "bfloat16", "quant": "", "elements": 6, "bytes": 12, "analysed": True, "reason": ""}
     assert "1 tensors" in repr(inv)

@@ -23,6 +23,10 @@ def _itemsize(dtype: str) -> int:
         return 0
 
 
+def _stored_bytes(t: WeightTensor) -> int:
+    return t.stored_bytes if t.stored_bytes >= 0 else t.size * _itemsize(t.dtype)
+
+
 class Inventory:
     """The weight tensors of a model, in model order, loaded only when analysed.
 
@@ -56,14 +60,15 @@ class Inventory:
     @property
     def nbytes(self) -> int:
         """Bytes the tensors take as stored."""
-        return sum(t.size * _itemsize(t.dtype) for t in self.tensors)
+        return sum(_stored_bytes(t) for t in self.tensors)
 
     def rows(self) -> list[dict]:
-        """One dict per tensor: layer_id, key, longname, layer_type, shape, dtype, elements, bytes, analysed
-        (False when it will be skipped whatever the options), reason."""
+        """One dict per tensor: layer_id, key, longname, layer_type, shape, dtype, quant (the storage type
+        of a format that quantises: GGUF's "F16", "Q4_K", ...; "" for other formats), elements, bytes (as stored), analysed (False
+        when it will be skipped whatever the options), reason."""
         return [dict(layer_id=t.layer_id, key=t.key, longname=t.longname, layer_type=t.layer_type,
-                     shape="x".join(map(str, t.shape)), dtype=t.dtype, elements=t.size,
-                     bytes=t.size * _itemsize(t.dtype), analysed=not t.skip_reason, reason=t.skip_reason)
+                     shape="x".join(map(str, t.shape)), dtype=t.dtype, quant=t.quant, elements=t.size,
+                     bytes=_stored_bytes(t), analysed=not t.skip_reason, reason=t.skip_reason)
                 for t in self.tensors]
 
     def table(self):
@@ -71,7 +76,7 @@ class Inventory:
         import pandas as pd
 
         return pd.DataFrame(self.rows(), columns=["layer_id", "key", "longname", "layer_type", "shape", "dtype",
-                                                  "elements", "bytes", "analysed", "reason"])
+                                                  "quant", "elements", "bytes", "analysed", "reason"])
 
     def to_dict(self) -> dict:
         return {"path": self.path, "weights_file": self.weights_file, "tensors": self.rows()}

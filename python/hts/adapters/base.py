@@ -40,6 +40,12 @@ class WeightTensor:
         Non-empty when this tensor is listed but must not be analysed (a norm layer, a packed projection...).
     source : str
         The adapter that produced it.
+    quant : str
+        The storage type of a format that quantises ("" for the others): GGUF's ggml type (``"F16"``,
+        ``"Q4_K"``, ...). ``load`` returns block-quantised values dequantised to float32.
+    stored_bytes : int
+        Bytes the tensor takes in its file when ``shape`` × the dtype's item size does not tell (quantised
+        blocks); -1 otherwise.
     load : callable
         Returns the data as a numpy array (float16/32/64 or integer), in the stored layout.
     """
@@ -55,6 +61,8 @@ class WeightTensor:
     load: Callable[[], np.ndarray] = field(repr=False, compare=False)
     skip_reason: str = ""
     source: str = ""
+    quant: str = ""
+    stored_bytes: int = -1
 
     @property
     def size(self) -> int:
