@@ -39,6 +39,9 @@ __all__ = ["CHUNK_BYTES", "from_gguf", "load_tensor"]
 #: Raw bytes read (and decoded) per step: the float32 result plus this much is all a load needs.
 CHUNK_BYTES = 16 * 2**20
 
+#: A 3-D ``*_exps`` stack with more experts than this is listed whole (and skipped as 3-D), not split.
+MAX_EXPERTS = 4096
+
 _PLAIN = {"F32": "f4", "F16": "f2", "F64": "f8"}
 _DTYPE_NAMES = {"F32": "float32", "F16": "float16", "F64": "float64", "BF16": "bfloat16", "I8": "int8",
                 "I16": "int16", "I32": "int32", "I64": "int64"}
@@ -83,7 +86,8 @@ def from_gguf(path: str | os.PathLike) -> list[WeightTensor]:
     items = []  # (hf name, gguf key, info, expert index or None)
     for info in header.tensors:
         name = hf_name(info.name, arch)
-        if len(info.dims) == 3 and "_exps." in info.name:
+        if len(info.dims) == 3 and "_exps." in info.name and 0 < info.dims[2] <= MAX_EXPERTS and info.count \
+                and not skip_reason(info, header.byte_order):
             for e in range(info.dims[2]):
                 expert = name.replace("experts.", f"experts.{e}.", 1) if name != info.name \
                     else f"{info.name.rsplit('.', 1)[0]}.{e}.{info.name.rsplit('.', 1)[1]}"
