@@ -104,3 +104,12 @@ def test_reader_paths_name_the_adapter_modules():
     assert model_kind("keras").reader == "hts.adapters.keras_file:from_keras"
     assert model_kind("flax").reader == "hts.adapters.flax_file:from_flax"
     assert model_kind("gguf").reader == "hts.adapters.gguf_file:from_gguf"
+
+
+def test_cli_names_what_a_non_model_file_is(tmp_path, capsys):
+    from hts.cli import main
+
+    (tmp_path / "README.md").write_text("# notes\n")
+    assert main(["analyze", str(tmp_path / "README.md")]) == 1
+    err = capsys.readouterr().err
+    assert "not a model file (looks like text)" in err and "Traceback" not in err
