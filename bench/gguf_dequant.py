@@ -1,14 +1,15 @@
 """GGUF: dequantisation speed against the eigen-solve of the same tensor, and peak memory of a whole analysis.
 
-1. Dequantisation (``--types``, LLaMA-7B shapes 4096×4096, 11008×4096, 32000×4096): per ggml type, the time to
-   decode one tensor to float32 with hts's C++ kernel (``hts._core.dequantize_ggml``, 1 and ``--threads``
-   threads) and with the ``gguf`` package's numpy code (llama.cpp's Python reference), next to the time of
-   ``hts.spectra.eigenvalues`` on the decoded matrix (``--threads`` threads). Goal: decoding ≤ 10 % of the
-   eigen-solve. Blocks are random bytes with finite scales (the speed does not depend on the values).
-2. Peak RSS: a LLaMA-7B-shaped GGUF (hidden 4096, MLP 11008, vocab 32000, ``--layers`` decoder layers; Q4_K
+1. Peak RSS: a LLaMA-7B-shaped GGUF (hidden 4096, MLP 11008, vocab 32000, ``--layers`` decoder layers; Q4_K
    matrices, Q6_K ``output``, F32 norms — llama.cpp's Q4_K_M mix), written by this script, analysed by
-   ``hts.analyze`` in a fresh process (``ru_maxrss``), with each tensor's read + dequantisation time measured in
-   another fresh process.
+   ``hts.analyze`` in a fresh process (VmHWM: ``ru_maxrss`` would keep this process's pages from before exec),
+   with each tensor's read + dequantisation time measured in another fresh process. Run first, while this
+   process is small.
+2. Dequantisation (LLaMA-7B shapes 4096×4096, 11008×4096, 32000×4096): per ggml type, the time to decode one
+   tensor to float32 with hts's C++ kernel (``hts._core.dequantize_ggml``, 1 and ``--threads`` threads) and with
+   the ``gguf`` package's numpy code (llama.cpp's Python reference), next to the time of
+   ``hts.spectra.eigenvalues`` on a matrix of the same shape (``--threads`` threads). Goal: decoding ≤ 10 % of
+   the eigen-solve. Blocks are random bytes with finite scales (the speed does not depend on the values).
 
     python bench/gguf_dequant.py [--quick] [--layers 2] [--threads 2] [--out bench/results/gguf.md]
 """
@@ -49,6 +50,21 @@ def random_blocks(rng, type_name: str, count: int) -> np.ndarray:
         blocks[:, off:off + 2] = rng.uniform(0.001, 0.02, size=blocks.shape[0]).astype(np.float16) \
             .view(np.uint8).reshape(-1, 2)
     return blocks.reshape(-1)
+
+
+def centred_blocks(rng, type_name: str, count: int) -> np.ndarray:
+    """Random blocks whose values have mean ~0, as real weights do (for the whole-file analysis: a matrix with
+    a large mean has a rank-one spike that slows the eigen-solve several-fold and is not what GGUF files hold).
+    Q4_K: every sub-block's 6-bit scale equals its 6-bit min (32 or 15) and dmin = 7.5·d, so
+    d·sc·q - dmin·m = sc·d·(q - 7.5) for uniform q in 0..15. Q6_K is d·s·(q - 32): already nearly centred."""
+    flat = random_blocks(rng, type_name, count)
+    if type_name == "Q4_K":
+        blocks = flat.reshape(-1, 144)
+        blocks[:, 4:12] = 32
+        blocks[:, 12:16] = 0xFF
+        d = blocks[:, 0:2].copy().view(np.float16)
+        blocks[:, 2:4] = (d.astype(np.float32) * 7.5).astype(np.float16).view(np.uint8).reshape(-1, 2)
+    return flat
 
 
 def _time(fn, reps: int = 3) -> float:
@@ -140,7 +156,7 @@ def write_llama(path: str, n_layers: int) -> None:
             else:
                 rows_per = max(1, (1 << 22) // shape[-1])
                 for r0 in range(0, shape[0], rows_per):
-                    f.write(random_blocks(rng, kind, min(rows_per, shape[0] - r0) * shape[-1]).tobytes())
+                    f.write(centred_blocks(rng, kind, min(rows_per, shape[0] - r0) * shape[-1]).tobytes())
             f.write(b"\0" * (-nbytes % 32))
 
 
@@ -152,7 +168,8 @@ a = hts.analyze(sys.argv[1], threads=int(sys.argv[2]))
 total = time.perf_counter() - t0
 rows = [dict(key=r["key"], name=r["longname"], shape=r["shape"], quant=r["quant"], time=r["time"],
              alpha=r["alpha"]) for r in a.rows if r["status"] != "skipped"]
-print(json.dumps({"total": total, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+hwm = [int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+print(json.dumps({"total": total, "peak_rss": hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                   "rows": rows, "torch": "torch" in sys.modules}))
 """
 
@@ -185,20 +202,7 @@ def main() -> int:
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "gguf.md"))
     args = ap.parse_args()
-    shapes = [(HIDDEN, HIDDEN)] if args.quick else [(HIDDEN, HIDDEN), (MLP, HIDDEN), (VOCAB, HIDDEN)]
-    numpy_shapes = {(HIDDEN, HIDDEN)} if args.quick else {(HIDDEN, HIDDEN), (MLP, HIDDEN)}
-    rows = dequant_table(shapes, list(TYPES), args.threads, numpy_shapes)
-    parts = [
-        "### 1. Dequantisation vs the eigen-solve of the same tensor\n",
-        markdown_table(["shape", "type", "stored MB", "hts C++ 1 thread ms", f"hts C++ {args.threads} threads ms",
-                        "gguf numpy ms", f"hts eigen-solve s ({args.threads} threads)", "hts decode / eigen",
-                        "numpy decode / eigen", "numpy / hts"], rows),
-        "\nDecoding is the best of 3 runs (numpy: 1 run) of one whole tensor from bytes in memory to float32; "
-        "the eigen-solve is `hts.spectra.eigenvalues` (Gram + symmetric eigenvalues) of a zero-mean Student-t "
-        "matrix of the same shape (random blocks decode to a matrix with a non-zero mean, whose rank-one spike "
-        "made the eigen-solve about 7× slower in a trial, which would flatter the ratio). Goal: decode ≤ 10 % "
-        "of the eigen-solve.\n",
-    ]
+    parts: list = []
     if not args.skip_rss:
         with tempfile.TemporaryDirectory(prefix="hts-gguf-") as folder:
             path = os.path.join(folder, "llama-q4_k_m.gguf")
@@ -214,15 +218,29 @@ def main() -> int:
         table = [[r["key"], r["name"], r["shape"], r["quant"], f"{loads[r['key']]:.2f}", f"{r['time']:.2f}",
                   f"{100 * loads[r['key']] / r['time']:.1f} %", f"{r['alpha']:.3f}"] for r in result["rows"]]
         parts += [
-            "### 2. A LLaMA-7B-shaped Q4_K_M GGUF, analysed whole\n",
+            "### 1. A LLaMA-7B-shaped Q4_K_M GGUF, analysed whole\n",
             f"File: {args.layers} decoder layers + token_embd (Q4_K) + output (Q6_K), {size / 1e9:.2f} GB; threads "
             f"{args.threads}; torch imported: {result['torch']}.\n",
-            f"**Peak RSS of the analysing process: {peak / 1e9:.2f} GB**; the largest tensor in float32 is "
+            f"**Peak RSS of the analysing process (VmHWM): {peak / 1e9:.2f} GB**; the largest tensor in float32 is "
             f"{largest * 4 / 1e9:.2f} GB and the Gram matrix of a 4096-wide matrix {HIDDEN * HIDDEN * 8 / 1e9:.2f} "
             f"GB (sum {bound / 1e9:.2f} GB). Total analysis {result['total']:.1f} s.\n",
             markdown_table(["GGUF tensor", "name", "shape", "type", "read + dequantise s (fresh process)",
                             "hts analyze row s (read + eig + fit)", "read+dequant / row", "alpha"], table),
         ]
+    shapes = [(HIDDEN, HIDDEN)] if args.quick else [(HIDDEN, HIDDEN), (MLP, HIDDEN), (VOCAB, HIDDEN)]
+    numpy_shapes = {(HIDDEN, HIDDEN)} if args.quick else {(HIDDEN, HIDDEN), (MLP, HIDDEN)}
+    rows = dequant_table(shapes, list(TYPES), args.threads, numpy_shapes)
+    parts += [
+        "### 2. Dequantisation vs the eigen-solve of the same tensor\n",
+        markdown_table(["shape", "type", "stored MB", "hts C++ 1 thread ms", f"hts C++ {args.threads} threads ms",
+                        "gguf numpy ms", f"hts eigen-solve s ({args.threads} threads)", "hts decode / eigen",
+                        "numpy decode / eigen", "numpy / hts"], rows),
+        "\nDecoding is the best of 3 runs (numpy: 1 run) of one whole tensor from bytes in memory to float32; "
+        "the eigen-solve is `hts.spectra.eigenvalues` (Gram + symmetric eigenvalues) of a zero-mean Student-t "
+        "matrix of the same shape (random blocks decode to a matrix with a non-zero mean, whose rank-one spike "
+        "made the eigen-solve about 7× slower in a trial, which would flatter the ratio). Goal: decode ≤ 10 % "
+        "of the eigen-solve.\n",
+    ]
     write_report("GGUF: dequantisation speed and peak memory", args.quick, parts, args.out)
     return 0
 
