@@ -111,7 +111,6 @@ def dequant_table(shapes, types, threads: int, numpy_shapes) -> list:
                          f"{tn * 1e3:.0f}", "-" if tnp != tnp else f"{tnp * 1e3:.0f}", f"{eig:.2f}",
                          f"{100 * tn / eig:.1f} %", "-" if tnp != tnp else f"{100 * tnp / eig:.0f} %",
                          "-" if tnp != tnp else f"{tnp / tn:.0f}×"])
-            del raw, out
     return rows
 
 

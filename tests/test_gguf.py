@@ -10,7 +10,7 @@ import pytest
 
 import hts
 from hts.adapters import gguf_file
-from hts.adapters.gguf_format import GGML_TYPES, read_gguf
+from hts.adapters.gguf_format import read_gguf
 
 import _gguf_files as g
 from _st_writer import write as write_safetensors

@@ -92,7 +92,8 @@ def open_model(model: Any, *, split_fused: bool = False) -> Inventory:
     """The inventory of ``model`` — a path (file or folder) or anything ``hts.analyze`` accepts.
 
     Paths: safetensors (single or ``*.safetensors.index.json``), PyTorch checkpoints (``.pt``/``.pth``/``.bin``,
-    read with ``weights_only=True``), ``.npy``/``.npz``, and model folders (Hugging Face layout or a hub-cache
+    read with ``weights_only=True``), GGUF (quantised tensors dequantised to float32 on load; the ggml type in
+    the ``quant`` column), ``.npy``/``.npz``, and model folders (Hugging Face layout or a hub-cache
     snapshot). ``split_fused=True`` splits fused QKV / gate-up matrices into their parts (see
     ``hts.adapters.fused``). Raises ``hts.ModelFileError`` for anything unreadable, naming the file.
     """
