@@ -230,7 +230,7 @@ def main() -> int:
     numpy_shapes = {(HIDDEN, HIDDEN)} if args.quick else {(HIDDEN, HIDDEN), (MLP, HIDDEN)}
     rows = dequant_table(shapes, list(TYPES), args.threads, numpy_shapes)
     parts += [
-        "### 2. Dequantisation vs the eigen-solve of the same tensor\n",
+        "\n### 2. Dequantisation vs the eigen-solve of the same tensor\n",
         markdown_table(["shape", "type", "stored MB", "hts C++ 1 thread ms", f"hts C++ {args.threads} threads ms",
                         "gguf numpy ms", f"hts eigen-solve s ({args.threads} threads)", "hts decode / eigen",
                         "numpy decode / eigen", "numpy / hts"], rows),
