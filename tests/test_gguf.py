@@ -20,21 +20,36 @@ gguf = pytest.importorskip("gguf")
 NATIVE = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]
 
 
+def _llama_files(folder, kind: str = "F32"):
+    """The same tiny LLaMA as safetensors (HF names) and GGUF (llama.cpp names), both in ``kind``."""
+    hf = g.llama_tensors(np.random.default_rng(14))
+    if kind == "F16":
+        hf = {k: v.astype(np.float16) if v.ndim == 2 else v for k, v in hf.items()}
+        st_values = hf
+        gg_values = hf
+    elif kind == "BF16":
+        bits = {k: (v.view(np.uint32) >> 16).astype(np.uint16) for k, v in hf.items() if v.ndim == 2}
+        st_values = {k: ("BF16", bits[k].tobytes(), v.shape) if k in bits else v for k, v in hf.items()}
+        gg_values = {k: bits.get(k, v) for k, v in hf.items()}
+    else:
+        st_values = gg_values = hf
+    write_safetensors(folder / "model.safetensors", st_values)
+    path = g.write(folder / "model.gguf", {g.to_gguf_name(k): v for k, v in gg_values.items()})
+    return hf, path, folder / "model.safetensors"
+
+
 @pytest.fixture
 def llama(tmp_path):
-    rng = np.random.default_rng(14)
-    hf = g.llama_tensors(rng)
-    write_safetensors(tmp_path / "model.safetensors", hf)
-    path = g.write(tmp_path / "model.gguf", {g.to_gguf_name(k): v for k, v in hf.items()})
-    return hf, path, tmp_path / "model.safetensors"
+    return _llama_files(tmp_path)
 
 
 def _by_name(analysis):
     return {r["longname"]: r for r in analysis.rows}
 
 
-def test_float32_gguf_gives_the_safetensors_rows(llama):
-    hf, path, st = llama
+@pytest.mark.parametrize("kind", ["F32", "F16", "BF16"])
+def test_float_gguf_gives_the_safetensors_rows(tmp_path, kind):
+    hf, path, st = _llama_files(tmp_path, kind)
     a, b = hts.analyze(path), hts.analyze(st)
     rows_a, rows_b = _by_name(a), _by_name(b)
     assert set(rows_a) == set(rows_b)
@@ -46,7 +61,8 @@ def test_float32_gguf_gives_the_safetensors_rows(llama):
             assert ra["log_spectral_norm"] == pytest.approx(rb["log_spectral_norm"], abs=1e-12)
     # the GGUF name is kept as the key, the ggml type is a column
     q = rows_a["model.layers.1.self_attn.q_proj"]
-    assert q["key"] == "blk.1.attn_q.weight" and q["quant"] == "F32" and q["dtype"] == "float32"
+    assert q["key"] == "blk.1.attn_q.weight" and q["quant"] == kind
+    assert q["dtype"] == {"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[kind]
     assert rows_a["lm_head"]["key"] == "output.weight"
 
 
