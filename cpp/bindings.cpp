@@ -18,6 +18,7 @@ namespace py = pybind11;
 
 void bind_conv(py::module_& m);  // cpp/bind_conv.cpp
 void bind_rmt(py::module_& m);  // bind_rmt.cpp
+void bind_dequant(py::module_& m);  // cpp/bind_dequant.cpp
 
 namespace {
 
@@ -196,4 +197,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
       py::arg("w"), "‖W‖_F² per matrix of a 2-D array or 3-D stack, accumulated in float64.");
 
   bind_conv(m);
+  bind_dequant(m);
 }

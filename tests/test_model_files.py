@@ -279,7 +279,7 @@ def test_inventory_table_has_no_maths(tmp_path):
     inv = hts.open(tmp_path / "m.safetensors")
     row = inv.rows()[0]
     assert row == {"layer_id": 1, "key": "a.weight", "longname": "a", "layer_type": "dense", "shape": "2x3",
-                   "dtype": "bfloat16", "elements": 6, "bytes": 12, "N": 3, "M": 2, "rf": 1, "num_evals": 2,
+                   "dtype": "bfloat16", "quant": "", "elements": 6, "bytes": 12, "N": 3, "M": 2, "rf": 1, "num_evals": 2,
                    "analysed": False, "reason": "too few eigenvalues: M = 2 < min_evals = 8"}
     # the same size gates as hts.analyze, with its options
     assert inv.rows(min_evals=2)[0]["analysed"] is True

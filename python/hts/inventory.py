@@ -23,6 +23,10 @@ def _itemsize(dtype: str) -> int:
         return 0
 
 
+def _stored_bytes(t: WeightTensor) -> int:
+    return t.stored_bytes if t.stored_bytes >= 0 else t.size * _itemsize(t.dtype)
+
+
 class Inventory:
     """The weight tensors of a model, in model order, loaded only when analysed.
 
@@ -56,15 +60,16 @@ class Inventory:
     @property
     def nbytes(self) -> int:
         """Bytes the tensors take as stored."""
-        return sum(t.size * _itemsize(t.dtype) for t in self.tensors)
+        return sum(_stored_bytes(t) for t in self.tensors)
 
     def rows(self, *, pool: bool = True, conv_method: str = "slices", conv_input_size: int | tuple | None = None,
              min_evals: int = 8, max_evals: int = 15000, max_N: int = 50000) -> list[dict]:
-        """One dict per tensor: layer_id, key, longname, layer_type, shape, dtype, elements, bytes, the matrix
-        dimensions ``hts.analyze`` would use with these options (N ≥ M, rf slices, num_evals = M·rf; None for
-        a tensor that is not a matrix), ``analysed`` (whether ``hts.analyze`` with the same options analyses
-        it: the tensor's own skip reason *and* the size gates min_evals ≤ num_evals ≤ max_evals, N ≤ max_N)
-        and ``reason`` (why not). The keyword options and their defaults are ``hts.analyze``'s."""
+        """One dict per tensor: layer_id, key, longname, layer_type, shape, dtype, quant (the storage type of a
+        format that quantises: GGUF's "F16", "Q4_K", ...; "" for other formats), elements, bytes (as stored),
+        the matrix dimensions ``hts.analyze`` would use with these options (N ≥ M, rf slices, num_evals = M·rf;
+        None for a tensor that is not a matrix), ``analysed`` (whether ``hts.analyze`` with the same options
+        analyses it: the tensor's own skip reason *and* the size gates min_evals ≤ num_evals ≤ max_evals,
+        N ≤ max_N) and ``reason`` (why not). The keyword options and their defaults are ``hts.analyze``'s."""
         from .matrices import plan_layer, skip_reason
 
         size = conv_input_size
@@ -77,8 +82,8 @@ class Inventory:
                 plan = plan_layer(t, pool=pool, conv_method=conv_method, conv_input_size=size, normalize=False)
                 reason = skip_reason(plan, pool=pool, min_evals=min_evals, max_evals=max_evals, max_N=max_N)
             out.append(dict(layer_id=t.layer_id, key=t.key, longname=t.longname, layer_type=t.layer_type,
-                            shape="x".join(map(str, t.shape)), dtype=t.dtype, elements=t.size,
-                            bytes=t.size * _itemsize(t.dtype), N=plan.N if plan else None,
+                            shape="x".join(map(str, t.shape)), dtype=t.dtype, quant=t.quant, elements=t.size,
+                            bytes=_stored_bytes(t), N=plan.N if plan else None,
                             M=plan.M if plan else None, rf=plan.rf if plan else None,
                             num_evals=plan.num_evals if plan else None, analysed=not reason, reason=reason))
         return out
@@ -88,8 +93,8 @@ class Inventory:
         import pandas as pd
 
         return pd.DataFrame(self.rows(**options), columns=[
-            "layer_id", "key", "longname", "layer_type", "shape", "dtype", "elements", "bytes", "N", "M", "rf",
-            "num_evals", "analysed", "reason"])
+            "layer_id", "key", "longname", "layer_type", "shape", "dtype", "quant", "elements", "bytes", "N", "M",
+            "rf", "num_evals", "analysed", "reason"])
 
     def to_dict(self, **options) -> dict:
         """Path, weights file and ``rows(**options)``."""
@@ -107,7 +112,8 @@ def open_model(model: Any, *, split_fused: bool = False) -> Inventory:
     """The inventory of ``model`` — a path (file or folder) or anything ``hts.analyze`` accepts.
 
     Paths: safetensors (single or ``*.safetensors.index.json``), PyTorch checkpoints (``.pt``/``.pth``/``.bin``,
-    read with ``weights_only=True``), ``.npy``/``.npz``, and model folders (Hugging Face layout or a hub-cache
+    read with ``weights_only=True``), GGUF (quantised tensors dequantised to float32 on load; the ggml type in
+    the ``quant`` column), ``.npy``/``.npz``, and model folders (Hugging Face layout or a hub-cache
     snapshot). ``split_fused=True`` splits fused QKV / gate-up matrices into their parts (see
     ``hts.adapters.fused``). Raises ``hts.ModelFileError`` for anything unreadable, naming the file.
     """

@@ -47,8 +47,9 @@ def label(alpha: float) -> str:
 
 
 def identity(t: WeightTensor) -> dict:
-    """The columns that describe the tensor itself."""
-    return {
+    """The columns that describe the tensor itself (``quant`` only for tensors of a format that quantises:
+    GGUF's ggml type, e.g. "Q4_K")."""
+    row = {
         "layer_id": t.layer_id,
         "name": t.name,
         "longname": t.longname,
@@ -57,6 +58,9 @@ def identity(t: WeightTensor) -> dict:
         "shape": "x".join(str(s) for s in t.shape),
         "dtype": t.dtype,
     }
+    if t.quant:
+        row["quant"] = t.quant
+    return row
 
 
 def skipped_row(t: WeightTensor, reason: str, plan: LayerPlan | None = None) -> dict:

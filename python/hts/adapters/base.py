@@ -43,6 +43,12 @@ class WeightTensor:
     groups : int
         For a Conv2D kernel, the convolution's ``groups`` (1: dense; ``in`` channels: depthwise); 0 when it is
         not known (a bare tensor from a file or dict: its shape (out, in/groups, kh, kw) cannot tell).
+    quant : str
+        The storage type of a format that quantises ("" for the others): GGUF's ggml type (``"F16"``,
+        ``"Q4_K"``, ...). ``load`` returns block-quantised values dequantised to float32.
+    stored_bytes : int
+        Bytes the tensor takes in its file when ``shape`` × the dtype's item size does not tell (quantised
+        blocks); -1 otherwise.
     load : callable
         Returns the data as a numpy array (float16/32/64 or integer), in the stored layout.
     """
@@ -59,6 +65,8 @@ class WeightTensor:
     skip_reason: str = ""
     source: str = ""
     groups: int = 0
+    quant: str = ""
+    stored_bytes: int = -1
 
     @property
     def size(self) -> int:

@@ -1,43 +1,37 @@
-"""Open a model from a path: pick the reader by what the path is (folder, extension, then magic bytes)."""
+"""Open a model from a path: pick the reader by what the path is (folder, then content, then extension)."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 from ..errors import ModelFileError
 from .base import WeightTensor
 from .folders import apply_config, from_folder, read_config
 from .fused import split_fused
+from .sniff import model_kind, reader_for, sniff
 
 __all__ = ["open_path"]
 
 TORCH_EXTENSIONS = (".pt", ".pth", ".bin", ".ckpt")
 
+logger = logging.getLogger("hts")
 
-def _sniff(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except OSError as err:
-        raise ModelFileError(path, f"cannot read: {err.strerror or err}") from err
-    if head.startswith(b"\x93NUMPY"):
-        return "npy"
-    if head.startswith(b"PK"):
-        import zipfile
-
-        try:
-            with zipfile.ZipFile(path) as z:
-                names = z.namelist()
-        except (zipfile.BadZipFile, OSError):
-            return "torch"
-        return "npz" if names and all(n.endswith(".npy") for n in names) else "torch"
-    if head[:1] == b"\x80":  # a pickle protocol marker: a legacy torch.save file
-        return "torch"
-    return "safetensors"
+#: The kind a file's name claims (see ``sniff``); the content decides, the name only breaks ties.
+SUFFIX_KINDS = {".safetensors": "safetensors", ".npy": "npy", ".npz": "npz", ".gguf": "gguf",
+                **{e: "torch" for e in TORCH_EXTENSIONS}, ".onnx": "onnx", ".keras": "keras", ".h5": "hdf5",
+                ".hdf5": "hdf5", ".msgpack": "flax"}
 
 
 def read_file(path: str) -> list[WeightTensor]:
-    """The tensors of one file, by its kind."""
+    """The tensors of one file, by its content (``sniff``).
+
+    A recognised model format is read by its reader, whatever the file is called (a warning names a
+    misleading suffix). Content that is not recognised goes to the reader its suffix names, whose strict
+    checks say what is wrong (a damaged safetensors header, ...), except a PyTorch suffix: unpickling garbage
+    gives torch's misleading advice, so such a file is "not a PyTorch checkpoint (looks like text)". Without a
+    telling suffix the error says what the file looks like ("not a model file (looks like text)").
+    """
     lower = path.lower()
     if lower.endswith(".safetensors.index.json"):
         from .safetensors_model import from_safetensors_index
@@ -47,23 +41,18 @@ def read_file(path: str) -> list[WeightTensor]:
         from .torch_checkpoint import from_torch_index
 
         return from_torch_index(path)
-    kind = ("safetensors" if lower.endswith(".safetensors") else "npy" if lower.endswith(".npy")
-            else "npz" if lower.endswith(".npz") else "torch" if lower.endswith(TORCH_EXTENSIONS) else _sniff(path))
-    if kind == "safetensors":
-        from .safetensors_model import from_safetensors
-
-        return from_safetensors(path)
-    if kind == "npy":
-        from .numpy_files import from_npy
-
-        return from_npy(path)
-    if kind == "npz":
-        from .numpy_files import from_npz
-
-        return from_npz(path)
-    from .torch_checkpoint import from_torch_checkpoint
-
-    return from_torch_checkpoint(path)
+    kind = sniff(path)
+    claimed = SUFFIX_KINDS.get(os.path.splitext(lower)[1], "")
+    if kind.is_model:
+        if claimed and claimed != kind.name and {claimed, kind.name} != {"keras", "hdf5"}:
+            logger.warning("%s: named like %s but the content is %s; reading it as that", path,
+                           model_kind(claimed).description, kind.description)
+        return reader_for(kind, path)(path)
+    if claimed == "torch":
+        raise ModelFileError(path, f"not a PyTorch checkpoint ({kind.description})")
+    if claimed:
+        return reader_for(model_kind(claimed), path)(path)
+    raise ModelFileError(path, f"not a model file ({kind.description})")
 
 
 def open_path(path: str | os.PathLike, *, split: bool = False) -> tuple[list[WeightTensor], str, dict]:

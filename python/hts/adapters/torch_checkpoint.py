@@ -72,9 +72,13 @@ def load_checkpoint(path: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "unsafe pickle"
-        raise ModelFileError(path, "refused: the checkpoint holds objects other than tensors and plain data, "
-                                   f"and hts never runs code from a file (torch.load weights_only=True: {first})") from None
+        # torch's message advises weights_only=False: never repeat that; keep only what it refused.
+        detail = str(err).split("WeightsUnpickler error:", 1)[-1].strip().split("\n\n")[0].strip()[:200]
+        if "weights_only" in detail or not detail:
+            detail = "unsupported pickle content"
+        raise ModelFileError(path, "refused: not a plain PyTorch checkpoint (its pickle holds objects or opcodes "
+                                   "other than tensors and plain data, or is damaged), and hts never runs code "
+                                   f"from a file ({detail})") from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, IndexError, KeyError, TypeError,
             AttributeError, UnicodeDecodeError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
