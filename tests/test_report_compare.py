@@ -54,9 +54,9 @@ def test_resnet_1k_2021_errors_do_not_reproduce_the_table():
 def test_blog_claim_vgg_reverses():
     """Lower mean alpha goes with higher accuracy, except VGG (the accompanying blog post)."""
     result = hts.compare(WW_TRENDS / "series_models.csv")
-    assert result.stat("VGG", "alpha")["trend"] == "higher is better"
-    assert result.stat("ResNet-1K", "alpha")["trend"] == "lower is better"
-    assert result.stat("VGG", "alpha_weighted")["trend"] == "lower is better"
+    assert result.stat("VGG", "alpha")["trend"] == "accuracy rises with the metric"
+    assert result.stat("ResNet-1K", "alpha")["trend"] == "no trend"  # τ = −0.03: too weak to call
+    assert result.stat("VGG", "alpha_weighted")["trend"] == "accuracy falls with the metric"
 
 
 def _summaries():
@@ -75,8 +75,9 @@ def test_summaries_and_mapping_accuracy():
     assert result.metrics == ["alpha", "alpha_weighted", "log_norm"]
     r = result.stat("toy", "log_norm")
     assert r["n"] == 5 and r["r2"] == pytest.approx(1.0) and r["slope"] == pytest.approx(10.0)
-    assert r["trend"] == "higher is better"
-    assert result.stat("toy", "alpha_weighted")["trend"] == "lower is better"
+    assert r["trend"] == "accuracy rises with the metric"
+    assert result.stat("toy", "alpha_weighted")["trend"] == "accuracy falls with the metric"
+    assert result.accuracy_source == "the accuracies given" and result.notes == []
     assert result.stat("toy", "alpha")["kendall_tau"] == -1.0
     assert "toy" in result.format() and "log_norm" in repr(result.table)
 
@@ -100,7 +101,9 @@ def test_accuracy_csv_and_outputs(tmp_path):
     result = hts.compare(_summaries(), path)
     assert [m["accuracy"] for m in result.models] == [70.0, 71.0, 72.0, 73.0, 74.0]
     data = json.loads(result.to_json(tmp_path / "c.json"))
-    assert set(data) == {"models", "rows"} and len(data["rows"]) == 3
+    assert set(data) == {"models", "rows", "accuracy_source", "notes"} and len(data["rows"]) == 3
+    assert result.accuracy_source == f"100 − column 'top1_error_pct' (an error in %) of {path}"
+    assert "accuracy: 100 − column 'top1_error_pct'" in result.format()
     result.to_csv(tmp_path / "c.csv")
     with open(tmp_path / "c.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -121,4 +124,35 @@ def test_errors(tmp_path):
 def test_nan_metric_and_tiny_series():
     rows = series_rows([{"series": "s", "model": "a", "accuracy": 1.0, "alpha": 3.0},
                         {"series": "s", "model": "b", "accuracy": 2.0, "alpha": float("nan")}])
-    assert rows[0]["n"] == 1 and math.isnan(rows[0]["r2"]) and rows[0]["trend"] == "none"
+    assert rows[0]["n"] == 1 and math.isnan(rows[0]["r2"]) and rows[0]["trend"] == "no trend"
+    assert math.isnan(rows[0]["kendall_p"]) and math.isnan(rows[0]["slope_p"])
+
+
+def test_p_values_match_scipy_and_small_series_get_a_note(caplog):
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(5)
+    for n in (3, 4, 6, 9, 15):
+        acc = {f"m{i}": 60.0 + i + rng.normal(0, 2) for i in range(n)}
+        summaries = {f"m{i}": {"alpha": 5.0 - 0.2 * i + rng.normal(0, 0.3)} for i in range(n)}
+        with caplog.at_level("WARNING", logger="hts"):
+            result = hts.compare(summaries, acc, series="s")
+        row = result.stat("s", "alpha")
+        x = [summaries[k]["alpha"] for k in acc]
+        y = list(acc.values())
+        assert row["kendall_p"] == pytest.approx(stats.kendalltau(x, y, method="exact").pvalue, rel=1e-12)
+        assert row["slope_p"] == pytest.approx(stats.linregress(x, y).pvalue, rel=1e-9)
+        assert bool(result.notes) == (n < 4)
+        if n < 4:
+            assert "not evidence" in result.format() and "not evidence" in caplog.text
+    # ties: the tie-corrected normal approximation, as scipy's default
+    x, y = [1, 2, 2, 3, 4, 5, 5, 6.0], [1, 1, 2, 3, 3, 4, 6, 5.0]
+    from hts.report.stats import kendall_p
+
+    assert kendall_p(x, y) == pytest.approx(stats.kendalltau(x, y).pvalue, rel=1e-12)
+
+
+def test_small_tau_is_no_trend():
+    from hts.report.compare import trend
+
+    assert trend(0.29) == trend(-0.29) == trend(float("nan")) == "no trend"
+    assert trend(0.3) == "accuracy rises with the metric" and trend(-0.5) == "accuracy falls with the metric"

@@ -2,23 +2,33 @@
 
 For every series and summary metric m (⟨alpha⟩, ⟨alpha_weighted⟩ = α̂, ⟨log_norm⟩, ...), over the models of the
 series: the least-squares line accuracy ≈ a + b·m with its RMSE and R² on the fitted points, Kendall's τ-b and
-Spearman's ρ between m and accuracy, and the trend (the sign of τ: "lower is better" when accuracy rises as m
-falls). This is the comparison of Martin, Peng & Mahoney (Nat. Commun. 12, 4122, 2021, Table 1).
+Spearman's ρ between m and accuracy with the p-values of τ (exact without ties) and of the slope, and the trend
+in words ("accuracy falls with the metric" for τ ≤ −0.3, "accuracy rises with the metric" for τ ≥ 0.3, else "no
+trend"). This is the comparison of Martin, Peng & Mahoney (Nat. Commun. 12, 4122, 2021, Table 1). A series of
+fewer than ``MIN_MODELS`` models gets a note: a trend over so few is not evidence.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .._json import isnan, jsonable
-from .stats import kendall_tau, ols, spearman_rho
+from .stats import kendall_p, kendall_tau, ols, slope_p, spearman_rho
 
 __all__ = ["METRICS", "Comparison", "compare"]
+
+logger = logging.getLogger("hts")
+
+#: |τ| below this reads "no trend".
+TREND_MIN_TAU = 0.3
+#: A series with fewer models gets a note that its trend is not evidence.
+MIN_MODELS = 4
 
 #: Summary metrics compared, in table order; those absent from every model are left out.
 METRICS = ("alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "log_alpha_norm", "stable_rank",
@@ -38,15 +48,22 @@ class Comparison:
         One dict per model: ``series``, ``model``, ``accuracy`` and its summary metrics.
     rows : list of dict
         One dict per (series, metric): ``n``, ``slope``, ``intercept``, ``rmse``, ``r2``, ``kendall_tau``,
-        ``spearman_rho``, ``trend``.
+        ``kendall_p``, ``spearman_rho``, ``slope_p``, ``trend``.
     analyses : dict
         name → ``hts.Analysis`` for the models analysed from weights by this call (empty otherwise).
+    accuracy_source : str
+        Where the accuracies came from (which CSV column, or the given values).
+    notes : list of str
+        Cautions for the reader (series too small for a trend to be evidence).
     """
 
-    def __init__(self, models: list[dict], rows: list[dict], analyses: dict | None = None) -> None:
+    def __init__(self, models: list[dict], rows: list[dict], analyses: dict | None = None,
+                 accuracy_source: str = "", notes: list | None = None) -> None:
         self.models = models
         self.rows = rows
         self.analyses = dict(analyses or {})
+        self.accuracy_source = accuracy_source
+        self.notes = list(notes or [])
 
     @property
     def series(self) -> list[str]:
@@ -74,7 +91,8 @@ class Comparison:
 
     def to_dict(self) -> dict:
         """Everything as plain JSON types (NaN becomes None)."""
-        return jsonable({"models": self.models, "rows": self.rows})
+        return jsonable({"models": self.models, "rows": self.rows, "accuracy_source": self.accuracy_source,
+                         "notes": self.notes})
 
     def to_json(self, path: str | os.PathLike | None = None, **kwargs) -> str:
         """Strict JSON text of ``to_dict()``; written to ``path`` when given."""
@@ -101,13 +119,18 @@ class Comparison:
         return text
 
     def format(self) -> str:
-        """A plain-text table, one line per series and metric."""
+        """A plain-text table, one line per series and metric, then where the accuracies came from and the notes."""
         w = max([6] + [len(str(r["series"])) for r in self.rows])
-        head = f"{'series':<{w}} {'metric':<18} {'n':>3} {'rmse':>8} {'r2':>6} {'tau':>6} {'rho':>6}  trend"
+        head = (f"{'series':<{w}} {'metric':<18} {'n':>3} {'rmse':>8} {'r2':>6} {'tau':>6} {'p(tau)':>7} "
+                f"{'rho':>6} {'p(slope)':>8}  trend")
         lines = [head]
         for r in self.rows:
             lines.append(f"{r['series']:<{w}} {r['metric']:<18} {r['n']:>3} {r['rmse']:>8.3f} {r['r2']:>6.3f} "
-                         f"{r['kendall_tau']:>6.3f} {r['spearman_rho']:>6.3f}  {r['trend']}")
+                         f"{r['kendall_tau']:>6.3f} {r['kendall_p']:>7.3g} {r['spearman_rho']:>6.3f} "
+                         f"{r['slope_p']:>8.3g}  {r['trend']}")
+        if self.accuracy_source:
+            lines.append(f"accuracy: {self.accuracy_source}")
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -115,14 +138,27 @@ class Comparison:
                 f"{len(self.metrics)} metrics>")
 
 
-_ROW_KEYS = ("series", "metric", "n", "slope", "intercept", "rmse", "r2", "kendall_tau", "spearman_rho", "trend")
+_ROW_KEYS = ("series", "metric", "n", "slope", "intercept", "rmse", "r2", "kendall_tau", "kendall_p", "spearman_rho",
+             "slope_p", "trend")
 
 
 def trend(tau: float) -> str:
-    """"lower is better" (τ < 0: accuracy rises as the metric falls), "higher is better" (τ > 0), or "none"."""
-    if isnan(tau) or tau == 0:
-        return "none"
-    return "lower is better" if tau < 0 else "higher is better"
+    """"accuracy falls with the metric" (τ ≤ −0.3), "accuracy rises with the metric" (τ ≥ 0.3), else "no trend"
+    (|τ| small, or undefined)."""
+    if isnan(tau) or abs(tau) < TREND_MIN_TAU:
+        return "no trend"
+    return "accuracy falls with the metric" if tau < 0 else "accuracy rises with the metric"
+
+
+def series_notes(models: list[dict]) -> list[str]:
+    """One note per series with fewer than ``MIN_MODELS`` models."""
+    notes = []
+    for name in dict.fromkeys(d["series"] for d in models):
+        n = sum(d["series"] == name for d in models)
+        if n < MIN_MODELS:
+            notes.append(f"series {name!r} has {n} model{'s' if n != 1 else ''}: a trend over fewer than "
+                         f"{MIN_MODELS} models is not evidence")
+    return notes
 
 
 def series_rows(models: list[dict], metrics: Iterable[str] | None = None) -> list[dict]:
@@ -140,7 +176,8 @@ def series_rows(models: list[dict], metrics: Iterable[str] | None = None) -> lis
             tau = kendall_tau(x, acc)
             rows.append({"series": name, "metric": metric, "n": fit.n, "slope": fit.slope,
                          "intercept": fit.intercept, "rmse": fit.rmse, "r2": fit.r2, "kendall_tau": tau,
-                         "spearman_rho": spearman_rho(x, acc), "trend": trend(tau)})
+                         "kendall_p": kendall_p(x, acc), "spearman_rho": spearman_rho(x, acc),
+                         "slope_p": slope_p(x, acc), "trend": trend(tau)})
     return rows
 
 
@@ -167,8 +204,10 @@ def _model_column(row: dict, path: Any) -> str:
     raise ValueError(f"{path}: needs a 'model' (or 'name') column, has {sorted(row)}")
 
 
-def _accuracy_of(row: dict, accuracy_column: str | None, error_column: str | None, where: str) -> float:
-    """Accuracy in % from ``accuracy_column`` or 100 − ``error_column`` (detected when neither is given)."""
+def _accuracy_of(row: dict, accuracy_column: str | None, error_column: str | None, where: str,
+                 sources: set | None = None) -> float:
+    """Accuracy in % from ``accuracy_column`` or 100 − ``error_column`` (detected when neither is given); the
+    column used is added to ``sources``."""
     if accuracy_column is None and error_column is None:
         accuracy_column = next((c for c in ACCURACY_COLUMNS if c in row), None)
         error_column = None if accuracy_column else next((c for c in ERROR_COLUMNS if c in row), None)
@@ -179,6 +218,8 @@ def _accuracy_of(row: dict, accuracy_column: str | None, error_column: str | Non
     if column not in row:
         raise ValueError(f"{where}: no column {column!r}")
     value = float(row[column])
+    if sources is not None:
+        sources.add(f"column {column!r}" if accuracy_column else f"100 − column {column!r} (an error in %)")
     return value if accuracy_column else 100.0 - value
 
 
@@ -186,34 +227,40 @@ def _is_csv(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike)) and str(x).lower().endswith(".csv")
 
 
-def _accuracies(accuracy: Any, accuracy_column: str | None, error_column: str | None) -> dict:
+def _accuracies(accuracy: Any, accuracy_column: str | None, error_column: str | None, sources: set) -> dict:
     if accuracy is None:
         return {}
     if _is_csv(accuracy):
         rows = _read_csv(accuracy)
         key = _model_column(rows[0], accuracy)
-        return {r[key]: _accuracy_of(r, accuracy_column, error_column, str(accuracy)) for r in rows}
+        found: set = set()
+        out = {r[key]: _accuracy_of(r, accuracy_column, error_column, str(accuracy), found) for r in rows}
+        sources.update(f"{s} of {accuracy}" for s in found)
+        return out
     if isinstance(accuracy, Mapping):
+        sources.add("the accuracies given")
         return {str(k): float(v) for k, v in accuracy.items()}
     raise TypeError(f"accuracy must be a mapping model → accuracy or a CSV path, got {type(accuracy).__name__}")
 
 
-def _summary_rows(path: Any, accuracies: dict, accuracy_column, error_column, series) -> list[dict]:
+def _summary_rows(path: Any, accuracies: dict, accuracy_column, error_column, series, sources: set) -> list[dict]:
     """Models from a CSV of already-computed summaries (one row per model)."""
     rows = _read_csv(path)
     key = _model_column(rows[0], path)
     out = []
+    found: set = set()
     for r in rows:
         name = r[key]
         if name in accuracies:
             acc = accuracies[name]
         else:
-            acc = _accuracy_of(r, accuracy_column, error_column, f"{path}, model {name!r}")
+            acc = _accuracy_of(r, accuracy_column, error_column, f"{path}, model {name!r}", found)
         entry = {"series": _series_of(name, r.get("series"), series), "model": name, "accuracy": acc}
         for metric in METRICS:
             if metric in r and r[metric] != "":
                 entry[metric] = float(r[metric])
         out.append(entry)
+    sources.update(f"{s} of {path}" for s in found)
     return out
 
 
@@ -285,7 +332,8 @@ def compare(
     """
     from ..analysis import Analysis, analyze
 
-    accuracies = _accuracies(accuracy, accuracy_column, error_column)
+    sources: set = set()
+    accuracies = _accuracies(accuracy, accuracy_column, error_column, sources)
     entries: list[dict] = []
     analyses: dict = {}
     items = [models] if _is_csv(models) else models
@@ -294,7 +342,7 @@ def compare(
         tables = [m for m in items if _is_csv(m)]
         items = [m for m in items if not _is_csv(m)]
         for path in tables:
-            entries += _summary_rows(path, accuracies, accuracy_column, error_column, series)
+            entries += _summary_rows(path, accuracies, accuracy_column, error_column, series, sources)
     for name, model in _named(items):
         if isinstance(model, Analysis):
             summary = model.summary
@@ -313,7 +361,10 @@ def compare(
         entries.append(entry)
     if not entries:
         raise ValueError("no models to compare")
-    return Comparison(entries, series_rows(entries, metrics), analyses)
+    notes = series_notes(entries)
+    for note in notes:
+        logger.warning("hts.compare: %s", note)
+    return Comparison(entries, series_rows(entries, metrics), analyses, "; ".join(sorted(sources)), notes)
 
 
 def _has_arrays(mapping: Mapping) -> bool:

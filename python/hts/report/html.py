@@ -222,16 +222,20 @@ def comparison_html(comparison, *, title: str | None = None) -> str:
     accuracy (one panel per metric), the models with their summaries, and, for models analysed from
     weights, alpha by depth and the alpha histograms overlaid."""
     title = title or "hts series comparison"
-    stats_cols = ("series", "metric", "n", "rmse", "r2", "kendall_tau", "spearman_rho", "slope", "intercept",
-                  "trend")
+    stats_cols = ("series", "metric", "n", "rmse", "r2", "kendall_tau", "kendall_p", "spearman_rho", "slope",
+                  "slope_p", "intercept", "trend")
     model_cols = ["series", "model", "accuracy"] + [m for m in comparison.metrics]
     parts = [f"<h1>{html.escape(title)}</h1>",
              f'<p class="meta">{len(comparison.models)} models in {len(comparison.series)} series: '
              f"{html.escape(', '.join(comparison.series))}</p>",
              "<h2>Metric against accuracy</h2>",
-             "<p>OLS fit of accuracy on each metric (RMSE and R² on the fitted points), Kendall τ-b and "
-             "Spearman ρ between metric and accuracy; trend from the sign of τ.</p>",
-             _table(comparison.rows, stats_cols),
+             "<p>OLS fit of accuracy on each metric (RMSE and R² on the fitted points; slope_p: the slope's "
+             "p-value), Kendall τ-b (kendall_p: its exact p-value) and Spearman ρ between metric and accuracy; "
+             "the trend says whether accuracy rises or falls with the metric (|τ| &lt; 0.3: no trend)."
+             + (f" Accuracy: {html.escape(comparison.accuracy_source)}." if comparison.accuracy_source else "")
+             + "</p>"]
+    parts += [f'<p class="warn">{html.escape(n)}</p>' for n in comparison.notes]
+    parts += [_table(comparison.rows, stats_cols),
              '<div class="figs">', _figure_block(plots.series(comparison), "series-", "one point per model; "
                                                  "least-squares line per series"), "</div>",
              "<h2>Models</h2>", _table(comparison.models, model_cols)]
