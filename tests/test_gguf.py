@@ -256,6 +256,19 @@ def test_every_truncation_is_a_clear_error(tmp_path):
                 t.load()
 
 
+def test_a_zero_size_tensor_with_a_huge_dimension_is_refused(tmp_path):
+    # found by bench/fuzz_gguf.py: dims (0, 1, 1.1e19, 1) hold no data, but no numpy array has that shape
+    w = np.zeros((1, 0), np.float32)
+    path = g.write(tmp_path / "z.gguf", {"blk.0.ffn_up.weight": w})
+    raw = bytearray(path.read_bytes())
+    name = b"blk.0.ffn_up.weight"
+    at = raw.index(struct.pack("<Q", len(name)) + name) + 8 + len(name) + 4
+    struct.pack_into("<Q", raw, at + 8, 11399495290930336803)  # the second dim
+    path.write_bytes(bytes(raw))
+    with pytest.raises(hts.ModelFileError, match="are too large"):
+        hts.open(path)
+
+
 def test_file_changed_after_open_is_refused(tmp_path):
     w = np.ones((8, 32), np.float32)
     path = g.write(tmp_path / "c.gguf", {"blk.0.ffn_up.weight": w})
