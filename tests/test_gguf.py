@@ -285,7 +285,13 @@ def test_a_folder_with_one_gguf_file_and_the_cli(tmp_path, llama, capsys):
     assert hts.open(tmp_path).weights_file == str(path)
     from hts.cli import main
 
-    assert main(["describe", str(path)]) == 0
+    logger = logging.getLogger("hts")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        assert main(["describe", str(path)]) == 0
+    finally:  # main configures the hts logger for the command line: restore the library's state
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
     out = capsys.readouterr().out
     assert "blk.0.attn_q.weight" in out and "F32" in out
 
