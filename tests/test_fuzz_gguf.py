@@ -102,6 +102,6 @@ def test_huge_dims_next_to_a_zero_dim_are_refused():
     import hts
     from hts.adapters.gguf_format import _check_tensor
 
-    with pytest.raises(hts.ModelFileError, match="too many elements"):
+    with pytest.raises(hts.ModelFileError, match="too large|too many"):
         _check_tensor("m.gguf", "blk.0.ffn_up_exps.weight", (32, 2**56 + 2, 0), 8, 0, 32, 352, 1312)
     assert _check_tensor("m.gguf", "empty", (32, 4, 0), 0, 0, 32, 352, 1312).nbytes == 0

@@ -14,10 +14,10 @@ A tensor's dims are ggml's ``ne``: ``ne[0]`` varies fastest, so its numpy shape 
 Nothing is trusted before it is checked, and nothing is allocated on a header's word alone: every length,
 count and dimension is checked against the bytes left in the file before anything is read or reserved
 (counts × the smallest possible entry size ≤ bytes left; a string ≤ bytes left), arrays nest at most
-``MAX_ARRAY_DEPTH`` deep, tensors have 1..4 dims, element counts (also ignoring zero dims) stay below 2⁵⁸, a quantised tensor's rows are
-whole blocks, offsets are multiples of the alignment, every tensor lies inside the file and no two overlap,
-keys and tensor names are valid UTF-8 and unique. Any violation raises ``hts.ModelFileError`` naming the file
-(and the tensor or key).
+``MAX_ARRAY_DEPTH`` deep, tensors have 1..4 dims whose product (zeros counted as 1) stays below 2⁶⁰, a
+quantised tensor's rows are whole blocks, offsets are multiples of the alignment, every tensor lies inside the
+file and no two overlap, keys and tensor names are valid UTF-8 and unique. Any violation raises
+``hts.ModelFileError`` naming the file (and the tensor or key).
 """
 
 from __future__ import annotations
@@ -254,16 +254,13 @@ def _check_tensor(path: str, name: str, dims: tuple, type_id: int, offset: int, 
     def bad(message: str) -> ModelFileError:
         return ModelFileError(path, message, tensor=name)
 
-    # bound the product of the non-zero dims too: numpy refuses shapes whose nominal byte size overflows even
-    # when a zero dim makes the array empty (a fuzzed file had dims [32, 2**56 + 2, 0])
-    nominal = 1
-    for d in dims:
-        nominal *= max(d, 1)
-        if d > 2**48 or nominal > 2**58:
-            raise bad(f"dims {list(dims)} hold too many elements")
     count = 1
+    nonzero = 1  # numpy refuses a shape whose nonzero dims multiply past int64, even with a zero among them
     for d in dims:
         count *= d
+        nonzero *= max(d, 1)
+    if nonzero > 2**60:
+        raise bad(f"dims {list(dims)} are too large")
     if offset % alignment:
         raise bad(f"data offset {offset} is not a multiple of the alignment {alignment}")
     begin = data_start + offset
