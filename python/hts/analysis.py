@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import spectra
+from ._native import _core
 from ._json import jsonable
 from ._stop import StopCheck
 from ._threads import resolve_threads
@@ -431,7 +432,11 @@ class _Runner:
                 failed.append((i, t, plan, reason))
         if stop.reason():
             return
-        evals = self._eigenvalues(loaded, failed, raw, self.precision)
+        try:
+            with stop.native() as flag:  # the kernel gives up at its next safe point once stop says so
+                evals = self._eigenvalues(loaded, failed, raw, self.precision, flag)
+        except _core.Stopped:
+            return
         raw.clear()
         shuffled = [{} for _ in loaded]
         if self.randomize:
@@ -457,7 +462,7 @@ class _Runner:
                 return
             yield result
 
-    def _eigenvalues(self, loaded: list, failed: list, raw: dict, precision: str) -> list:
+    def _eigenvalues(self, loaded: list, failed: list, raw: dict, precision: str, flag=None) -> list:
         """Eigenvalues of every loaded layer: conv-operator (fft) layers one by one, the others in one kernel
         call. A layer the kernel refuses (non-finite or overflowing values) is moved from ``loaded`` to
         ``failed``; ``raw`` (index -> the array as loaded) serves to count its non-finite entries."""
@@ -473,7 +478,7 @@ class _Runner:
         while batch:
             try:
                 out = spectra.eigenvalues([loaded[k][3] for k in batch], precision=precision,
-                                          threads=self.threads, name="<batch>")
+                                          threads=self.threads, name="<batch>", stop=flag)
             except spectra.BatchItemError as err:
                 refused[batch.pop(err.index)] = err.detail
                 continue

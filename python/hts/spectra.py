@@ -85,6 +85,7 @@ def eigenvalues(
     precision: str = "float64",
     threads: int | None = None,
     name: str = "<array>",
+    stop: Any = None,
 ) -> Union[np.ndarray, list]:
     """Empirical spectral density: the ascending eigenvalues λ_i of X = WᵀW (the smaller side's Gram matrix).
 
@@ -109,6 +110,10 @@ def eigenvalues(
         are bit-identical for every thread count.
     name : str
         Layer name used in error messages.
+    stop : hts._core.StopFlag, optional
+        Read by the kernel at its safe points (before each Gram tile, slab or matrix, each conversion chunk,
+        each eigensolve and SVD refine); once set, the call raises ``hts._core.Stopped`` there, so a stop
+        lands within the longest single LAPACK call. ``hts.analyze`` sets it from ``cancel``/``time_budget``.
 
     Returns
     -------
@@ -129,7 +134,7 @@ def eigenvalues(
         _kernel_array(a, f"{name}[{i}]" if batch else name) for i, a in enumerate(items)
     ]
     try:
-        out = _core.gram_eigenvalues(arrays, precision, resolve_threads(threads))
+        out = _core.gram_eigenvalues(arrays, precision, resolve_threads(threads), stop=stop)
     except ValueError as err:
         raise _named_error(err, name, keep_array=batch) from None
     return out if batch else out[0]
