@@ -172,7 +172,7 @@ def ww_one_block(folder: str) -> float | None:
         from safetensors.numpy import load_file  # noqa: F401
     except ImportError:
         return None
-    from hts.adapters import open_model
+    from hts.inventory import open_model
 
     mods = []
     for t in open_model(folder).tensors:

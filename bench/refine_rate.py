@@ -30,7 +30,7 @@ from _common import machine, markdown_table  # noqa: E402
 
 def matrices(model) -> list:
     """(name, float64 2-D array) for every matrix hts would eigensolve: 2-D weights and Conv2D k·k slices."""
-    from hts.adapters import open_model
+    from hts.inventory import open_model
 
     out = []
     for t in open_model(model).tensors:
