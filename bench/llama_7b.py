@@ -118,7 +118,8 @@ total = time.perf_counter() - t0
 rows = [dict(key=r["key"], shape=r["shape"], time=r["time"], alpha=r["alpha"], status=r["status"],
              rank_loss=r.get("rank_loss"), sv_min=r.get("sv_min"), sv_max=r.get("sv_max"))
         for r in a.rows if r["status"] != "skipped"]
-print(json.dumps({"total": total, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"total": total, "peak_rss": use.ru_maxrss * 1024, "cpu": use.ru_utime + use.ru_stime,
                   "rows": rows, "torch_imported": "torch" in sys.modules}))
 """
 
@@ -147,6 +148,14 @@ def floor_times(shapes: list[tuple]) -> dict:
             out[shape] = time.perf_counter() - t0
         del w, g
     return out
+
+
+def fires(row: dict) -> bool:
+    """Whether the kernel's float64 resolution test (λ_min < 100·(N+M)·ε·λ_max) holds for the row's ESD."""
+    n, m = (int(x) for x in row["shape"].split("x"))
+    if not row.get("sv_max") or row.get("sv_min") is None:
+        return False
+    return (row["sv_min"] / row["sv_max"]) ** 2 < 100.0 * (n + m) * np.finfo(np.float64).eps
 
 
 def block_of(key: str) -> str:
@@ -207,7 +216,10 @@ def main(argv=None) -> int:
             r = measure(folder, threads, precision)
             r.update(precision=precision, threads=threads)
             runs.append(r)
-            print(f"{precision} {threads} threads: {r['total']:.1f} s, peak RSS {r['peak_rss'] / 1e9:.2f} GB "
+            with open(os.path.splitext(args.out)[0] + ".json", "w") as f:  # kept when a later run is stopped
+                json.dump({"runs": runs}, f, indent=1)
+            print(f"{precision} {threads} threads: {r['total']:.1f} s (CPU {r['cpu']:.1f} s), "
+                  f"peak RSS {r['peak_rss'] / 1e9:.2f} GB "
                   f"(load {r['load_before']:.1f} → {r['load_after']:.1f})", file=sys.stderr, flush=True)
     shapes = sorted({tuple(int(x) for x in r["shape"].split("x")) for r in runs[0]["rows"]})
     floor = {} if args.no_floor else floor_times(shapes)
@@ -226,8 +238,8 @@ def main(argv=None) -> int:
     for r in runs:
         whole = extrapolate(r["rows"], args.quick)
         fl = floor_model / r["threads"] if floor_model else None
-        refined = sum(1 for x in r["rows"] if x.get("rank_loss"))
-        summary.append([r["precision"], str(r["threads"]), f"{r['total']:.1f}", f"{whole:.0f} ({whole / 60:.1f} min)",
+        refined = sum(1 for x in r["rows"] if fires(x)) if r["precision"] == "float64" else "-"
+        summary.append([r["precision"], str(r["threads"]), f"{r['total']:.1f}", f"{r['cpu']:.1f}", f"{whole:.0f} ({whole / 60:.1f} min)",
                         f"{fl:.0f}" if fl else "-", f"{whole / fl:.2f}" if fl else "-",
                         f"{r['peak_rss'] / 1e9:.2f}", f"{r['load_before']:.1f} → {r['load_after']:.1f}",
                         str(refined)])
@@ -238,8 +250,9 @@ def main(argv=None) -> int:
              "`bench/llama_spectra.py` (U·diag(σ)·Vᵀ, fast random orthogonal factors, Marchenko–Pastur bulk + "
              "Pareto tail, near-low-rank q/k).\n",
              markdown_table(["precision", "threads", f"analysed (s, {len(runs[0]['rows'])} matrices)",
+                             "CPU s (user + sys; less load-sensitive)",
                              f"whole model s ({label})", "floor s (1-thread LAPACK ÷ threads)", "÷ floor",
-                             "peak RSS GB", "load avg", "rows with rank_loss > 0"], summary)]
+                             "peak RSS GB", "load avg", "float64 rank refine fired"], summary)]
     if floor:
         first = runs[0]
         rows = []
