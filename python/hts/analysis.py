@@ -302,7 +302,9 @@ def analyze(
     seed
         Seed of the shuffles (randomize): the same seed gives the same numbers, whatever the threads.
     threads
-        Native threads (default: every core this process may use, capped by OMP_NUM_THREADS).
+        Native threads (default: every core this process may use, capped by OMP_NUM_THREADS). With more
+        than one, a worker reads and decodes the next kernel batch while the current one is solved (one
+        batch ahead at most); ``threads=1`` reads and solves in turn, in the calling thread.
     progress
         ``True``: a progress bar on stderr (tqdm when installed and stderr is a terminal, else a line every
         10 s); ``False`` or None (default): quiet. A callable is called as ``progress(done, total, longname)``
