@@ -303,7 +303,9 @@ def analyze(
     seed
         Seed of the shuffles (randomize): the same seed gives the same numbers, whatever the threads.
     threads
-        Native threads (default: every core this process may use, capped by OMP_NUM_THREADS).
+        Native threads (default: every core this process may use, capped by OMP_NUM_THREADS). With more
+        than one, a worker reads and decodes the next kernel batch while the current one is solved (one
+        batch ahead at most); ``threads=1`` reads and solves in turn, in the calling thread.
     progress
         ``True``: a progress bar on stderr (tqdm when installed and stderr is a terminal, else a line every
         10 s); ``False`` or None (default): quiet. A callable is called as ``progress(done, total, longname)``
@@ -367,22 +369,63 @@ def analyze(
     elif progress is False:
         progress = None
     try:
-        for batch in _batches(work):
-            stop.check(done, total)
-            with closing(runner.run(batch, stop)) as results:  # closing: no worker outlives a Cancelled
-                for i, t, rows, layer_esds in results:
-                    slots[i] = rows
-                    esds.update(layer_esds)
-                    done += 1
-                    if progress is not None and progress(done, total, t.longname) is False:
-                        stop.decline()
-                    stop.check(done, total)
+        with _Prefetcher(runner, list(_batches(work)), stop, enabled=n_threads != 1) as batches:
+            for batch, loaded in batches:
+                stop.check(done, total)
+                with closing(runner.run(batch, stop, loaded)) as results:  # closing: no worker outlives a Cancelled
+                    for i, t, rows, layer_esds in results:
+                        slots[i] = rows
+                        esds.update(layer_esds)
+                        done += 1
+                        if progress is not None and progress(done, total, t.longname) is False:
+                            stop.decline()
+                        stop.check(done, total)
         stop.check(done, total)
     finally:
         if shown is not None:
             shown.close()
     rows = [r for slot in slots for r in slot]
     return Analysis(rows, esds, options)
+
+
+class _Prefetcher:
+    """Bounded read-ahead over the batches: while batch k is being solved (the kernel releases the GIL), one
+    worker thread reads and decodes batch k + 1 — at most one batch ahead, so memory grows by one batch of
+    decoded weights (≤ ``BATCH_BYTES`` as float64, or one larger layer). Iterating yields ``(batch, loaded)``
+    with ``loaded`` the batch's ``_Runner.load`` result (None when disabled: the runner reads it itself).
+    Leaving the ``with`` block (also on ``Cancelled`` or an error) waits for a read in progress, so no thread
+    outlives the call."""
+
+    def __init__(self, runner, batches: list, stop: StopCheck, *, enabled: bool) -> None:
+        self.runner, self.batches, self.stop = runner, batches, stop
+        self.enabled = enabled and len(batches) > 1
+        self.pool = None
+
+    def __enter__(self):
+        if self.enabled:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hts-prefetch")
+        return self._iterate()
+
+    def _iterate(self):
+        if self.pool is None:
+            for batch in self.batches:
+                yield batch, None
+            return
+        ahead = self.pool.submit(self.runner.load, self.batches[0], self.stop)
+        for k, batch in enumerate(self.batches):
+            got = ahead.result()
+            if got is None:  # stopped while reading: the caller's stop.check raises
+                yield batch, None
+                return
+            if k + 1 < len(self.batches):
+                ahead = self.pool.submit(self.runner.load, self.batches[k + 1], self.stop)
+            yield batch, got
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _batches(work: list) -> Iterable[list]:
@@ -411,14 +454,14 @@ class _Runner:
         self.fix_fingers = fix_fingers
         self.threads = threads
 
-    def run(self, batch, stop: StopCheck):
-        """Yield ``(index, tensor, rows, esds)`` per layer of the batch, in order; returns early (yielding
-        nothing more) once ``stop`` says so, leaving no job running."""
+    def load(self, batch, stop: StopCheck):
+        """Read and decode every tensor of the batch: ``(loaded, failed, raw, seconds)``, or None once ``stop``
+        says so. Unreadable or unsupported tensors go to ``failed`` with the reason (logged)."""
         t0 = time.perf_counter()
         loaded, failed, raw = [], [], {}
         for i, t, plan in batch:
             if stop.reason():
-                return
+                return None
             try:
                 w = t.load()
                 reason = unsupported_dtype_reason(w)
@@ -430,8 +473,19 @@ class _Runner:
             if reason:
                 logger.warning("layer %s %r: %s", t.layer_id, t.longname, reason)
                 failed.append((i, t, plan, reason))
-        if stop.reason():
+        return loaded, failed, raw, time.perf_counter() - t0
+
+    def run(self, batch, stop: StopCheck, prefetched=None):
+        """Yield ``(index, tensor, rows, esds)`` per layer of the batch, in order; returns early (yielding
+        nothing more) once ``stop`` says so, leaving no job running. ``prefetched``: the batch's ``load``
+        result when it was read ahead (None: read it now)."""
+        t0 = time.perf_counter()
+        got = self.load(batch, stop) if prefetched is None else prefetched
+        if got is None or stop.reason():
             return
+        loaded, failed, raw, read_seconds = got
+        if prefetched is not None:  # the reading happened earlier: count its own time, not the wait for it
+            t0 -= read_seconds
         try:
             with stop.native() as flag:  # the kernel gives up at its next safe point once stop says so
                 evals = self._eigenvalues(loaded, failed, raw, self.precision, flag)
