@@ -22,6 +22,7 @@ from ._json import jsonable
 from ._stop import StopCheck
 from ._threads import resolve_threads
 from .adapters import WeightTensor
+from .detx import detx_columns
 from .fitting import FIX_FINGERS, LayerFit, fit_layer
 from .inventory import open_model
 from .matrices import CONV_METHODS, LayerPlan, plan_layer, skip_reason, stack
@@ -245,7 +246,10 @@ def analyze(
     max_N: int = 50000,
     precision: str = "float64",
     fix_fingers: str | None = None,
+    xmin_max: float | None = None,
     mp_fit: bool = False,
+    detX: bool = False,
+    ERG: bool = False,
     randomize: bool = False,
     randomize_precision: str = "float32",
     seed: int = 0,
@@ -283,7 +287,13 @@ def analyze(
         "float64" (default, as WeightWatcher) or "float32" (faster; a layer whose fitted xmin falls below
         1e-4·λ_max, where float32's error could matter, is redone in float64).
     fix_fingers
-        None, or "clip_xmax": refit with the largest eigenvalues removed (see ``hts.fitting.fit_layer``).
+        None, "clip_xmax": refit with the largest eigenvalues removed, or "xmin_peak": search xmin only up
+        to ``xmin_max`` (default 1.5 × the peak of the log-ESD histogram); see ``hts.fitting.fit_layer``.
+    xmin_max
+        The upper end of the xmin search of ``fix_fingers="xmin_peak"`` (ignored otherwise).
+    detX, ERG
+        (The same switch.) Add WeightWatcher's detX columns: detX_num = num_ERG_spikes, detX_val,
+        detX_val_unrescaled, ERG_gap (see ``hts.detx``).
     mp_fit
         Add WeightWatcher's Marchenko–Pastur bulk fit columns: num_spikes, sigma_mp, mp_softrank, W_scale,
         bulk_max, bulk_min (see ``spectra.marchenko_pastur_fit``); the summary then has mp_softrank.
@@ -334,7 +344,8 @@ def analyze(
     options = dict(layers=layers,
                    pool=pool, conv_method=conv_method, conv_input_size=conv_input_size, normalize=normalize,
                    min_evals=min_evals, max_evals=max_evals, max_N=max_N, precision=precision,
-                   fix_fingers=fix_fingers, mp_fit=mp_fit, randomize=randomize,
+                   fix_fingers=fix_fingers, xmin_max=xmin_max, mp_fit=mp_fit, detX=bool(detX or ERG),
+                   randomize=randomize,
                    randomize_precision=randomize_precision, seed=seed, threads=n_threads,
                    hts_version=spectra.kernel_info()["version"])
     tensors = select(open_model(model).tensors, layers)
@@ -356,7 +367,8 @@ def analyze(
 
     esds: dict = {}
     runner = _Runner(pool=pool, precision=precision, fix_fingers=fix_fingers, threads=n_threads, mp_fit=mp_fit,
-                     randomize=randomize, randomize_precision=randomize_precision, seed=seed)
+                     randomize=randomize, randomize_precision=randomize_precision, seed=seed,
+                     xmin_max=xmin_max, detX=bool(detX or ERG))
     done, total = 0, len(work)
     shown = None
     if progress is True:  # a tqdm bar on a terminal (log lines elsewhere), closed when the call ends
@@ -400,8 +412,11 @@ def _batches(work: list) -> Iterable[list]:
 class _Runner:
     """Runs batches of layers through the kernel; one instance per ``analyze`` call (no shared state)."""
 
-    def __init__(self, *, pool, precision, fix_fingers, threads, mp_fit, randomize, randomize_precision, seed):
+    def __init__(self, *, pool, precision, fix_fingers, threads, mp_fit, randomize, randomize_precision, seed,
+                 xmin_max=None, detX=False):
         self.mp_fit = mp_fit
+        self.xmin_max = xmin_max
+        self.detX = detX
         self.randomize = randomize
         self.randomize_precision = randomize_precision
         self.seed = seed
@@ -536,7 +551,9 @@ class _Runner:
                 row["slice_id"] = slice_id
             if self.mp_fit:
                 row.update(_mp_columns(pooled, plan))
-            if self.fix_fingers is not None:
+            if self.detX:
+                row.update(detx_columns(pooled, row["num_pl_spikes"]))
+            if self.fix_fingers == "clip_xmax":
                 row["num_fingers"] = lf.num_fingers
                 row["raw_alpha"] = lf.raw_alpha
                 row["fingers_removed"] = lf.fingers_removed
@@ -619,7 +636,7 @@ class _Runner:
 
     def _fit(self, pooled: np.ndarray, plan: LayerPlan) -> LayerFit:
         """Fit the ESD before normalisation (so neither the 1e-5 threshold nor alpha moves), then rescale."""
-        lf = fit_layer(pooled, fix_fingers=self.fix_fingers)
+        lf = fit_layer(pooled, fix_fingers=self.fix_fingers, xmin_max=self.xmin_max)
         if plan.normalizer == 1.0:
             return lf
         f = lf.fit
