@@ -77,6 +77,7 @@ def test_save_layer_figures_writes_every_figure_for_every_matrix(analysis, tmp_p
     conv = [p.name for p in paths if "-conv-" in p.name]
     assert sorted(conv) == sorted(f"{_row(analysis, 'conv')['layer_id']:04d}-conv-{f}.png"
                                   for f in layer_figures.FIGURES)
+    assert hts.plot.save_layer_figures(analysis, tmp_path / "again", figures=["esd"])[0].name == paths[0].name
     with pytest.raises(ValueError, match="unknown figure"):
         layer_figures.save_layer_figures(analysis, tmp_path, figures=["nope"])
 

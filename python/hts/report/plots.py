@@ -25,7 +25,8 @@ import numpy as np
 from .. import spectra
 from ..metrics import OVER_TRAINED, UNDER_TRAINED
 
-__all__ = ["alpha_by_layer", "alpha_histogram", "esd", "ks_distance", "save", "series", "svg_text"]
+__all__ = ["alpha_by_layer", "alpha_histogram", "esd", "ks_distance", "save", "save_layer_figures", "series",
+           "svg_text"]
 
 #: Axis labels for the summary metrics (logs are base 10). Subscripts and superscripts are mathtext
 #: (``$_{10}$``), never a literal underscore; log_norm is log10 of the *squared* Frobenius norm.
@@ -379,3 +380,13 @@ def series(comparison, metrics=None, *, ncols: int = 2, path: str | os.PathLike 
     for ax in axes[n:]:
         ax.set_visible(False)
     return _finish(fig, path)
+
+
+# -- WeightWatcher's per-layer figure set ----------------------------------------------------------------
+def save_layer_figures(analysis, directory: str | os.PathLike, **options):
+    """Write WeightWatcher-style figures of every analysed matrix into ``directory`` (ESD log-log with the
+    fit, linear ESD, KS distance and α against xmin, randomized ESD with its λ_max line, MP fit); see
+    ``hts.report.layer_figures.save_layer_figures`` for the options. Returns the paths written."""
+    from .layer_figures import save_layer_figures as save_all
+
+    return save_all(analysis, directory, **options)
