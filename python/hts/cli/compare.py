@@ -68,9 +68,15 @@ def _inputs(values: list[str]) -> list:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from .. import compare
 
+    from ..report.compare import CompareInputError
+
     options = analysis_options(args, parser)
-    result = compare(_inputs(args.inputs), _accuracy(args.accuracy), series=args.series, metrics=args.metrics,
-                     accuracy_column=args.accuracy_column, error_column=args.error_column, **options)
+    try:
+        result = compare(_inputs(args.inputs), _accuracy(args.accuracy), series=args.series,
+                         metrics=args.metrics, accuracy_column=args.accuracy_column,
+                         error_column=args.error_column, **options)
+    except CompareInputError as err:  # the same message in the command line's options
+        raise ValueError(err.cli) from None
     print(result.format())
     if args.output:
         result.to_html(args.output)

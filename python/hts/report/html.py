@@ -222,15 +222,19 @@ def comparison_html(comparison, *, title: str | None = None) -> str:
     accuracy (one panel per metric), the models with their summaries, and, for models analysed from
     weights, alpha by depth and the alpha histograms overlaid."""
     title = title or "hts series comparison"
-    stats_cols = ("series", "metric", "n", "rmse", "r2", "kendall_tau", "spearman_rho", "slope", "intercept",
-                  "trend")
+    stats_cols = ("series", "metric", "n", "rmse", "r2", "kendall_tau", "kendall_p", "spearman_rho", "slope",
+                  "slope_p", "intercept", "trend")
     model_cols = ["series", "model", "accuracy"] + [m for m in comparison.metrics]
     parts = [f"<h1>{html.escape(title)}</h1>",
              f'<p class="meta">{len(comparison.models)} models in {len(comparison.series)} series: '
              f"{html.escape(', '.join(comparison.series))}</p>",
              "<h2>Metric against accuracy</h2>",
-             "<p>OLS fit of accuracy on each metric (RMSE and R² on the fitted points), Kendall τ-b and "
-             "Spearman ρ between metric and accuracy; trend from the sign of τ.</p>",
+             "<p>OLS fit of accuracy on each metric (RMSE and R² on the fitted points, the slope's two-sided "
+             "p-value), Kendall τ-b with its two-sided p-value (exact without ties) and Spearman ρ between metric "
+             "and accuracy; the trend says whether accuracy rises or falls with the metric (no trend for "
+             "|τ| &lt; 0.2).</p>",
+             *[f"<p>Accuracy: {html.escape(s)}.</p>" for s in comparison.accuracy_sources],
+             *[f'<p class="warn">Warning: {html.escape(w)}.</p>' for w in comparison.warnings],
              _table(comparison.rows, stats_cols),
              '<div class="figs">', _figure_block(plots.series(comparison), "series-", "one point per model; "
                                                  "least-squares line per series"), "</div>",
