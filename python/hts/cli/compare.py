@@ -146,6 +146,11 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         return run_trajectory(args, parser, options)
     if args.steps is not None:
         parser.error("--steps is for a trajectory of checkpoints (no --accuracy)")
+    if args.plot or args.output:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ImportError("-o/--plot draw with matplotlib: pip install 'hts[plot]'") from None
     try:
         result = compare(_inputs(args.inputs), _accuracy(args.accuracy), series=args.series,
                          metrics=args.metrics, accuracy_column=args.accuracy_column,
