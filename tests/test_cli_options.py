@@ -147,3 +147,23 @@ def test_compare_checks_its_outputs_before_analysing(model, tmp_path):
         r = run("compare", f"a={model}", f"b={model}", "--accuracy", "a=1", "--accuracy", "b=2", option,
                 str(tmp_path / "missing" / "out.x"))
         assert r.returncode == 2 and f"{option} " in r.stderr and "does not exist" in r.stderr, r.stderr
+
+
+def test_progress_true_in_a_jupyter_kernel_is_a_tqdm_bar(monkeypatch, model):
+    """stderr in a notebook is no terminal, but the kernel shows tqdm (tqdm.auto); a plain pipe gets lines."""
+    import types
+
+    pytest.importorskip("tqdm")
+    from hts import _progress
+
+    assert isinstance(_progress.make_progress(True), _progress._Lines)  # pytest's stderr: not a terminal
+    kernel = types.SimpleNamespace(config={"IPKernelApp": {}})
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel))
+    bar = _progress.make_progress(True)
+    try:
+        assert isinstance(bar, _progress._Bar) and bar.tqdm.__module__.startswith("tqdm")
+    finally:
+        bar.close()
+    seen = []
+    hts.analyze(str(model), progress=lambda done, total, name: seen.append(done))
+    assert seen[-1] == 3

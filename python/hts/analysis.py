@@ -304,8 +304,8 @@ def analyze(
     threads
         Native threads (default: every core this process may use, capped by OMP_NUM_THREADS).
     progress
-        ``True``: a progress bar on stderr (tqdm when installed and stderr is a terminal, else a line every
-        10 s); ``False`` or None (default): quiet. A callable is called as ``progress(done, total, longname)``
+        ``True``: a progress bar on stderr (tqdm when installed and stderr is a terminal or a Jupyter kernel,
+        else a line every 10 s); ``False`` or None (default): quiet. A callable is called as ``progress(done, total, longname)``
         after each analysed layer, in the calling thread; if it returns ``False`` (exactly False; None and
         other values go on) the analysis stops as ``cancel`` does.
     cancel
