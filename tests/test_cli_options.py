@@ -127,3 +127,43 @@ def test_progress_true_shows_progress_and_false_is_quiet(model):
     assert loud.returncode == 0 and "hts: 3/3 layers (100%)" in loud.stderr, loud.stderr  # tiny is gated
     quiet = subprocess.run([sys.executable, "-c", code.format("False"), str(model)], capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_every_option_of_every_command_has_help_and_examples():
+    import argparse
+
+    from hts.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in sub.choices.items():
+        bare = [a.option_strings or a.dest for a in parser._actions
+                if not a.help and not isinstance(a, argparse._HelpAction)]
+        assert not bare, f"hts {name}: options without help: {bare}"
+        assert parser.epilog and "example" in parser.epilog, f"hts {name} has no examples"
+
+
+def test_compare_checks_its_outputs_before_analysing(model, tmp_path):
+    for option in ("-o", "--csv", "--json", "--plot"):
+        r = run("compare", f"a={model}", f"b={model}", "--accuracy", "a=1", "--accuracy", "b=2", option,
+                str(tmp_path / "missing" / "out.x"))
+        assert r.returncode == 2 and f"{option} " in r.stderr and "does not exist" in r.stderr, r.stderr
+
+
+def test_progress_true_in_a_jupyter_kernel_is_a_tqdm_bar(monkeypatch, model):
+    """stderr in a notebook is no terminal, but the kernel shows tqdm (tqdm.auto); a plain pipe gets lines."""
+    import types
+
+    pytest.importorskip("tqdm")
+    from hts import _progress
+
+    assert isinstance(_progress.make_progress(True), _progress._Lines)  # pytest's stderr: not a terminal
+    kernel = types.SimpleNamespace(config={"IPKernelApp": {}})
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel))
+    bar = _progress.make_progress(True)
+    try:
+        assert isinstance(bar, _progress._Bar) and bar.tqdm.__module__.startswith("tqdm")
+    finally:
+        bar.close()
+    seen = []
+    hts.analyze(str(model), progress=lambda done, total, name: seen.append(done))
+    assert seen[-1] == 3

@@ -78,7 +78,10 @@ def test_compare_on_ww_trends(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "ResNet-1K" in printed and "alpha_weighted" in printed
     line = next(x for x in printed.splitlines() if x.startswith("VGG") and " log_spectral_norm " in x)
-    assert line.split()[3:6] == ["0.227", "0.981", "-0.929"]  # Table 1: 0.23, 0.98, -0.93
+    cells = line.split()
+    assert [cells[3], cells[4], cells[7]] == ["0.227", "0.981", "-0.929"]  # Table 1: 0.23, 0.98, -0.93
+    assert cells[-4:] == ["accuracy", "falls", "with", "metric"] or "accuracy falls with the metric" in line
+    assert "accuracy: 100 - column 'top1_error_pct' of series_models.csv (an error in %)" in printed
     check_page(out.read_text(encoding="utf-8"))
     assert (tmp_path / "series.svg").read_text().count("<svg") == 1
     rows = json.loads((tmp_path / "t.json").read_text())["rows"]
@@ -100,8 +103,10 @@ def test_compare_from_model_files(tmp_path, capsys):
 
 def test_compare_errors(tmp_path, capsys):
     model = _npz(tmp_path / "a.npz", 3.0)
-    assert main(["compare", str(model)]) == 1
-    assert "no accuracy for model 'a'" in capsys.readouterr().err
+    other = _npz(tmp_path / "b.npz", 4.0)
+    assert main(["compare", str(model), str(other), "--accuracy", "a=70"]) == 1
+    err = capsys.readouterr().err  # the command line's syntax, not a Python dict
+    assert "no accuracy for model 'b'" in err and "--accuracy b=VALUE" in err and "{" not in err
     assert main(["compare", str(model), "--accuracy", "a=high"]) == 1
     assert "is not a number" in capsys.readouterr().err
 

@@ -55,7 +55,10 @@ def test_blog_claim_vgg_reverses():
     """Lower mean alpha goes with higher accuracy, except VGG (the accompanying blog post)."""
     result = hts.compare(WW_TRENDS / "series_models.csv")
     assert result.stat("VGG", "alpha")["trend"] == "accuracy rises with the metric"
-    assert result.stat("ResNet-1K", "alpha")["trend"] == "no trend"  # τ = −0.03: too weak to call
+    assert result.stat("ResNet", "alpha")["trend"] == "accuracy falls with the metric"
+    # τ = −0.03 over 19 models (p = 0.89): said as no trend, not as "lower is better"
+    assert result.stat("ResNet-1K", "alpha")["trend"] == "no trend"
+    assert result.stat("ResNet-1K", "alpha")["kendall_p"] > 0.5
     assert result.stat("VGG", "alpha_weighted")["trend"] == "accuracy falls with the metric"
 
 
@@ -77,7 +80,6 @@ def test_summaries_and_mapping_accuracy():
     assert r["n"] == 5 and r["r2"] == pytest.approx(1.0) and r["slope"] == pytest.approx(10.0)
     assert r["trend"] == "accuracy rises with the metric"
     assert result.stat("toy", "alpha_weighted")["trend"] == "accuracy falls with the metric"
-    assert result.accuracy_source == "the accuracies given" and result.notes == []
     assert result.stat("toy", "alpha")["kendall_tau"] == -1.0
     assert "toy" in result.format() and "log_norm" in repr(result.table)
 
@@ -101,9 +103,8 @@ def test_accuracy_csv_and_outputs(tmp_path):
     result = hts.compare(_summaries(), path)
     assert [m["accuracy"] for m in result.models] == [70.0, 71.0, 72.0, 73.0, 74.0]
     data = json.loads(result.to_json(tmp_path / "c.json"))
-    assert set(data) == {"models", "rows", "accuracy_source", "notes"} and len(data["rows"]) == 3
-    assert result.accuracy_source == f"100 − column 'top1_error_pct' (an error in %) of {path}"
-    assert "accuracy: 100 − column 'top1_error_pct'" in result.format()
+    assert set(data) == {"models", "rows", "accuracy_sources", "warnings"} and len(data["rows"]) == 3
+    assert data["accuracy_sources"] == ["100 - column 'top1_error_pct' of acc.csv (an error in %)"]
     result.to_csv(tmp_path / "c.csv")
     with open(tmp_path / "c.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -111,7 +112,7 @@ def test_accuracy_csv_and_outputs(tmp_path):
 
 
 def test_errors(tmp_path):
-    with pytest.raises(ValueError, match="no accuracy for model 'm0'"):
+    with pytest.raises(ValueError, match="no accuracy for models 'm0', 'm1'"):
         hts.compare(_summaries(), {})
     with pytest.raises(TypeError, match="accuracy must be"):
         hts.compare(_summaries(), [1, 2])
@@ -125,34 +126,75 @@ def test_nan_metric_and_tiny_series():
     rows = series_rows([{"series": "s", "model": "a", "accuracy": 1.0, "alpha": 3.0},
                         {"series": "s", "model": "b", "accuracy": 2.0, "alpha": float("nan")}])
     assert rows[0]["n"] == 1 and math.isnan(rows[0]["r2"]) and rows[0]["trend"] == "no trend"
-    assert math.isnan(rows[0]["kendall_p"]) and math.isnan(rows[0]["slope_p"])
 
 
-def test_p_values_match_scipy_and_small_series_get_a_note(caplog):
+# -- issue 18 item 13: p-values, wording, few models, the accuracy column --------------------------------------
+def test_p_values_match_scipy_exact_kendall_and_linregress(rng):
+    """Kendall's exact p (no ties) and the OLS slope's p as scipy computes them, on random small series."""
     stats = pytest.importorskip("scipy.stats")
-    rng = np.random.default_rng(5)
-    for n in (3, 4, 6, 9, 15):
-        acc = {f"m{i}": 60.0 + i + rng.normal(0, 2) for i in range(n)}
-        summaries = {f"m{i}": {"alpha": 5.0 - 0.2 * i + rng.normal(0, 0.3)} for i in range(n)}
-        with caplog.at_level("WARNING", logger="hts"):
-            result = hts.compare(summaries, acc, series="s")
-        row = result.stat("s", "alpha")
-        x = [summaries[k]["alpha"] for k in acc]
-        y = list(acc.values())
-        assert row["kendall_p"] == pytest.approx(stats.kendalltau(x, y, method="exact").pvalue, rel=1e-12)
-        assert row["slope_p"] == pytest.approx(stats.linregress(x, y).pvalue, rel=1e-9)
-        assert bool(result.notes) == (n < 4)
-        if n < 4:
-            assert "not evidence" in result.format() and "not evidence" in caplog.text
-    # ties: the tie-corrected normal approximation, as scipy's default
-    x, y = [1, 2, 2, 3, 4, 5, 5, 6.0], [1, 1, 2, 3, 3, 4, 6, 5.0]
-    from hts.report.stats import kendall_p
+    from hts.report.stats import kendall_p, slope_p
 
-    assert kendall_p(x, y) == pytest.approx(stats.kendalltau(x, y).pvalue, rel=1e-12)
+    for n in (3, 4, 5, 7, 10, 19, 40):
+        for _ in range(4):
+            x = rng.normal(size=n)
+            y = rng.uniform(-1, 1) * x + rng.normal(size=n)
+            p, method = kendall_p(x, y)
+            expected = stats.kendalltau(x, y, method="exact").pvalue
+            assert method == "exact" and p == pytest.approx(expected, rel=1e-9, abs=1e-15), n
+            assert slope_p(x, y) == pytest.approx(stats.linregress(x, y).pvalue, rel=1e-9, abs=1e-15), n
+    x, y = np.array([1, 1, 2, 3, 4, 5, 5, 6.0]), np.array([2, 1, 1, 3, 5, 4, 6, 6.0])  # ties: normal
+    p, method = kendall_p(x, y)
+    assert method == "normal"
+    assert p == pytest.approx(stats.kendalltau(x, y, method="asymptotic").pvalue, rel=1e-12)
 
 
-def test_small_tau_is_no_trend():
-    from hts.report.compare import trend
+def test_student_t_tail_closed_form_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    from hts.report.stats import student_t_sf2
 
-    assert trend(0.29) == trend(-0.29) == trend(float("nan")) == "no trend"
-    assert trend(0.3) == "accuracy rises with the metric" and trend(-0.5) == "accuracy falls with the metric"
+    for dof in range(1, 40):
+        for t in (0.0, 0.3, 1.0, 2.2, 7.5, -3.0, 40.0):
+            assert student_t_sf2(t, dof) == pytest.approx(2 * stats.t.sf(abs(t), dof), rel=1e-9, abs=1e-14)
+
+
+def test_three_models_warn_and_report_p_values(caplog):
+    """Three models with a perfect rank order: τ = 1 but its exact p is 1/3 — the table says so and warns."""
+    summaries = {f"m{i}": {"alpha": 4.0 - i, "log_norm": 1.0 + 0.01 * (-1) ** i} for i in range(3)}
+    with caplog.at_level("WARNING", logger="hts"):
+        result = hts.compare(summaries, {"m0": 70.0, "m1": 71.0, "m2": 72.0})
+    r = result.stat("series", "alpha")
+    assert r["kendall_tau"] == -1.0 and r["kendall_p"] == pytest.approx(1 / 3) and r["kendall_p_method"] == "exact"
+    assert r["slope_p"] == 0.0  # a perfect line
+    assert r["trend"] == "accuracy falls with the metric"
+    assert result.stat("series", "log_norm")["trend"] == "no trend"  # alternating with a tie: τ = 0
+    assert result.warnings == ["series 'series' has 3 models: a trend over fewer than 4 models is not evidence "
+                               "(see the p-values)"]
+    assert any("not evidence" in m for m in caplog.messages)
+    text = result.format()
+    assert "p(tau)" in text and "p(slope)" in text and "0.333" in text and "warning: series 'series'" in text
+    assert "accuracy: the accuracy given per model" in text
+    assert not hts.compare({f"m{i}": {"alpha": float(i)} for i in range(4)},
+                           {f"m{i}": 70.0 + i for i in range(4)}).warnings
+
+
+def test_no_trend_when_tau_is_small():
+    from hts.report.compare import NO_TREND_TAU, trend
+
+    assert trend(0.0) == trend(NO_TREND_TAU / 2) == trend(-NO_TREND_TAU / 2) == trend(float("nan")) == "no trend"
+    assert trend(NO_TREND_TAU) == "accuracy rises with the metric"
+    assert trend(-0.9) == "accuracy falls with the metric"
+
+
+def test_accuracy_column_taken_is_named():
+    result = hts.compare(WW_TRENDS / "series_models.csv")
+    assert result.accuracy_sources == ["100 - column 'top1_error_pct' of series_models.csv (an error in %)"]
+    assert "accuracy: 100 - column 'top1_error_pct' of series_models.csv" in result.format()
+
+
+def test_missing_accuracy_is_reported_before_any_analysis(rng):
+    from hts.report.compare import CompareInputError
+
+    weights = {"a": {"l.weight": rng.normal(size=(100, 50))}, "b": {"l.weight": rng.normal(size=(100, 50))}}
+    with pytest.raises(CompareInputError, match="no accuracy for model 'b'") as err:
+        hts.compare(weights, {"a": 70.0}, conv_method="no-such-method")  # would fail if it analysed first
+    assert "--accuracy b=VALUE" in err.value.cli and "accuracy={'b'" in str(err.value)

@@ -26,16 +26,20 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 __version__: str = _kernel.__version__  # set at build time from pyproject.toml
 
 __all__ = ["Analysis", "Cancelled", "HTSError", "Inventory", "ModelFileError", "__version__", "analyze", "compare",
-           "datasets", "open", "plot", "spectra", "study"]
+           "datasets", "open", "plot", "spectra", "study", "trajectory"]
 
 
 def __getattr__(name: str):
-    """``hts.compare``, ``hts.plot``, ``hts.datasets`` and ``hts.study`` load on first use (the report modules;
+    """``hts.compare``, ``hts.trajectory``, ``hts.plot``, ``hts.datasets`` and ``hts.study`` load on first use (the report modules;
     matplotlib only when drawing; pandas only when a table is read)."""
     if name == "compare":
         from .report.compare import compare
 
         return compare
+    if name == "trajectory":
+        from .report.trajectory import trajectory
+
+        return trajectory
     if name == "plot":
         from .report import plots
 

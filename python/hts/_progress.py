@@ -1,4 +1,5 @@
-"""Progress for the command line: a tqdm bar on a terminal, periodic log lines otherwise."""
+"""Progress for the command line and ``hts.analyze(progress=True)``: a tqdm bar on a terminal or in a Jupyter
+kernel (``tqdm.auto``: a widget where ipywidgets is installed), periodic log lines otherwise."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class _Lines:
 class _Bar:
     def __init__(self, tqdm, stream) -> None:
         self.bar = tqdm(total=0, unit="layer", file=stream, leave=False, dynamic_ncols=True)
+        self.tqdm = tqdm
 
     def __call__(self, done: int, total: int, name: str) -> None:
         if self.bar.total != total:
@@ -55,4 +57,18 @@ def make_progress(enabled: bool, stream=None):
         except ImportError:
             return _Lines(stream)
         return _Bar(tqdm, stream)
+    if _in_jupyter_kernel() and stream is sys.stderr:
+        try:
+            from tqdm.auto import tqdm as auto_tqdm
+        except ImportError:
+            return _Lines(stream)
+        return _Bar(auto_tqdm, stream)
     return _Lines(stream)
+
+
+def _in_jupyter_kernel() -> bool:
+    """True inside a Jupyter (IPython) kernel, whose stderr is no terminal but shows a tqdm bar."""
+    shell = sys.modules.get("IPython")
+    get = getattr(shell, "get_ipython", None)
+    instance = get() if callable(get) else None
+    return instance is not None and "IPKernelApp" in getattr(instance, "config", {})

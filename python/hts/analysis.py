@@ -334,8 +334,8 @@ def analyze(
         than one, a worker reads and decodes the next kernel batch while the current one is solved (one
         batch ahead at most); ``threads=1`` reads and solves in turn, in the calling thread.
     progress
-        ``True``: a progress bar on stderr (tqdm when installed and stderr is a terminal, else a line every
-        10 s); ``False`` or None (default): quiet. A callable is called as ``progress(done, total, longname)``
+        ``True``: a progress bar on stderr (tqdm when installed and stderr is a terminal or a Jupyter kernel,
+        else a line every 10 s); ``False`` or None (default): quiet. A callable is called as ``progress(done, total, longname)``
         after each analysed layer, in the calling thread; if it returns ``False`` (exactly False; None and
         other values go on) the analysis stops as ``cancel`` does.
     cancel

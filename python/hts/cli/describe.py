@@ -25,9 +25,15 @@ def add_parser(sub) -> None:
                        help="how Conv2D kernels become matrices (default: slices)")
     gates.add_argument("--no-pool", dest="pool", action="store_false",
                        help="gate conv layers per k·k slice rather than pooled")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (default), csv or json (one entry per tensor)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     add_verbosity(p)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = ("examples:\n"
+                "  hts describe model.safetensors\n"
+                "  hts describe Llama-2-7b-hf/ --format csv -o tensors.csv\n"
+                "  hts describe resnet.pth --conv-method fft --min-evals 50\n")
     p.set_defaults(func=lambda args: run(args, p))
 
 

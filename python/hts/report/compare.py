@@ -1,11 +1,11 @@
 """``hts.compare``: how each model-level metric tracks reported accuracy across a series of related models.
 
 For every series and summary metric m (⟨alpha⟩, ⟨alpha_weighted⟩ = α̂, ⟨log_norm⟩, ...), over the models of the
-series: the least-squares line accuracy ≈ a + b·m with its RMSE and R² on the fitted points, Kendall's τ-b and
-Spearman's ρ between m and accuracy with the p-values of τ (exact without ties) and of the slope, and the trend
-in words ("accuracy falls with the metric" for τ ≤ −0.3, "accuracy rises with the metric" for τ ≥ 0.3, else "no
-trend"). This is the comparison of Martin, Peng & Mahoney (Nat. Commun. 12, 4122, 2021, Table 1). A series of
-fewer than ``MIN_MODELS`` models gets a note: a trend over so few is not evidence.
+series: the least-squares line accuracy ≈ a + b·m with its RMSE and R² on the fitted points and the slope's
+p-value, Kendall's τ-b with its exact p-value and Spearman's ρ between m and accuracy, and the trend in words
+("accuracy rises with the metric" for τ ≥ ``NO_TREND_TAU``, "accuracy falls with the metric" for
+τ ≤ −``NO_TREND_TAU``, "no trend" in between). This is the comparison of Martin, Peng & Mahoney (Nat. Commun. 12,
+4122, 2021, Table 1). A series of fewer than ``MIN_MODELS`` models gets a warning: its trend is not evidence.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import Any, Iterable, Mapping
 from .._json import isnan, jsonable
 from .stats import kendall_p, kendall_tau, ols, slope_p, spearman_rho
 
-__all__ = ["METRICS", "Comparison", "compare"]
+__all__ = ["METRICS", "MIN_MODELS", "NO_TREND_TAU", "Comparison", "CompareInputError", "compare"]
 
 logger = logging.getLogger("hts")
 
-#: |τ| below this reads "no trend".
-TREND_MIN_TAU = 0.3
-#: A series with fewer models gets a note that its trend is not evidence.
+#: |τ| below this is reported as "no trend" (a weak association: fewer than 60 % of the pairs agree).
+NO_TREND_TAU = 0.2
+#: A series with fewer models than this gets a warning that its trend is not evidence.
 MIN_MODELS = 4
 
 #: Summary metrics compared, in table order; those absent from every model are left out.
@@ -39,6 +39,15 @@ ACCURACY_COLUMNS = ("accuracy", "top1_accuracy", "top1_acc", "acc")
 ERROR_COLUMNS = ("top1_error_pct", "top1_error", "error")
 
 
+class CompareInputError(ValueError):
+    """A problem with ``hts.compare``'s inputs. ``str()`` speaks Python (keyword arguments); ``cli`` says the
+    same in the command line's options, for ``hts compare``."""
+
+    def __init__(self, message: str, cli: str | None = None) -> None:
+        super().__init__(message)
+        self.cli = cli or message
+
+
 class Comparison:
     """The result of ``hts.compare``: plain data, JSON-serialisable.
 
@@ -47,23 +56,24 @@ class Comparison:
     models : list of dict
         One dict per model: ``series``, ``model``, ``accuracy`` and its summary metrics.
     rows : list of dict
-        One dict per (series, metric): ``n``, ``slope``, ``intercept``, ``rmse``, ``r2``, ``kendall_tau``,
-        ``kendall_p``, ``spearman_rho``, ``slope_p``, ``trend``.
+        One dict per (series, metric): ``n``, ``slope``, ``slope_p`` (two-sided p of the OLS slope),
+        ``intercept``, ``rmse``, ``r2``, ``kendall_tau``, ``kendall_p`` (two-sided; exact without ties),
+        ``kendall_p_method`` ("exact" or "normal"), ``spearman_rho``, ``trend``.
     analyses : dict
         name → ``hts.Analysis`` for the models analysed from weights by this call (empty otherwise).
-    accuracy_source : str
-        Where the accuracies came from (which CSV column, or the given values).
-    notes : list of str
-        Cautions for the reader (series too small for a trend to be evidence).
+    accuracy_sources : list of str
+        Where the accuracies came from, e.g. "column 'top1_error_pct' of series.csv (accuracy = 100 − error)".
+    warnings : list of str
+        Caveats about the statistics (a series of fewer than ``MIN_MODELS`` models).
     """
 
     def __init__(self, models: list[dict], rows: list[dict], analyses: dict | None = None,
-                 accuracy_source: str = "", notes: list | None = None) -> None:
+                 accuracy_sources: Iterable[str] = ()) -> None:
         self.models = models
         self.rows = rows
         self.analyses = dict(analyses or {})
-        self.accuracy_source = accuracy_source
-        self.notes = list(notes or [])
+        self.accuracy_sources = list(dict.fromkeys(accuracy_sources))
+        self.warnings = few_models_warnings(models)
 
     @property
     def series(self) -> list[str]:
@@ -91,8 +101,8 @@ class Comparison:
 
     def to_dict(self) -> dict:
         """Everything as plain JSON types (NaN becomes None)."""
-        return jsonable({"models": self.models, "rows": self.rows, "accuracy_source": self.accuracy_source,
-                         "notes": self.notes})
+        return jsonable({"models": self.models, "rows": self.rows, "accuracy_sources": self.accuracy_sources,
+                         "warnings": self.warnings})
 
     def to_json(self, path: str | os.PathLike | None = None, **kwargs) -> str:
         """Strict JSON text of ``to_dict()``; written to ``path`` when given."""
@@ -119,18 +129,23 @@ class Comparison:
         return text
 
     def format(self) -> str:
-        """A plain-text table, one line per series and metric, then where the accuracies came from and the notes."""
+        """A plain-text table, one line per series and metric, then where the accuracy came from and the
+        warnings. ``p(tau)`` is Kendall's two-sided p (exact without ties; ``*`` marks the normal
+        approximation), ``p(slope)`` the OLS slope's."""
         w = max([6] + [len(str(r["series"])) for r in self.rows])
-        head = (f"{'series':<{w}} {'metric':<18} {'n':>3} {'rmse':>8} {'r2':>6} {'tau':>6} {'p(tau)':>7} "
-                f"{'rho':>6} {'p(slope)':>8}  trend")
+        head = (f"{'series':<{w}} {'metric':<18} {'n':>3} {'rmse':>8} {'r2':>6} {'slope':>9} {'p(slope)':>9} "
+                f"{'tau':>6} {'p(tau)':>9} {'rho':>6}  trend")
         lines = [head]
         for r in self.rows:
+            mark = "*" if r["kendall_p_method"] == "normal" else " "
             lines.append(f"{r['series']:<{w}} {r['metric']:<18} {r['n']:>3} {r['rmse']:>8.3f} {r['r2']:>6.3f} "
-                         f"{r['kendall_tau']:>6.3f} {r['kendall_p']:>7.3g} {r['spearman_rho']:>6.3f} "
-                         f"{r['slope_p']:>8.3g}  {r['trend']}")
-        if self.accuracy_source:
-            lines.append(f"accuracy: {self.accuracy_source}")
-        lines += [f"note: {n}" for n in self.notes]
+                         f"{r['slope']:>9.3g} {r['slope_p']:>9.3g} {r['kendall_tau']:>6.3f} "
+                         f"{r['kendall_p']:>8.3g}{mark} {r['spearman_rho']:>6.3f}  {r['trend']}")
+        if any(r["kendall_p_method"] == "normal" for r in self.rows):
+            lines.append("* p(tau) from the normal approximation (ties)")
+        for source in self.accuracy_sources:
+            lines.append(f"accuracy: {source}")
+        lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -138,27 +153,28 @@ class Comparison:
                 f"{len(self.metrics)} metrics>")
 
 
-_ROW_KEYS = ("series", "metric", "n", "slope", "intercept", "rmse", "r2", "kendall_tau", "kendall_p", "spearman_rho",
-             "slope_p", "trend")
+_ROW_KEYS = ("series", "metric", "n", "slope", "slope_p", "intercept", "rmse", "r2", "kendall_tau", "kendall_p",
+             "kendall_p_method", "spearman_rho", "trend")
 
 
 def trend(tau: float) -> str:
-    """"accuracy falls with the metric" (τ ≤ −0.3), "accuracy rises with the metric" (τ ≥ 0.3), else "no trend"
-    (|τ| small, or undefined)."""
-    if isnan(tau) or abs(tau) < TREND_MIN_TAU:
+    """The association of accuracy with the metric in words: "accuracy rises with the metric" (τ ≥
+    ``NO_TREND_TAU``), "accuracy falls with the metric" (τ ≤ −``NO_TREND_TAU``), else (or τ undefined)
+    "no trend"."""
+    if isnan(tau) or abs(tau) < NO_TREND_TAU:
         return "no trend"
-    return "accuracy falls with the metric" if tau < 0 else "accuracy rises with the metric"
+    return "accuracy rises with the metric" if tau > 0 else "accuracy falls with the metric"
 
 
-def series_notes(models: list[dict]) -> list[str]:
-    """One note per series with fewer than ``MIN_MODELS`` models."""
-    notes = []
+def few_models_warnings(models: list[dict]) -> list[str]:
+    """One warning per series of fewer than ``MIN_MODELS`` models."""
+    out = []
     for name in dict.fromkeys(d["series"] for d in models):
         n = sum(d["series"] == name for d in models)
         if n < MIN_MODELS:
-            notes.append(f"series {name!r} has {n} model{'s' if n != 1 else ''}: a trend over fewer than "
-                         f"{MIN_MODELS} models is not evidence")
-    return notes
+            out.append(f"series {name!r} has {n} model{'s' if n != 1 else ''}: a trend over fewer than "
+                       f"{MIN_MODELS} models is not evidence (see the p-values)")
+    return out
 
 
 def series_rows(models: list[dict], metrics: Iterable[str] | None = None) -> list[dict]:
@@ -174,10 +190,11 @@ def series_rows(models: list[dict], metrics: Iterable[str] | None = None) -> lis
             x = [float("nan") if v is None else float(v) for v in x]
             fit = ols(x, acc)
             tau = kendall_tau(x, acc)
+            p_tau, method = kendall_p(x, acc)
             rows.append({"series": name, "metric": metric, "n": fit.n, "slope": fit.slope,
-                         "intercept": fit.intercept, "rmse": fit.rmse, "r2": fit.r2, "kendall_tau": tau,
-                         "kendall_p": kendall_p(x, acc), "spearman_rho": spearman_rho(x, acc),
-                         "slope_p": slope_p(x, acc), "trend": trend(tau)})
+                         "slope_p": slope_p(x, acc), "intercept": fit.intercept, "rmse": fit.rmse, "r2": fit.r2,
+                         "kendall_tau": tau, "kendall_p": p_tau, "kendall_p_method": method,
+                         "spearman_rho": spearman_rho(x, acc), "trend": trend(tau)})
     return rows
 
 
@@ -205,21 +222,28 @@ def _model_column(row: dict, path: Any) -> str:
 
 
 def _accuracy_of(row: dict, accuracy_column: str | None, error_column: str | None, where: str,
-                 sources: set | None = None) -> float:
+                 sources: list | None = None, file: Any = None) -> float:
     """Accuracy in % from ``accuracy_column`` or 100 − ``error_column`` (detected when neither is given); the
-    column used is added to ``sources``."""
+    column taken is described in ``sources``."""
     if accuracy_column is None and error_column is None:
         accuracy_column = next((c for c in ACCURACY_COLUMNS if c in row), None)
         error_column = None if accuracy_column else next((c for c in ERROR_COLUMNS if c in row), None)
         if accuracy_column is None and error_column is None:
-            raise ValueError(f"{where}: no accuracy column (one of {ACCURACY_COLUMNS}) or error column "
-                             f"(one of {ERROR_COLUMNS}); name one with accuracy_column=/error_column=")
+            text = (f"{where}: no accuracy column (one of {', '.join(ACCURACY_COLUMNS)}) or error column (one "
+                    f"of {', '.join(ERROR_COLUMNS)})")
+            raise CompareInputError(text + "; name one with accuracy_column=/error_column=",
+                                    text + "; name one with --accuracy-column/--error-column")
     column = accuracy_column or error_column
     if column not in row:
-        raise ValueError(f"{where}: no column {column!r}")
-    value = float(row[column])
+        raise CompareInputError(f"{where}: no column {column!r} (it has {', '.join(row)})")
+    try:
+        value = float(row[column])
+    except ValueError:
+        raise CompareInputError(f"{where}: column {column!r} holds {row[column]!r}, not a number") from None
     if sources is not None:
-        sources.add(f"column {column!r}" if accuracy_column else f"100 − column {column!r} (an error in %)")
+        name = Path(file).name if file is not None else "the CSV"
+        sources.append(f"column {column!r} of {name}" if accuracy_column
+                       else f"100 - column {column!r} of {name} (an error in %)")
     return value if accuracy_column else 100.0 - value
 
 
@@ -227,40 +251,37 @@ def _is_csv(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike)) and str(x).lower().endswith(".csv")
 
 
-def _accuracies(accuracy: Any, accuracy_column: str | None, error_column: str | None, sources: set) -> dict:
+def _accuracies(accuracy: Any, accuracy_column: str | None, error_column: str | None, sources: list) -> dict:
     if accuracy is None:
         return {}
     if _is_csv(accuracy):
         rows = _read_csv(accuracy)
         key = _model_column(rows[0], accuracy)
-        found: set = set()
-        out = {r[key]: _accuracy_of(r, accuracy_column, error_column, str(accuracy), found) for r in rows}
-        sources.update(f"{s} of {accuracy}" for s in found)
-        return out
+        return {r[key]: _accuracy_of(r, accuracy_column, error_column, str(accuracy), sources, accuracy)
+                for r in rows}
     if isinstance(accuracy, Mapping):
-        sources.add("the accuracies given")
+        sources.append("the accuracy given per model")
         return {str(k): float(v) for k, v in accuracy.items()}
     raise TypeError(f"accuracy must be a mapping model → accuracy or a CSV path, got {type(accuracy).__name__}")
 
 
-def _summary_rows(path: Any, accuracies: dict, accuracy_column, error_column, series, sources: set) -> list[dict]:
+def _summary_rows(path: Any, accuracies: dict, accuracy_column, error_column, series,
+                  sources: list) -> list[dict]:
     """Models from a CSV of already-computed summaries (one row per model)."""
     rows = _read_csv(path)
     key = _model_column(rows[0], path)
     out = []
-    found: set = set()
     for r in rows:
         name = r[key]
         if name in accuracies:
             acc = accuracies[name]
         else:
-            acc = _accuracy_of(r, accuracy_column, error_column, f"{path}, model {name!r}", found)
+            acc = _accuracy_of(r, accuracy_column, error_column, f"{path}, model {name!r}", sources, path)
         entry = {"series": _series_of(name, r.get("series"), series), "model": name, "accuracy": acc}
         for metric in METRICS:
             if metric in r and r[metric] != "":
                 entry[metric] = float(r[metric])
         out.append(entry)
-    sources.update(f"{s} of {path}" for s in found)
     return out
 
 
@@ -332,7 +353,7 @@ def compare(
     """
     from ..analysis import Analysis, analyze
 
-    sources: set = set()
+    sources: list[str] = []
     accuracies = _accuracies(accuracy, accuracy_column, error_column, sources)
     entries: list[dict] = []
     analyses: dict = {}
@@ -343,7 +364,16 @@ def compare(
         items = [m for m in items if not _is_csv(m)]
         for path in tables:
             entries += _summary_rows(path, accuracies, accuracy_column, error_column, series, sources)
-    for name, model in _named(items):
+    named = _named(items)
+    missing = [name for name, _ in named if name not in accuracies]
+    if missing:  # before any analysis
+        raise CompareInputError(
+            f"no accuracy for model{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; give "
+            f"accuracy={{{missing[0]!r}: ...}} (in %), or use hts.trajectory for checkpoints without accuracies",
+            f"no accuracy for model{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}; give "
+            f"--accuracy {missing[0]}=VALUE (in %) for each, or --accuracy CSV, or no --accuracy at all for a "
+            "trajectory of checkpoints")
+    for name, model in named:
         if isinstance(model, Analysis):
             summary = model.summary
         elif isinstance(model, Mapping) and any(k in model for k in METRICS) and not _has_arrays(model):
@@ -354,17 +384,15 @@ def compare(
             summary = result.summary
         if isinstance(model, Analysis):
             analyses[name] = model
-        if name not in accuracies:
-            raise ValueError(f"no accuracy for model {name!r}; give accuracy={{{name!r}: ...}}")
         entry = {"series": _series_of(name, None, series), "model": name, "accuracy": accuracies[name]}
         entry.update({k: float(v) for k, v in summary.items() if k in METRICS and v is not None})
         entries.append(entry)
     if not entries:
-        raise ValueError("no models to compare")
-    notes = series_notes(entries)
-    for note in notes:
-        logger.warning("hts.compare: %s", note)
-    return Comparison(entries, series_rows(entries, metrics), analyses, "; ".join(sorted(sources)), notes)
+        raise CompareInputError("no models to compare")
+    result = Comparison(entries, series_rows(entries, metrics), analyses, sources)
+    for text in result.warnings:
+        logger.warning("%s", text)
+    return result
 
 
 def _has_arrays(mapping: Mapping) -> bool:

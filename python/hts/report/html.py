@@ -288,13 +288,13 @@ def comparison_html(comparison, *, title: str | None = None) -> str:
              f'<p class="meta">{len(comparison.models)} models in {len(comparison.series)} series: '
              f"{html.escape(', '.join(comparison.series))}</p>",
              "<h2>Metric against accuracy</h2>",
-             "<p>OLS fit of accuracy on each metric (RMSE and R² on the fitted points; slope_p: the slope's "
-             "p-value), Kendall τ-b (kendall_p: its exact p-value) and Spearman ρ between metric and accuracy; "
-             "the trend says whether accuracy rises or falls with the metric (|τ| &lt; 0.3: no trend)."
-             + (f" Accuracy: {html.escape(comparison.accuracy_source)}." if comparison.accuracy_source else "")
-             + "</p>"]
-    parts += [f'<p class="warn">{html.escape(n)}</p>' for n in comparison.notes]
-    parts += [_table(comparison.rows, stats_cols),
+             "<p>OLS fit of accuracy on each metric (RMSE and R² on the fitted points, the slope's two-sided "
+             "p-value), Kendall τ-b with its two-sided p-value (exact without ties) and Spearman ρ between metric "
+             "and accuracy; the trend says whether accuracy rises or falls with the metric (no trend for "
+             "|τ| &lt; 0.2).</p>",
+             *[f"<p>Accuracy: {html.escape(s)}.</p>" for s in comparison.accuracy_sources],
+             *[f'<p class="warn">Warning: {html.escape(w)}.</p>' for w in comparison.warnings],
+             _table(comparison.rows, stats_cols),
              '<div class="figs">', _figure_block(plots.series(comparison), "series-", "one point per model; "
                                                  "least-squares line per series"), "</div>",
              "<h2>Models</h2>", _table(comparison.models, model_cols)]

@@ -1,5 +1,5 @@
-"""Small-sample statistics for a model series, in numpy: least squares (with the slope's p-value), Kendall's
-τ-b (with its exact p-value), Spearman's ρ.
+"""Small-sample statistics for a model series, in numpy: least squares with its slope's p-value, Kendall's τ-b
+with its exact p-value, Spearman's ρ.
 
 A series has a handful of models (n of 3 to a few dozen), so the O(n²) pair count below is exact and fast.
 Every function returns NaN where the statistic is undefined (fewer than two points, or a constant input).
@@ -11,7 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LineFit", "kendall_p", "kendall_tau", "ols", "slope_p", "spearman_rho", "student_t_sf"]
+__all__ = ["LineFit", "kendall_p", "kendall_tau", "ols", "slope_p", "spearman_rho", "student_t_sf2"]
+
+#: Largest n for which ``kendall_p`` computes the exact null distribution (O(n³) work; n = 200 takes ~0.1 s).
+KENDALL_EXACT_MAX_N = 200
 
 
 @dataclass(frozen=True)
@@ -108,122 +111,104 @@ def spearman_rho(x, y) -> float:
     return float(rx @ ry) / den if den > 0 else float("nan")
 
 
-def _betacf(a: float, b: float, x: float) -> float:
-    """The continued fraction of the regularised incomplete beta function (modified Lentz, to 1e-15)."""
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 10000):
-        m2 = 2 * m
-        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        h *= d * c
-        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
-        d = 1.0 + aa * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + aa / c
-        c = c if abs(c) > tiny else tiny
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-15:
-            break
-    return h
+def _tie_groups(v: np.ndarray) -> np.ndarray:
+    """Sizes of the groups of equal values (only groups of two or more)."""
+    counts = np.unique(v, return_counts=True)[1]
+    return counts[counts > 1].astype(np.float64)
 
 
-def _betainc(a: float, b: float, x: float) -> float:
-    """I_x(a, b), the regularised incomplete beta function."""
-    if x <= 0.0:
+def _mahonian_cdf(n: int, c: int) -> float:
+    """P(D ≤ c) for D the number of inversions of a uniformly random permutation of n items (the number of
+    discordant pairs under independence, no ties). The distribution of D over n items is that over n − 1 items
+    convolved with the uniform distribution on {0, …, n − 1}: p_n(k) = (1/n) Σ_{j=0}^{n−1} p_{n−1}(k − j)."""
+    p = np.ones(1)
+    for m in range(2, n + 1):
+        cum = np.concatenate(([0.0], np.cumsum(p)))
+        size = p.size + m - 1
+        k = np.arange(size)
+        hi = np.minimum(k, p.size - 1) + 1
+        lo = np.maximum(k - (m - 1), 0)
+        p = (cum[hi] - cum[lo]) / m
+        p = p[: c + 1] if c + 1 < p.size else p  # only the left tail up to c is needed
+    return float(min(1.0, p[: c + 1].sum()))
+
+
+def kendall_p(x, y) -> tuple[float, str]:
+    """Two-sided p-value of Kendall's τ under independence, and how it was computed.
+
+    Without ties and n ≤ ``KENDALL_EXACT_MAX_N``: "exact", from the exact null distribution of the number of
+    discordant pairs D (all n! orderings equally likely; ``_mahonian_cdf``): p = min(1, 2·P(D ≤ min(D_obs,
+    P − D_obs))), P = n(n−1)/2. Otherwise "normal": S = C − D against N(0, Var S) with Kendall's
+    tie-corrected variance Var S = (v₀ − v_t − v_u)/18 + v₁ + v₂, v₀ = n(n−1)(2n+5), v_t = Σ t(t−1)(2t+5) over
+    the tie groups t of x (v_u the same over y), v₁ = Σ t(t−1)·Σ u(u−1) / (2n(n−1)),
+    v₂ = Σ t(t−1)(t−2)·Σ u(u−1)(u−2) / (9n(n−1)(n−2)); p = erfc(|S| / √(2 Var S)).
+    NaN (method "") for fewer than three pairs, or a constant x or y.
+    """
+    import math
+
+    x, y = _pair(x, y)
+    n = x.size
+    if n < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan"), ""
+    i, j = np.triu_indices(n, k=1)
+    prod = np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])
+    concordant, discordant = int(np.sum(prod > 0)), int(np.sum(prod < 0))
+    tx, ty = _tie_groups(x), _tie_groups(y)
+    pairs = n * (n - 1) // 2
+    if tx.size == 0 and ty.size == 0 and n <= KENDALL_EXACT_MAX_N:
+        return min(1.0, 2.0 * _mahonian_cdf(n, min(discordant, pairs - discordant))), "exact"
+    v0 = n * (n - 1) * (2 * n + 5)
+    vt = float(np.sum(tx * (tx - 1) * (2 * tx + 5)))
+    vu = float(np.sum(ty * (ty - 1) * (2 * ty + 5)))
+    v1 = float(np.sum(tx * (tx - 1))) * float(np.sum(ty * (ty - 1))) / (2.0 * n * (n - 1))
+    v2 = float(np.sum(tx * (tx - 1) * (tx - 2))) * float(np.sum(ty * (ty - 1) * (ty - 2))) / (
+        9.0 * n * (n - 1) * (n - 2))
+    var = (v0 - vt - vu) / 18.0 + v1 + v2
+    s = concordant - discordant
+    return float(math.erfc(abs(s) / math.sqrt(2.0 * var))), "normal"
+
+
+def student_t_sf2(t: float, dof: int) -> float:
+    """Two-sided tail P(|T| ≥ |t|) of Student's t with an integer number of degrees of freedom ν ≥ 1, in closed
+    form (Abramowitz & Stegun 26.7.3-4): with θ = atan(|t|/√ν), A = P(|T| < |t|) is
+    (2/π)(θ + sin θ Σ_{k=0}^{(ν−3)/2} a_k cos^{2k+1} θ), a_0 = 1, a_k = a_{k−1}·2k/(2k+1), for odd ν, and
+    sin θ Σ_{k=0}^{(ν−2)/2} b_k cos^{2k} θ, b_0 = 1, b_k = b_{k−1}·(2k−1)/(2k), for even ν; the result is 1 − A."""
+    import math
+
+    if dof < 1:
+        return float("nan")
+    if math.isinf(t):
         return 0.0
-    if x >= 1.0:
-        return 1.0
-    from math import exp, lgamma, log
-
-    front = exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log(1.0 - x))
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def student_t_sf(t: float, df: float) -> float:
-    """Two-sided tail probability P(|T| ≥ |t|) of Student's t with ``df`` degrees of freedom:
-    I_{df/(df+t²)}(df/2, 1/2)."""
-    if not np.isfinite(t):
-        return 0.0 if not np.isnan(t) else float("nan")
-    return _betainc(df / 2.0, 0.5, df / (df + t * t))
+    theta = math.atan(abs(t) / math.sqrt(dof))
+    s, c = math.sin(theta), math.cos(theta)
+    total, term = 0.0, 1.0
+    if dof % 2:
+        for k in range((dof - 1) // 2):
+            if k:
+                term *= 2 * k / (2 * k + 1)
+            total += term * c ** (2 * k + 1)
+        a = 2.0 / math.pi * (theta + s * total)
+    else:
+        for k in range(dof // 2):
+            if k:
+                term *= (2 * k - 1) / (2 * k)
+            total += term * c ** (2 * k)
+        a = s * total
+    return float(min(1.0, max(0.0, 1.0 - a)))
 
 
 def slope_p(x, y) -> float:
-    """p-value of the OLS slope (H0: slope = 0): t = slope / SE, SE = √(SSE/(n−2) / Σ(x−x̄)²), two-sided Student
-    t with n − 2 degrees of freedom; NaN below 3 points or for a constant x."""
+    """Two-sided p-value of the OLS slope (H₀: slope = 0) over the pairs where both are finite:
+    t = slope / SE, SE = √(SSE / (n − 2) / Σ (x_i − x̄)²), against Student's t with n − 2 degrees of freedom
+    (``student_t_sf2``). NaN for fewer than three points or a constant x; 0 for a perfect fit."""
     x, y = _pair(x, y)
     n = x.size
-    if n < 3:
+    fit = ols(x, y)
+    if n < 3 or np.isnan(fit.slope):
         return float("nan")
     dx = x - x.mean()
-    sxx = float(dx @ dx)
-    if sxx == 0.0:
-        return float("nan")
-    slope = float(dx @ (y - y.mean())) / sxx
-    resid = y - y.mean() - slope * dx
-    sse = float(resid @ resid)
+    sse = float(n * fit.rmse ** 2)
     if sse == 0.0:
-        return 0.0
-    return student_t_sf(slope / np.sqrt(sse / (n - 2) / sxx), n - 2)
-
-
-def _inversion_counts(n: int) -> np.ndarray:
-    """How many permutations of n items have k inversions, k = 0..n(n−1)/2 (Mahonian numbers), as float."""
-    counts = np.ones(1)
-    for m in range(2, n + 1):
-        nxt = np.zeros(counts.size + m - 1)
-        for shift in range(m):  # inserting the m-th item adds 0..m−1 inversions
-            nxt[shift:shift + counts.size] += counts
-        counts = nxt
-    return counts
-
-
-def kendall_p(x, y) -> float:
-    """Two-sided p-value of Kendall's τ (H0: independence), over the pairs where both are finite.
-
-    Without ties it is exact: under H0 every ordering is equally likely, the number of discordant pairs D has
-    the distribution of inversions of a random permutation of n (the Mahonian numbers), and
-    p = P(|C − D| ≥ |C_obs − D_obs|), computed for n ≤ 60. With ties, or larger n, the normal approximation of
-    τ-b's numerator S = C − D with the tie-corrected variance
-    Var S = [v0 − Σt(t−1)(2t+5) − Σu(u−1)(2u+5)]/18 + Σt(t−1)·Σu(u−1)/(2n(n−1))
-    + Σt(t−1)(t−2)·Σu(u−1)(u−2)/(9n(n−1)(n−2)), v0 = n(n−1)(2n+5), t and u the tie-group sizes.
-    NaN below 3 points or when either variable is constant.
-    """
-    x, y = _pair(x, y)
-    n = x.size
-    if n < 3:
-        return float("nan")
-    i, j = np.triu_indices(n, k=1)
-    sx, sy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
-    if not sx.any() or not sy.any():
-        return float("nan")
-    s = int(np.sum(sx * sy))
-    ties = np.count_nonzero(sx == 0) + np.count_nonzero(sy == 0)
-    if ties == 0 and n <= 60:
-        counts = _inversion_counts(n)
-        total = n * (n - 1) // 2
-        k = np.arange(counts.size)
-        stat = np.abs(total - 2 * k)  # |C − D| when D = k
-        return float(min(1.0, counts[stat >= abs(s)].sum() / counts.sum()))
-    from math import erfc, sqrt
-
-    def groups(v):
-        _, c = np.unique(v, return_counts=True)
-        return c.astype(np.float64)
-
-    t, u = groups(x), groups(y)
-    var = (n * (n - 1) * (2 * n + 5) - np.sum(t * (t - 1) * (2 * t + 5)) - np.sum(u * (u - 1) * (2 * u + 5))) / 18
-    var += np.sum(t * (t - 1)) * np.sum(u * (u - 1)) / (2 * n * (n - 1))
-    var += np.sum(t * (t - 1) * (t - 2)) * np.sum(u * (u - 1) * (u - 2)) / (9 * n * (n - 1) * (n - 2))
-    if var <= 0:
-        return float("nan")
-    return float(erfc(abs(s) / sqrt(2 * var)))
+        return 0.0 if fit.slope != 0.0 else float("nan")
+    se = np.sqrt(sse / (n - 2) / float(dx @ dx))
+    return student_t_sf2(fit.slope / se, n - 2)
