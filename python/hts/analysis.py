@@ -556,8 +556,8 @@ class _Runner:
             for r in rows:
                 sid = r.get("slice_id")
                 part = stack3 if sid is None else stack3[sid:sid + 1]
-                raw_ev = (per_slice if sid is None else per_slice[sid:sid + 1]).ravel() / plan.scale
-                r.update(vector_columns(part, raw_ev, r["xmin"] * plan.normalizer))
+                scaled = (per_slice if sid is None else per_slice[sid:sid + 1]).ravel()
+                r.update(vector_columns(part, scaled, r["xmin"] * plan.normalizer))
         elapsed = eig_time + time.perf_counter() - t0
         for r in rows:
             r["time"] = elapsed / len(rows)

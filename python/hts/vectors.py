@@ -8,9 +8,10 @@ X = W Wᵀ or WᵀW are scored:
 - loc_ratio = ‖v‖₁ / ‖v‖_∞ (localisation ratio);
 - part_ratio = ‖v‖₂ / ‖v‖₄ (participation ratio).
 
-The eigenvectors of all slices are pooled and split at the row's xmin: the tail is the eigenvectors whose
-eigenvalue (of X itself, not conv-scaled: WeightWatcher compares the unscaled eigenvalues with the scaled xmin)
-is >= xmin, the bulk the others. Columns ``{bulk,tail}_{mean,var}_{vec_entropy,loc_ratio,part_ratio}``:
+The eigenvectors of all slices are pooled and split at the row's xmin: the tail is the eigenvectors of the
+num_pl_spikes largest eigenvalues (those >= xmin on the analysis's scale), the bulk the others. For conv layers
+WeightWatcher's split is neither this nor the unscaled eigenvalues against the scaled xmin, and its conv numbers
+are not reproduced (docs/differences-from-weightwatcher.md, row 32). Columns ``{bulk,tail}_{mean,var}_{vec_entropy,loc_ratio,part_ratio}``:
 the mean and population variance over each group (NaN for an empty group).
 
 WeightWatcher diagonalises X with a general (non-symmetric) eigensolver; hts uses the symmetric one (LAPACK
@@ -50,7 +51,7 @@ def vector_columns(slices: np.ndarray, raw_evals: np.ndarray, xmin: float) -> di
     """The 12 ``vectors=True`` columns of a row.
 
     ``slices``: the row's matrices, (N, M) or (k, N, M); ``raw_evals``: the analysis's eigenvalues of those
-    matrices, unscaled (any order); ``xmin``: the row's xmin (NaN puts everything in the bulk).
+    matrices on the same scale as ``xmin`` (any order); ``xmin``: the row's xmin (NaN: everything is bulk).
     """
     stack = np.asarray(slices, dtype=np.float64)
     stack = stack[None] if stack.ndim == 2 else stack
