@@ -24,6 +24,7 @@ from ._stop import StopCheck
 from ._threads import resolve_threads
 from .adapters import WeightTensor
 from .detx import detx_columns
+from .vectors import vector_columns
 from .fit_tests import DEFAULT_REPLICATES, fit_test_columns
 from .fitting import FIX_FINGERS, LayerFit, fit_layer
 from .inventory import open_model
@@ -264,6 +265,7 @@ def analyze(
     detX: bool = False,
     ERG: bool = False,
     fit_tests: bool | int = False,
+    vectors: bool = False,
     randomize: bool = False,
     randomize_precision: str = "float32",
     seed: int = 0,
@@ -312,6 +314,9 @@ def analyze(
         Add goodness-of-fit columns (``hts.fit_tests``): pl_pvalue (bootstrap, True = 1000 replicates or the
         int given, seeded by ``seed``), R_/p_ of the likelihood-ratio tests against exponential, stretched
         exponential and lognormal, best_fit and fit_verdict. About 3 ms per replicate per 1000 eigenvalues.
+    vectors
+        Add WeightWatcher's eigenvector localisation columns {bulk,tail}_{mean,var}_{vec_entropy,loc_ratio,
+        part_ratio} (see ``hts.vectors``; a full eigendecomposition per matrix).
     mp_fit
         Add WeightWatcher's Marchenko–Pastur bulk fit columns: num_spikes, sigma_mp, mp_softrank, W_scale,
         bulk_max, bulk_min (see ``spectra.marchenko_pastur_fit``); the summary then has mp_softrank.
@@ -365,7 +370,7 @@ def analyze(
                    pool=pool, conv_method=conv_method, conv_input_size=conv_input_size, normalize=normalize,
                    min_evals=min_evals, max_evals=max_evals, max_N=max_N, precision=precision,
                    fix_fingers=fix_fingers, xmin_max=xmin_max, mp_fit=mp_fit, detX=bool(detX or ERG),
-                   fit_tests=fit_tests,
+                   fit_tests=fit_tests, vectors=vectors,
                    randomize=randomize,
                    randomize_precision=randomize_precision, seed=seed, threads=n_threads,
                    hts_version=spectra.kernel_info()["version"])
@@ -389,7 +394,8 @@ def analyze(
     esds: dict = {}
     runner = _Runner(pool=pool, precision=precision, fix_fingers=fix_fingers, threads=n_threads, mp_fit=mp_fit,
                      randomize=randomize, randomize_precision=randomize_precision, seed=seed,
-                     xmin_max=xmin_max, detX=bool(detX or ERG), fit_tests=_replicates(fit_tests))
+                     xmin_max=xmin_max, detX=bool(detX or ERG), fit_tests=_replicates(fit_tests),
+                     vectors=vectors)
     done, total = 0, len(work)
     shown = None
     if progress is True:  # a tqdm bar on a terminal (log lines elsewhere), closed when the call ends
@@ -475,8 +481,9 @@ class _Runner:
     """Runs batches of layers through the kernel; one instance per ``analyze`` call (no shared state)."""
 
     def __init__(self, *, pool, precision, fix_fingers, threads, mp_fit, randomize, randomize_precision, seed,
-                 xmin_max=None, detX=False, fit_tests=0):
+                 xmin_max=None, detX=False, fit_tests=0, vectors=False):
         self.mp_fit = mp_fit
+        self.vectors = vectors
         self.fit_tests = fit_tests
         self.xmin_max = xmin_max
         self.detX = detX
@@ -603,6 +610,13 @@ class _Runner:
             rows, esds, precision = self._rows(t, plan, np.atleast_2d(ev64) * plan.scale, redo=True)
         if self.randomize:
             self._add_randomized(t, plan, rand, rows, esds)
+        if self.vectors and plan.method != "fft":
+            stack3 = array if array.ndim == 3 else array[None]
+            for r in rows:
+                sid = r.get("slice_id")
+                part = stack3 if sid is None else stack3[sid:sid + 1]
+                scaled = (per_slice if sid is None else per_slice[sid:sid + 1]).ravel()
+                r.update(vector_columns(part, scaled, r["xmin"] * plan.normalizer))
         elapsed = eig_time + time.perf_counter() - t0
         for r in rows:
             r["time"] = elapsed / len(rows)
