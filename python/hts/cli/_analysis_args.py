@@ -86,7 +86,18 @@ def add_analysis_options(parser: argparse.ArgumentParser, *, layers: bool = True
     g.add_argument("--precision", choices=("float64", "float32"), default="float64",
                    help="eigenvalue precision (default float64, as WeightWatcher; float32 is faster)")
     g.add_argument("--fix-fingers", choices=[f for f in FIX_FINGERS if f], default=None,
-                   help="refit with the largest eigenvalues removed (WeightWatcher's fix_fingers)")
+                   help="WeightWatcher's fix_fingers: clip_xmax refits with the largest eigenvalues removed; "
+                        "xmin_peak searches xmin only up to the ESD's peak (see --xmin-max)")
+    g.add_argument("--xmin-max", type=float, default=None, metavar="X",
+                   help="with --fix-fingers xmin_peak: the largest xmin considered (default: from the peak)")
+    g.add_argument("--detx", "--erg", dest="detX", action="store_true",
+                   help="add WeightWatcher's detX/ERG columns (detX_num, detX_val, num_ERG_spikes, ERG_gap)")
+    g.add_argument("--fit-tests", nargs="?", const=True, default=False, type=_positive_int, metavar="R",
+                   help="add goodness-of-fit columns: bootstrap p-value of the power law (R replicates, "
+                        "default 1000), likelihood-ratio tests vs exponential/stretched exponential/lognormal, "
+                        "best_fit and a plain-words verdict")
+    g.add_argument("--vectors", action="store_true",
+                   help="add WeightWatcher's eigenvector localisation columns (a full eigendecomposition)")
     g.add_argument("--mp-fit", action="store_true", help="add the Marchenko-Pastur bulk fit columns")
     g.add_argument("--randomize", action="store_true", help="add the ESD of the shuffled weights")
     g.add_argument("--randomize-precision", choices=("float32", "float64"), default="float32",
@@ -107,11 +118,14 @@ def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parser.error("--randomize is not available with --conv-method fft")
     if args.conv_input_size is not None and args.conv_method != "fft":
         parser.error("--conv-input-size needs --conv-method fft")
+    if args.xmin_max is not None and args.fix_fingers != "xmin_peak":
+        parser.error("--xmin-max needs --fix-fingers xmin_peak")
     if args.min_evals > args.max_evals:
         parser.error(f"--min-evals {args.min_evals} is larger than --max-evals {args.max_evals}")
     return dict(pool=args.pool, conv_method=args.conv_method, conv_input_size=args.conv_input_size,
                 normalize=args.normalize, min_evals=args.min_evals, max_evals=args.max_evals, max_N=args.max_N,
-                precision=args.precision, fix_fingers=args.fix_fingers, mp_fit=args.mp_fit,
+                precision=args.precision, fix_fingers=args.fix_fingers, xmin_max=args.xmin_max, detX=args.detX,
+                fit_tests=args.fit_tests, vectors=args.vectors, mp_fit=args.mp_fit,
                 randomize=args.randomize, randomize_precision=args.randomize_precision, seed=args.seed,
                 threads=args.threads, **({"time_budget": args.time_budget} if hasattr(args, "time_budget") else {}))
 
