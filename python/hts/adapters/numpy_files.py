@@ -64,7 +64,8 @@ def _npz_member_header(z, key: str, path: str) -> tuple:
     """Shape and dtype of a member from its .npy header, without reading the data."""
     member = key if key in z.zip.namelist() else key + ".npy"
     info = z.zip.getinfo(member)
-    if info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_INFLATION * info.compress_size + _INFLATION_SLACK:
+    bomb = info.file_size > MAX_INFLATION * info.compress_size + _INFLATION_SLACK
+    if info.compress_type != zipfile.ZIP_STORED and bomb:
         raise ModelFileError(path, f"member declares {info.file_size} bytes from {info.compress_size} compressed "
                                    f"(more than {MAX_INFLATION}x): refused as a decompression bomb", tensor=key)
     with z.zip.open(member) as f:
