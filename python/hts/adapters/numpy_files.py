@@ -2,6 +2,11 @@
 
 ``allow_pickle=False`` always: object arrays (which would unpickle) are refused. ``.npy`` files are
 memory-mapped read-only; ``.npz`` members are read one at a time when analysed.
+
+Before any ``.npz`` member is read, its .npy header is checked against the zip directory: the bytes its shape
+and dtype declare must be exactly what the member holds (a lying header would make numpy allocate the claimed
+array first), and a compressed member may not declare more than ``MAX_INFLATION`` times its compressed size
+(+ 64 MiB): a decompression bomb is refused in milliseconds, naming the member.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 from ..errors import ModelFileError
 from .base import WeightTensor
 from .mapping import Entry, from_entries
+from .torch_checkpoint import _INFLATION_SLACK, MAX_INFLATION
 
 __all__ = ["from_npy", "from_npz"]
 
@@ -57,14 +63,27 @@ def from_npz(path: str | os.PathLike) -> list[WeightTensor]:
 def _npz_member_header(z, key: str, path: str) -> tuple:
     """Shape and dtype of a member from its .npy header, without reading the data."""
     member = key if key in z.zip.namelist() else key + ".npy"
+    info = z.zip.getinfo(member)
+    bomb = info.file_size > MAX_INFLATION * info.compress_size + _INFLATION_SLACK
+    if info.compress_type != zipfile.ZIP_STORED and bomb:
+        raise ModelFileError(path, f"member declares {info.file_size} bytes from {info.compress_size} compressed "
+                                   f"(more than {MAX_INFLATION}x): refused as a decompression bomb", tensor=key)
     with z.zip.open(member) as f:
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
             shape, _, dtype = np.lib.format.read_array_header_1_0(f)
         else:
             shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        header = f.tell()
     if dtype.hasobject:
         raise ModelFileError(path, "object arrays are refused (they would need unpickling)", tensor=key)
+    count = 1
+    for side in shape:
+        count *= int(side)
+    declared = count * dtype.itemsize
+    if declared != info.file_size - header:
+        raise ModelFileError(path, f"its header declares shape {tuple(shape)} {dtype.name} ({declared} bytes) but "
+                                   f"the member holds {info.file_size - header}", tensor=key)
     return tuple(shape), dtype.name
 
 

@@ -9,6 +9,10 @@ through the decompressor, whole, after its declared sizes are checked (``MAX_INF
 other compression methods are refused. Legacy (pre-1.6, non-zip) files are loaded whole. Nesting under ``state_dict``/``model`` and ``module.``
 prefixes are unwrapped (see ``mapping``). Tensors that share storage (tied weights saved together) are listed
 once: the later keys are skipped with the name of the first.
+
+Refused before torch sees them, with one line and no torch warning on stderr: TorchScript archives
+(``torch.jit.save``: they hold code, not a state dict) and pickles of protocol 4 or 5 (``pickle_protocol=4``:
+framed pickles, which torch's safe loader cannot read).
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ def _zip_members_are_stored(path: str) -> bool:
         raise ModelFileError(path, f"cannot read: {err.strerror or err}") from err
     except (zipfile.BadZipFile, ValueError, EOFError) as err:
         raise ModelFileError(path, f"not a readable PyTorch checkpoint: broken zip directory ({err})") from None
+    names = [i.filename for i in infos]
+    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        raise ModelFileError(path, "a TorchScript archive (torch.jit.save), not a state-dict checkpoint: hts does "
+                                   "not load TorchScript; save model.state_dict() with torch.save and analyse that")
     encrypted = [i.filename for i in infos if i.flag_bits & 0x1]
     if encrypted:
         raise ModelFileError(path, f"zip member {encrypted[0]!r} is encrypted; hts cannot read it")
@@ -62,6 +70,28 @@ def _zip_members_are_stored(path: str) -> bool:
     return False
 
 
+def _check_pickle_protocol(path: str) -> None:
+    """Refuse pickles of protocol 4 or 5 (they start with ``\\x80\\x04``/``\\x80\\x05`` and are framed):
+    torch's weights-only unpickler cannot read them and would only warn and fail."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                pkl = [i for i in archive.infolist() if i.filename.endswith("data.pkl")]
+                if not pkl:
+                    return
+                with archive.open(pkl[0]) as f:
+                    head = f.read(2)
+        else:
+            with open(path, "rb") as f:
+                head = f.read(2)
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, RuntimeError, NotImplementedError):
+        return  # torch.load reports it
+    if len(head) == 2 and head[0] == 0x80 and head[1] >= 4:
+        raise ModelFileError(path, f"pickle protocol {head[1]} (saved with pickle_protocol={head[1]}): torch's "
+                                   "safe loader (weights_only) reads protocols up to 3; re-save it with "
+                                   "torch.save's default protocol")
+
+
 def load_checkpoint(path: str):
     """``torch.load`` with ``weights_only=True`` (memory-mapped when the format allows), errors named."""
     try:
@@ -69,6 +99,7 @@ def load_checkpoint(path: str):
     except ImportError as err:
         raise ModelFileError(path, "reading a PyTorch checkpoint needs torch: pip install torch==2.13.0") from err
     mmap = _zip_members_are_stored(path)
+    _check_pickle_protocol(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
