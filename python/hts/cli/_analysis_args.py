@@ -4,6 +4,7 @@ group with every ``hts.analyze`` option, checked before any work starts."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 
 __all__ = ["add_analysis_options", "add_size_gates", "seconds", "analysis_options", "analyze_path", "exit_status", "check_output_path"]
@@ -159,11 +160,40 @@ def analyze_path(path: str, args: argparse.Namespace, options: dict):
     if layers is not None and not select(inv.tensors, layers, warn=False):
         raise ValueError(f"--layers {args.layers!r} keeps none of the {len(inv)} tensors of {path}")
     progress = make_progress(not (args.no_progress or args.quiet))
+    with _interrupt_cancels() as cancel:
+        try:
+            return hts.analyze(inv, layers=layers, progress=progress, cancel=cancel, **options)
+        except hts.Cancelled:
+            if cancel.is_set():
+                raise KeyboardInterrupt from None  # main() says "interrupted" and exits 130
+            raise
+        finally:
+            if progress is not None:
+                progress.close()
+
+
+@contextlib.contextmanager
+def _interrupt_cancels():
+    """Ctrl-C sets a cancel event instead of raising inside the analysis, so the kernel stops at its next safe
+    point (within one LAPACK call) and no worker is left running; a second Ctrl-C interrupts at once."""
+    import signal
+    import threading
+
+    cancel = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel
+        return
+
+    def on_interrupt(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        return hts.analyze(inv, layers=layers, progress=progress, **options)
+        yield cancel
     finally:
-        if progress is not None:
-            progress.close()
+        signal.signal(signal.SIGINT, previous)
 
 
 def exit_status(analysis, path: str) -> int:
