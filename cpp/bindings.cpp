@@ -4,7 +4,9 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -95,6 +97,37 @@ py::dict fit_to_dict(const hts::PowerLawFit& f) {
 
 using hts::bind::Vector;
 
+/// A stop flag shared between Python and running kernel calls: Python sets it (from any thread, no GIL
+/// needed by the kernel to read it), the kernel reads it at its safe points.
+struct StopFlag {
+  std::shared_ptr<std::atomic<bool>> flag = std::make_shared<std::atomic<bool>>(false);
+};
+
+/// What the compiler saw when it built this module (tests/test_build_hardening.py checks it).
+py::dict build_hardening() {
+  py::dict d;
+#ifdef _FORTIFY_SOURCE
+  d["fortify_source"] = _FORTIFY_SOURCE;
+#else
+  d["fortify_source"] = 0;
+#endif
+#if defined(__SSP_STRONG__)
+  d["stack_protector"] = "strong";
+#elif defined(__SSP_ALL__)
+  d["stack_protector"] = "all";
+#elif defined(__SSP__)
+  d["stack_protector"] = "basic";
+#else
+  d["stack_protector"] = "";
+#endif
+#ifdef __OPTIMIZE__
+  d["optimized"] = true;
+#else
+  d["optimized"] = false;
+#endif
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
@@ -103,6 +136,12 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
   // hts parallelises over slices itself; its private OpenBLAS copy stays on one thread (see lapack.hpp).
   hts::lapack::use_single_thread();
   bind_rmt(m);
+  m.attr("build_hardening") = build_hardening();
+  py::register_exception<hts::Stopped>(m, "Stopped", PyExc_RuntimeError);
+  py::class_<StopFlag>(m, "StopFlag", "A stop flag the kernel reads at its safe points (set() from any thread).")
+      .def(py::init<>())
+      .def("set", [](StopFlag& f) { f.flag->store(true, std::memory_order_relaxed); })
+      .def("is_set", [](const StopFlag& f) { return f.flag->load(std::memory_order_relaxed); });
 
   m.def("openblas_config", []() { return std::string(hts::lapack::openblas_config()); },
         "OpenBLAS build and CPU target used by the kernel.");
@@ -112,9 +151,11 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
       [](const std::vector<py::array>& arrays, const std::string& precision, int threads,
          std::int64_t eigen_solver_max, std::int64_t tiled_gram_min, std::int64_t gram_tile,
          std::int64_t two_stage_min, std::int64_t chunked_convert_min, std::int64_t chunk_bytes,
-         double slab_min_cost) {
-        const hts::EigenOptions opt = eigen_options(threads, eigen_solver_max, tiled_gram_min, gram_tile,
-                                                    two_stage_min, chunked_convert_min, chunk_bytes, slab_min_cost);
+         double slab_min_cost, const StopFlag* stop) {
+        hts::EigenOptions opt = eigen_options(threads, eigen_solver_max, tiled_gram_min, gram_tile,
+                                              two_stage_min, chunked_convert_min, chunk_bytes, slab_min_cost);
+        std::shared_ptr<std::atomic<bool>> keep = stop ? stop->flag : nullptr;  // alive for the whole call
+        opt.stop = keep.get();
         if (precision == "float64") return gram_eigenvalues_impl<double>(arrays, opt);
         if (precision == "float32") return gram_eigenvalues_impl<float>(arrays, opt);
         throw py::value_error("precision must be 'float64' or 'float32', got '" + precision + "'");
@@ -122,8 +163,9 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
       py::arg("arrays"), py::arg("precision") = "float64", py::arg("threads") = 0,
       py::arg("eigen_solver_max") = -1, py::arg("tiled_gram_min") = -1, py::arg("gram_tile") = -1,
       py::arg("two_stage_min") = -1, py::arg("chunked_convert_min") = -2, py::arg("chunk_bytes") = -1,
-      py::arg("slab_min_cost") = -2.0,
-      "Ascending eigenvalues of WᵀW for each 2-D array (-> 1-D) or 3-D stack (-> 2-D) in a list.");
+      py::arg("slab_min_cost") = -2.0, py::arg("stop") = nullptr,
+      "Ascending eigenvalues of WᵀW for each 2-D array (-> 1-D) or 3-D stack (-> 2-D) in a list; raises "
+      "Stopped at the kernel's next safe point once the StopFlag `stop` is set.");
 
   m.def(
       "fit_power_law",

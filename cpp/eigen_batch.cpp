@@ -211,7 +211,9 @@ void one_matrix(std::size_t index, const MatrixView& m, T* out, const EigenOptio
   GramOperand<T> op = gram_operand<T>(m);
   std::vector<T> g(static_cast<std::size_t>(op.n) * op.n);
   gram_block<T>(op, 0, op.n, 0, op.n, g.data());
+  check_stop(opt);
   gram_to_eigenvalues<T>(index, op.n, g.data(), out, opt);
+  check_stop(opt);
   maybe_refine<T>(op, out, opt);
 }
 
@@ -265,6 +267,7 @@ void chunked_matrix(std::size_t index, const MatrixView& m, T* out, const EigenO
   op.trans = 'N';
   op.n = ni;
   for (std::int64_t c0 = 0; c0 < k; c0 += kc) {
+    check_stop(opt);
     const std::int64_t len = std::min(kc, k - c0);
     const std::int64_t rows_per_task = std::max<std::int64_t>(1, (len + 63) / 64);
     const std::size_t tasks = static_cast<std::size_t>((len + rows_per_task - 1) / rows_per_task);
@@ -278,15 +281,19 @@ void chunked_matrix(std::size_t index, const MatrixView& m, T* out, const EigenO
     op.k = static_cast<int>(len);
     const T beta = c0 == 0 ? T(0) : T(1);
     parallel_for(tiles.size(), opt.threads, [&](std::size_t i) {
+      check_stop(opt);
       const Tile& tl = tiles[i];
       gram_block<T>(op, tl.i0, tl.ni, tl.j0, tl.nj, g.data(), beta);
     });
   }
   std::vector<T>().swap(chunk);
+  check_stop(opt);
   gram_to_eigenvalues<T>(index, ni, g.data(), out, opt);
   std::vector<T>().swap(g);
-  if (std::is_same<T, double>::value && opt.refine_small && n > 1 && below_gram_resolution(out, ni, static_cast<int>(k)))
-    svd_eigenvalues<T>(gram_operand<T>(m), out);  // rare (rank-deficient): needs the whole converted matrix
+  if (std::is_same<T, double>::value && opt.refine_small && n > 1 && below_gram_resolution(out, ni, static_cast<int>(k))) {
+    check_stop(opt);
+    svd_eigenvalues<T>(gram_operand<T>(m), out);
+  }  // rare (rank-deficient): needs the whole converted matrix
 }
 
 /// How one matrix's Gram matrix is built. Chosen from the shape, dtype and layout alone (never the thread
@@ -404,9 +411,11 @@ void finish_job(const MatrixView& m, GramJob<T>& job, T* out, const EigenOptions
     }
   }
   const int n = static_cast<int>(job.n);
+  check_stop(opt);
   gram_to_eigenvalues<T>(job.index, n, job.gram.data(), out, opt);
   std::vector<T>().swap(job.gram);
   if (std::is_same<T, double>::value && opt.refine_small && n > 1 && below_gram_resolution(out, n, static_cast<int>(job.k))) {
+    check_stop(opt);
     if (job.split == GramSplit::tiles) svd_eigenvalues<T>(job.op, out);
     else svd_eigenvalues<T>(gram_operand<T>(m), out);
   }
@@ -449,6 +458,7 @@ void scheduled_matrices(const std::vector<MatrixView>& m, const std::vector<T*>&
   // Starting threads (and OpenBLAS's per-thread buffers in them) costs ~0.1 ms: not worth it for tiny batches.
   const int threads = total_cost < 3e6 ? 1 : opt.threads;
   parallel_for(tasks.size(), threads, [&](std::size_t t) {
+    check_stop(opt);
     GramJob<T>& job = *jobs[tasks[t].first];
     const MatrixView& view = m[job.index];
     if (job.split == GramSplit::whole) {
@@ -482,6 +492,7 @@ void gram_eigenvalues(const std::vector<MatrixView>& m, const std::vector<T*>& o
   for (const MatrixView& v : m) elements += v.rows * v.cols;
   const int check_threads = elements < (std::int64_t{1} << 20) ? 1 : opt.threads;  // not worth a thread start
   parallel_for(m.size(), check_threads, [&](std::size_t i) {
+    check_stop(opt);
     const std::int64_t bad = count_nonfinite(m[i]);
     if (bad != 0)
       throw BadMatrix(i, std::to_string(bad) + " non-finite entries (NaN or Inf) out of " +

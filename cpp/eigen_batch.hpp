@@ -1,6 +1,7 @@
 // Eigenvalues of X = WᵀW for a batch of matrices: Gram product of the smaller side + symmetric eigensolver.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -45,7 +46,21 @@ struct EigenOptions {
   /// the extra memory is the Gram matrix plus one chunk of chunk_bytes.
   std::int64_t chunked_convert_min = std::int64_t{256} << 20;
   std::int64_t chunk_bytes = std::int64_t{64} << 20;
+  /// The caller's stop flag (or null): read at every safe point (before each tile, slab or whole-matrix
+  /// task, each conversion chunk, each eigensolve and each SVD refine); once it reads true the call throws
+  /// Stopped. A stop therefore lands within the longest single BLAS/LAPACK call. Never written by the kernel.
+  const std::atomic<bool>* stop = nullptr;
 };
+
+/// The caller's stop flag was set: the call gave up at a safe point; its outputs are unspecified.
+struct Stopped : std::runtime_error {
+  Stopped() : std::runtime_error("stopped: the caller's stop flag was set") {}
+};
+
+/// Throws Stopped if the options' stop flag is set (a safe point).
+inline void check_stop(const EigenOptions& opt) {
+  if (opt.stop != nullptr && opt.stop->load(std::memory_order_relaxed)) throw Stopped();
+}
 
 /// Bad input in one matrix of a batch; `index` says which, so callers can name the layer and slice.
 struct BadMatrix : std::invalid_argument {

@@ -205,7 +205,7 @@ def test_bad_options_and_models(model):
     with pytest.raises(ValueError, match="min_evals"):
         hts.analyze(model, min_evals=20, max_evals=10)
     with pytest.raises(ValueError, match="fix_fingers"):
-        hts.analyze(model, fix_fingers="xmin_peak")
+        hts.analyze(model, fix_fingers="clip_xmin")
     with pytest.raises(TypeError, match="cannot analyse an object of type builtins.int"):
         hts.analyze(42)
     with pytest.raises(ValueError, match="no arrays"):

@@ -94,3 +94,14 @@ def test_dequantiser_rejects_bad_sizes_and_dtypes():
         ro = np.empty(32, np.float32)
         ro.flags.writeable = False
         _core.dequantize_ggml(2, np.zeros(18, np.uint8), ro, 1)
+
+
+def test_huge_dims_next_to_a_zero_dim_are_refused():
+    """Found by test_mutated_real_files: dims [32, 2**56 + 2, 0] hold no element, but numpy cannot even make an
+    empty array of that nominal size; the header check must refuse it (ModelFileError, not ValueError)."""
+    import hts
+    from hts.adapters.gguf_format import _check_tensor
+
+    with pytest.raises(hts.ModelFileError, match="too large|too many"):
+        _check_tensor("m.gguf", "blk.0.ffn_up_exps.weight", (32, 2**56 + 2, 0), 8, 0, 32, 352, 1312)
+    assert _check_tensor("m.gguf", "empty", (32, 4, 0), 0, 0, 32, 352, 1312).nbytes == 0

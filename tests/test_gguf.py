@@ -256,6 +256,19 @@ def test_every_truncation_is_a_clear_error(tmp_path):
                 t.load()
 
 
+def test_a_zero_size_tensor_with_a_huge_dimension_is_refused(tmp_path):
+    # found by bench/fuzz_gguf.py: dims (0, 1, 1.1e19, 1) hold no data, but no numpy array has that shape
+    w = np.zeros((1, 0), np.float32)
+    path = g.write(tmp_path / "z.gguf", {"blk.0.ffn_up.weight": w})
+    raw = bytearray(path.read_bytes())
+    name = b"blk.0.ffn_up.weight"
+    at = raw.index(struct.pack("<Q", len(name)) + name) + 8 + len(name) + 4
+    struct.pack_into("<Q", raw, at + 8, 11399495290930336803)  # the second dim
+    path.write_bytes(bytes(raw))
+    with pytest.raises(hts.ModelFileError, match="are too large"):
+        hts.open(path)
+
+
 def test_file_changed_after_open_is_refused(tmp_path):
     w = np.ones((8, 32), np.float32)
     path = g.write(tmp_path / "c.gguf", {"blk.0.ffn_up.weight": w})
@@ -272,7 +285,13 @@ def test_a_folder_with_one_gguf_file_and_the_cli(tmp_path, llama, capsys):
     assert hts.open(tmp_path).weights_file == str(path)
     from hts.cli import main
 
-    assert main(["describe", str(path)]) == 0
+    logger = logging.getLogger("hts")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        assert main(["describe", str(path)]) == 0
+    finally:  # main configures the hts logger for the command line: restore the library's state
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
     out = capsys.readouterr().out
     assert "blk.0.attn_q.weight" in out and "F32" in out
 

@@ -54,3 +54,14 @@ def test_kernel_info():
     assert "OpenBLAS" in info["blas"]
     assert info["version"] == hts.__version__
     assert 1 <= info["default_threads"] <= info["cores"]
+
+
+def test_lazy_attributes_in_a_fresh_interpreter():
+    """hts.datasets / hts.study / hts.compare / hts.plot resolve on first attribute access (a fresh process: no
+    test has imported the submodules yet)."""
+    import subprocess
+    import sys
+
+    code = "import hts; hts.datasets.path; hts.study; hts.compare; hts.plot.esd; print('ok')"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

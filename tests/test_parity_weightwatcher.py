@@ -40,7 +40,7 @@ with warnings.catch_warnings():  # WeightWatcher's import pulls matplotlib/sklea
     torch = pytest.importorskip("torch", reason="parity tests need torch: pip install torch==2.13.0")
     ww = pytest.importorskip(
         "weightwatcher",
-        reason="parity tests need WeightWatcher: pip install torch==2.13.0 && pip install '.[compare]'",
+        reason="parity tests need WeightWatcher: pip install torch==2.13.0 && pip install '.[parity]'",
     )
     pd = pytest.importorskip("pandas", reason="parity tests need pandas")
     threadpoolctl = pytest.importorskip("threadpoolctl", reason="parity tests need threadpoolctl")

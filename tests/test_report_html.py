@@ -57,7 +57,7 @@ def test_worst_layers_order(analysis):
 def test_size_is_bounded_for_many_layers():
     """A 7B-like layer count (32 blocks x 7 matrices + embeddings): ESD figures only for the worst layers."""
     rng = np.random.default_rng(5)
-    w = {f"model.layers.{i}.{n}.weight": rng.standard_normal((64, 40))
+    w = {f"model.layers.{i}.{n}.weight": rng.standard_normal((96, 60))
          for i in range(32) for n in ("q", "k", "v", "o", "gate", "up", "down")}
     w["embed.weight"] = rng.standard_normal((128, 40))
     a = hts.analyze(w)
@@ -106,3 +106,56 @@ def test_renders_in_chromium_without_console_errors(analysis, tmp_path):
     shot = tmp_path / "report.png"
     _chromium([f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()], tmp_path)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+# -- issue 18 item 14: the report a person looks at ------------------------------------------------------
+def _header(text: str, table_id: str = "layers") -> list[str]:
+    table = text[text.index(f'id="{table_id}"'):]
+    head = table[:table.index("</thead>")]
+    return re.findall(r"<th>([^<]*)</th>", head)
+
+
+def test_status_and_warning_sit_next_to_alpha(analysis):
+    head = _header(analysis.to_html())
+    i = head.index("alpha")
+    assert {"warning", "status"} <= set(head[i + 1:i + 4]), head
+    assert head.index("alpha") < 6  # read without horizontal scrolling
+
+
+def test_colour_legend_explains_the_row_colours(analysis):
+    text = analysis.to_html()
+    legend = text[text.index('class="legend"'):]
+    legend = legend[:legend.index("</p>")]
+    for cls in ("over-trained", "under-trained", "low-confidence"):
+        assert f'class="{cls}"' in legend
+    assert "α &lt; 2" in legend and "α &gt; 6" in legend
+
+
+def test_layers_with_few_eigenvalues_are_low_confidence_and_not_ranked():
+    rng = np.random.default_rng(3)
+    # a 200x20 Cauchy-like matrix: extreme alpha, but only 20 eigenvalues
+    w = {"few.weight": rng.standard_cauchy(size=(200, 20)),
+         **{f"block{i}.weight": rng.standard_normal((300, 120)) for i in range(3)}}
+    a = hts.analyze(w)
+    few = next(r for r in a.rows if r["longname"] == "few")
+    assert few["status"] == "success" and few["num_evals"] < 50
+    ranked = worst_layers(a, 10)
+    assert "few" not in [r["longname"] for r in ranked] and len(ranked) == 3
+    text = a.to_html()
+    row = re.search(r'<tr class="([^"]*)"><td data-v="[^"]*">\d+</td><td class=s data-v="few">', text)
+    assert row and "low-confidence" in row.group(1).split()
+    assert "low (&lt;50 eigenvalues)" in text
+
+
+def test_skipped_one_dimensional_tensors_collapse_into_one_counted_line():
+    torch = pytest.importorskip("torch")
+    net = torch.nn.Sequential(*[m for _ in range(6) for m in (torch.nn.Linear(64, 64), torch.nn.LayerNorm(64))],
+                              torch.nn.BatchNorm1d(64))
+    a = hts.analyze(net)
+    plain = [r for r in a.rows if r["status"] == "skipped"]
+    assert len(plain) >= 7
+    text = a.to_html()
+    section = text[text.index("Skipped and failed layers"):]
+    section = section[:section.index("</table>")]
+    assert section.count("<tr>") == 2  # the header and one counted line
+    assert f"{len(plain)} tensors" in section

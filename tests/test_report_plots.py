@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -99,7 +100,7 @@ def test_alpha_by_layer_one_colour_per_type_and_models_overlaid(analysis):
     two = plots.alpha_by_layer({"a": analysis, "b": analysis}, metric="alpha_weighted").axes[0]
     labels = {c.get_label() for c in two.collections}
     assert labels == {"a dense", "a conv2d", "b dense", "b conv2d"}
-    assert two.get_ylabel() == "alpha_weighted"
+    assert two.get_ylabel() == plots.LAYER_LABELS["alpha_weighted"]
 
 
 def test_alpha_histogram_counts_and_bands(analysis):
@@ -143,3 +144,71 @@ def test_plot_and_compare_load_lazily():
     assert hts.plot.esd is plots.esd and callable(hts.compare)
     with pytest.raises(AttributeError):
         hts.no_such_thing  # noqa: B018
+
+
+# -- issue 18 item 15: plots a person reads ----------------------------------------------------------------
+def _tick_texts(fig) -> list[str]:
+    fig.canvas.draw()
+    return [t.get_text() for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+            for t in axis.get_ticklabels(which="both") if t.get_visible()]
+
+
+def test_log_axes_use_matplotlibs_log_locators(analysis):
+    from matplotlib.ticker import LogLocator
+
+    fig = plots.esd(analysis, 1)
+    ax = fig.axes[0]
+    for axis in (ax.xaxis, ax.yaxis):
+        assert isinstance(axis.get_major_locator(), LogLocator)
+    for text in _tick_texts(fig):  # decades and their multiples, never geometric steps like 0.607
+        digits = text.replace("$", "").replace("\\mathdefault{", "").replace("}", "")
+        assert not re.fullmatch(r"\d+\.\d{3,}", digits), text
+
+
+def test_log_norm_is_labelled_as_the_squared_frobenius_norm():
+    assert "‖W‖$^{2}_{F}$" in plots.LABELS["log_norm"] and "log$_{10}$" in plots.LABELS["log_norm"]
+    assert "‖W‖$^{2}_{F}$" in plots.LAYER_LABELS["log_norm"]
+
+
+def test_no_literal_underscores_become_subscripts(analysis):
+    """Every label is either plain text without "_" or mathtext with braced sub/superscripts only."""
+    labels = list(plots.LABELS.values()) + list(plots.LAYER_LABELS.values())
+    for label in labels:
+        plain = re.sub(r"\$[^$]*\$", "", label)
+        assert "_" not in plain, label
+    fig = plots.alpha_by_layer({"model_a": analysis, "model_b": analysis}, metric="alpha_weighted")
+    ax = fig.axes[0]
+    assert "_" not in re.sub(r"\$[^$]*\$", "", ax.get_ylabel())
+    assert "alpha_weighted" in ax.get_title()  # a metric name is shown verbatim, not mathtext
+    fig.canvas.draw()  # mathtext in the labels parses
+
+
+def test_model_names_label_series_points():
+    comparison = hts.compare({f"net_{i}": {"alpha": 5.0 - i, "log_norm": 1.0 + 0.5 * i} for i in range(4)},
+                             {f"net_{i}": 70.0 + i for i in range(4)})
+    ax = plots.series(comparison).axes[0]
+    texts = {t.get_text(): t.xy for t in ax.texts}
+    assert set(texts) == {f"net_{i}" for i in range(4)}
+    assert texts["net_2"] == (3.0, 72.0)
+
+
+def test_several_models_one_colour_each_in_the_depth_plot(analysis):
+    from matplotlib.colors import to_hex
+
+    ax = plots.alpha_by_layer({"a": analysis, "b": analysis}).axes[0]
+    colours = {}
+    for c in ax.collections:
+        colours.setdefault(c.get_label().split()[0], set()).add(to_hex(c.get_facecolor()[0]))
+    assert all(len(v) == 1 for v in colours.values()) and colours["a"] != colours["b"], colours
+
+
+def test_fonts_are_consistent_across_figures(analysis):
+    comparison = hts.compare({f"m{i}": {"alpha": 5.0 - i} for i in range(4)}, {f"m{i}": 70.0 + i for i in range(4)})
+    figs = [plots.esd(analysis, 1), plots.ks_distance(analysis, 2), plots.alpha_by_layer(analysis),
+            plots.alpha_histogram(analysis), plots.series(comparison)]
+    sizes = set()
+    for fig in figs:
+        ax = fig.axes[0]
+        sizes.add((ax.title.get_fontsize(), ax.xaxis.label.get_fontsize(),
+                   ax.get_legend().get_texts()[0].get_fontsize(), ax.get_xticklabels()[0].get_fontsize()))
+    assert sizes == {(plots.FONT["title"], plots.FONT["label"], plots.FONT["legend"], plots.FONT["ticks"])}

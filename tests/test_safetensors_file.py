@@ -192,3 +192,40 @@ def test_arbitrary_json_headers(tmp_path, header):
         read_header(p)
     except hts.ModelFileError:
         pass
+
+
+# -- issue 19 item 9: headers that are legal JSON but hostile in size ------------------------------------------
+def _header_only(path, header: bytes) -> None:
+    header += b" " * (-len(header) % 8)
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+
+
+def test_a_header_of_a_million_empty_objects_is_refused_before_parsing(tmp_path):
+    """~11 MB of ``{"t0":{},"t1":{},...}``: counted, not parsed (json.loads would build a million dicts)."""
+    import tracemalloc
+
+    path = tmp_path / "empty-objects.safetensors"
+    _header_only(path, b"{" + b",".join(b'"t%d":{}' % i for i in range(1_000_000)) + b"}")
+    tracemalloc.start()
+    try:
+        with pytest.raises(hts.ModelFileError, match="more than the 200000 tensors"):
+            read_header(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * path.stat().st_size + (4 << 20)  # the raw header and its count, nothing per object
+
+
+def test_a_legal_header_with_too_many_tiny_tensors_is_refused(tmp_path, monkeypatch):
+    import hts.adapters.safetensors_file as sf
+
+    monkeypatch.setattr(sf, "MAX_TENSORS", 1000)
+    path = tmp_path / "many.safetensors"
+    header = {f"t{i}": {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]} for i in range(1001)}
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(4 * 1001))
+    with pytest.raises(hts.ModelFileError, match="more than the 1000"):
+        read_header(path)
+    monkeypatch.setattr(sf, "MAX_TENSORS", 1001)
+    assert len(read_header(path).tensors) == 1001

@@ -110,6 +110,12 @@ def test_cli_names_what_a_non_model_file_is(tmp_path, capsys):
     from hts.cli import main
 
     (tmp_path / "README.md").write_text("# notes\n")
-    assert main(["analyze", str(tmp_path / "README.md")]) == 1
+    logger = logging.getLogger("hts")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        assert main(["analyze", str(tmp_path / "README.md")]) == 1
+    finally:  # main configures the hts logger for the command line: restore the library's state
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
     err = capsys.readouterr().err
     assert "not a model file (looks like text)" in err and "Traceback" not in err

@@ -1,4 +1,4 @@
-"""Regenerate the example outputs in this folder (needs the [plot] and [compare] extras, torch and chromium
+"""Regenerate the example outputs in this folder (needs the [plot] and [parity] extras, torch and chromium
 for the screenshot): python docs/examples/make.py  (from the repository root)."""
 
 from __future__ import annotations

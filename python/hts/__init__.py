@@ -48,10 +48,10 @@ def __getattr__(name: str):
         from .studies import study
 
         return study
-    if name == "datasets":
-        from . import datasets
+    if name == "datasets":  # import_module: "from . import datasets" would re-enter this __getattr__ forever
+        import importlib
 
-        return datasets
+        return importlib.import_module(f"{__name__}.datasets")
     raise AttributeError(f"module 'hts' has no attribute {name!r}")
 
 

@@ -6,6 +6,14 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+build_hardening: dict[str, Any]
+
+class Stopped(RuntimeError): ...
+
+class StopFlag:
+    def __init__(self) -> None: ...
+    def set(self) -> None: ...
+    def is_set(self) -> bool: ...
 
 def openblas_config() -> str: ...
 def gram_eigenvalues(
@@ -19,6 +27,7 @@ def gram_eigenvalues(
     chunked_convert_min: int = -2,
     chunk_bytes: int = -1,
     slab_min_cost: float = -2.0,
+    stop: StopFlag | None = None,
 ) -> list[npt.NDArray[np.floating[Any]]]: ...
 def fit_power_law(
     evals: npt.NDArray[np.float64],

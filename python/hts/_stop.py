@@ -7,14 +7,18 @@ first reason, even if the cancel object later reads as clear again.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import Cancelled
 
 __all__ = ["StopCheck"]
+
+#: Seconds between polls of the cancel event and the clock while a kernel call runs (``StopCheck.native``).
+POLL_SECONDS = 0.01
 
 
 class StopCheck:
@@ -62,6 +66,36 @@ class StopCheck:
             elapsed = time.monotonic() - self._start
             raise Cancelled(f"analysis stopped after {done} of {total} layers ({elapsed:.2f} s): {why}",
                             done=done, total=total)
+
+    @contextlib.contextmanager
+    def native(self) -> Iterator[Any]:
+        """A ``hts._core.StopFlag`` for the kernel calls made inside the ``with`` block (None when there is
+        nothing to stop on). The kernel cannot call Python, so a small thread polls ``reason()`` every
+        ``POLL_SECONDS`` while the block runs and sets the flag once it says stop; the kernel then gives up at
+        its next safe point (``hts._core.Stopped``)."""
+        if self._cancel is None and self._budget is None:
+            yield None
+            return
+        from ._native import _core
+
+        flag = _core.StopFlag()
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(POLL_SECONDS):
+                if self.reason():
+                    flag.set()
+                    return
+
+        if self.reason():
+            flag.set()
+        watcher = threading.Thread(target=watch, name="hts-stop-watch", daemon=True)
+        watcher.start()
+        try:
+            yield flag
+        finally:
+            done.set()
+            watcher.join()
 
     def _latch(self, why: str) -> None:
         with self._lock:

@@ -18,10 +18,13 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import spectra
+from ._native import _core
 from ._json import jsonable
 from ._stop import StopCheck
 from ._threads import resolve_threads
 from .adapters import WeightTensor
+from .detx import detx_columns
+from .fit_tests import DEFAULT_REPLICATES, fit_test_columns
 from .fitting import FIX_FINGERS, LayerFit, fit_layer
 from .inventory import open_model
 from .matrices import CONV_METHODS, LayerPlan, plan_layer, skip_reason, stack
@@ -206,6 +209,17 @@ def _mp_columns(pooled: np.ndarray, plan: LayerPlan) -> dict:
             "W_scale": fit.W_scale, "bulk_max": fit.bulk_max, "bulk_min": fit.bulk_min}
 
 
+def _replicates(fit_tests) -> int:
+    """0 (off), DEFAULT_REPLICATES for True, or the positive int given."""
+    if fit_tests is True:
+        return DEFAULT_REPLICATES
+    if fit_tests is False or fit_tests is None:
+        return 0
+    if not isinstance(fit_tests, int) or fit_tests < 1:
+        raise ValueError(f"fit_tests must be a bool or a positive number of replicates, got {fit_tests!r}")
+    return fit_tests
+
+
 def _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, precision, fix_fingers,
                    randomize, seed, randomize_precision):
     if randomize and conv_method == "fft":
@@ -245,7 +259,11 @@ def analyze(
     max_N: int = 50000,
     precision: str = "float64",
     fix_fingers: str | None = None,
+    xmin_max: float | None = None,
     mp_fit: bool = False,
+    detX: bool = False,
+    ERG: bool = False,
+    fit_tests: bool | int = False,
     randomize: bool = False,
     randomize_precision: str = "float32",
     seed: int = 0,
@@ -283,7 +301,17 @@ def analyze(
         "float64" (default, as WeightWatcher) or "float32" (faster; a layer whose fitted xmin falls below
         1e-4·λ_max, where float32's error could matter, is redone in float64).
     fix_fingers
-        None, or "clip_xmax": refit with the largest eigenvalues removed (see ``hts.fitting.fit_layer``).
+        None, "clip_xmax": refit with the largest eigenvalues removed, or "xmin_peak": search xmin only up
+        to ``xmin_max`` (default 1.5 × the peak of the log-ESD histogram); see ``hts.fitting.fit_layer``.
+    xmin_max
+        The upper end of the xmin search of ``fix_fingers="xmin_peak"`` (ignored otherwise).
+    detX, ERG
+        (The same switch.) Add WeightWatcher's detX columns: detX_num = num_ERG_spikes, detX_val,
+        detX_val_unrescaled, ERG_gap (see ``hts.detx``).
+    fit_tests
+        Add goodness-of-fit columns (``hts.fit_tests``): pl_pvalue (bootstrap, True = 1000 replicates or the
+        int given, seeded by ``seed``), R_/p_ of the likelihood-ratio tests against exponential, stretched
+        exponential and lognormal, best_fit and fit_verdict. About 3 ms per replicate per 1000 eigenvalues.
     mp_fit
         Add WeightWatcher's Marchenko–Pastur bulk fit columns: num_spikes, sigma_mp, mp_softrank, W_scale,
         bulk_max, bulk_min (see ``spectra.marchenko_pastur_fit``); the summary then has mp_softrank.
@@ -302,7 +330,9 @@ def analyze(
     seed
         Seed of the shuffles (randomize): the same seed gives the same numbers, whatever the threads.
     threads
-        Native threads (default: every core this process may use, capped by OMP_NUM_THREADS).
+        Native threads (default: every core this process may use, capped by OMP_NUM_THREADS). With more
+        than one, a worker reads and decodes the next kernel batch while the current one is solved (one
+        batch ahead at most); ``threads=1`` reads and solves in turn, in the calling thread.
     progress
         ``True``: a progress bar on stderr (tqdm when installed and stderr is a terminal or a Jupyter kernel,
         else a line every 10 s); ``False`` or None (default): quiet. A callable is called as ``progress(done, total, longname)``
@@ -334,7 +364,9 @@ def analyze(
     options = dict(layers=layers,
                    pool=pool, conv_method=conv_method, conv_input_size=conv_input_size, normalize=normalize,
                    min_evals=min_evals, max_evals=max_evals, max_N=max_N, precision=precision,
-                   fix_fingers=fix_fingers, mp_fit=mp_fit, randomize=randomize,
+                   fix_fingers=fix_fingers, xmin_max=xmin_max, mp_fit=mp_fit, detX=bool(detX or ERG),
+                   fit_tests=fit_tests,
+                   randomize=randomize,
                    randomize_precision=randomize_precision, seed=seed, threads=n_threads,
                    hts_version=spectra.kernel_info()["version"])
     tensors = select(open_model(model).tensors, layers)
@@ -356,7 +388,8 @@ def analyze(
 
     esds: dict = {}
     runner = _Runner(pool=pool, precision=precision, fix_fingers=fix_fingers, threads=n_threads, mp_fit=mp_fit,
-                     randomize=randomize, randomize_precision=randomize_precision, seed=seed)
+                     randomize=randomize, randomize_precision=randomize_precision, seed=seed,
+                     xmin_max=xmin_max, detX=bool(detX or ERG), fit_tests=_replicates(fit_tests))
     done, total = 0, len(work)
     shown = None
     if progress is True:  # a tqdm bar on a terminal (log lines elsewhere), closed when the call ends
@@ -366,22 +399,63 @@ def analyze(
     elif progress is False:
         progress = None
     try:
-        for batch in _batches(work):
-            stop.check(done, total)
-            with closing(runner.run(batch, stop)) as results:  # closing: no worker outlives a Cancelled
-                for i, t, rows, layer_esds in results:
-                    slots[i] = rows
-                    esds.update(layer_esds)
-                    done += 1
-                    if progress is not None and progress(done, total, t.longname) is False:
-                        stop.decline()
-                    stop.check(done, total)
+        with _Prefetcher(runner, list(_batches(work)), stop, enabled=n_threads != 1) as batches:
+            for batch, loaded in batches:
+                stop.check(done, total)
+                with closing(runner.run(batch, stop, loaded)) as results:  # closing: no worker outlives a Cancelled
+                    for i, t, rows, layer_esds in results:
+                        slots[i] = rows
+                        esds.update(layer_esds)
+                        done += 1
+                        if progress is not None and progress(done, total, t.longname) is False:
+                            stop.decline()
+                        stop.check(done, total)
         stop.check(done, total)
     finally:
         if shown is not None:
             shown.close()
     rows = [r for slot in slots for r in slot]
     return Analysis(rows, esds, options)
+
+
+class _Prefetcher:
+    """Bounded read-ahead over the batches: while batch k is being solved (the kernel releases the GIL), one
+    worker thread reads and decodes batch k + 1 — at most one batch ahead, so memory grows by one batch of
+    decoded weights (≤ ``BATCH_BYTES`` as float64, or one larger layer). Iterating yields ``(batch, loaded)``
+    with ``loaded`` the batch's ``_Runner.load`` result (None when disabled: the runner reads it itself).
+    Leaving the ``with`` block (also on ``Cancelled`` or an error) waits for a read in progress, so no thread
+    outlives the call."""
+
+    def __init__(self, runner, batches: list, stop: StopCheck, *, enabled: bool) -> None:
+        self.runner, self.batches, self.stop = runner, batches, stop
+        self.enabled = enabled and len(batches) > 1
+        self.pool = None
+
+    def __enter__(self):
+        if self.enabled:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hts-prefetch")
+        return self._iterate()
+
+    def _iterate(self):
+        if self.pool is None:
+            for batch in self.batches:
+                yield batch, None
+            return
+        ahead = self.pool.submit(self.runner.load, self.batches[0], self.stop)
+        for k, batch in enumerate(self.batches):
+            got = ahead.result()
+            if got is None:  # stopped while reading: the caller's stop.check raises
+                yield batch, None
+                return
+            if k + 1 < len(self.batches):
+                ahead = self.pool.submit(self.runner.load, self.batches[k + 1], self.stop)
+            yield batch, got
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _batches(work: list) -> Iterable[list]:
@@ -400,8 +474,12 @@ def _batches(work: list) -> Iterable[list]:
 class _Runner:
     """Runs batches of layers through the kernel; one instance per ``analyze`` call (no shared state)."""
 
-    def __init__(self, *, pool, precision, fix_fingers, threads, mp_fit, randomize, randomize_precision, seed):
+    def __init__(self, *, pool, precision, fix_fingers, threads, mp_fit, randomize, randomize_precision, seed,
+                 xmin_max=None, detX=False, fit_tests=0):
         self.mp_fit = mp_fit
+        self.fit_tests = fit_tests
+        self.xmin_max = xmin_max
+        self.detX = detX
         self.randomize = randomize
         self.randomize_precision = randomize_precision
         self.seed = seed
@@ -410,14 +488,14 @@ class _Runner:
         self.fix_fingers = fix_fingers
         self.threads = threads
 
-    def run(self, batch, stop: StopCheck):
-        """Yield ``(index, tensor, rows, esds)`` per layer of the batch, in order; returns early (yielding
-        nothing more) once ``stop`` says so, leaving no job running."""
+    def load(self, batch, stop: StopCheck):
+        """Read and decode every tensor of the batch: ``(loaded, failed, raw, seconds)``, or None once ``stop``
+        says so. Unreadable or unsupported tensors go to ``failed`` with the reason (logged)."""
         t0 = time.perf_counter()
         loaded, failed, raw = [], [], {}
         for i, t, plan in batch:
             if stop.reason():
-                return
+                return None
             try:
                 w = t.load()
                 reason = unsupported_dtype_reason(w)
@@ -429,9 +507,24 @@ class _Runner:
             if reason:
                 logger.warning("layer %s %r: %s", t.layer_id, t.longname, reason)
                 failed.append((i, t, plan, reason))
-        if stop.reason():
+        return loaded, failed, raw, time.perf_counter() - t0
+
+    def run(self, batch, stop: StopCheck, prefetched=None):
+        """Yield ``(index, tensor, rows, esds)`` per layer of the batch, in order; returns early (yielding
+        nothing more) once ``stop`` says so, leaving no job running. ``prefetched``: the batch's ``load``
+        result when it was read ahead (None: read it now)."""
+        t0 = time.perf_counter()
+        got = self.load(batch, stop) if prefetched is None else prefetched
+        if got is None or stop.reason():
             return
-        evals = self._eigenvalues(loaded, failed, raw, self.precision)
+        loaded, failed, raw, read_seconds = got
+        if prefetched is not None:  # the reading happened earlier: count its own time, not the wait for it
+            t0 -= read_seconds
+        try:
+            with stop.native() as flag:  # the kernel gives up at its next safe point once stop says so
+                evals = self._eigenvalues(loaded, failed, raw, self.precision, flag)
+        except _core.Stopped:
+            return
         raw.clear()
         shuffled = [{} for _ in loaded]
         if self.randomize:
@@ -457,7 +550,7 @@ class _Runner:
                 return
             yield result
 
-    def _eigenvalues(self, loaded: list, failed: list, raw: dict, precision: str) -> list:
+    def _eigenvalues(self, loaded: list, failed: list, raw: dict, precision: str, flag=None) -> list:
         """Eigenvalues of every loaded layer: conv-operator (fft) layers one by one, the others in one kernel
         call. A layer the kernel refuses (non-finite or overflowing values) is moved from ``loaded`` to
         ``failed``; ``raw`` (index -> the array as loaded) serves to count its non-finite entries."""
@@ -473,7 +566,7 @@ class _Runner:
         while batch:
             try:
                 out = spectra.eigenvalues([loaded[k][3] for k in batch], precision=precision,
-                                          threads=self.threads, name="<batch>")
+                                          threads=self.threads, name="<batch>", stop=flag)
             except spectra.BatchItemError as err:
                 refused[batch.pop(err.index)] = err.detail
                 continue
@@ -536,7 +629,12 @@ class _Runner:
                 row["slice_id"] = slice_id
             if self.mp_fit:
                 row.update(_mp_columns(pooled, plan))
-            if self.fix_fingers is not None:
+            if self.detX:
+                row.update(detx_columns(pooled, row["num_pl_spikes"]))
+            if self.fit_tests:
+                row.update(fit_test_columns(raw, lf.fit.xmin * plan.normalizer, replicates=self.fit_tests,
+                                            seed=self.seed))
+            if self.fix_fingers == "clip_xmax":
                 row["num_fingers"] = lf.num_fingers
                 row["raw_alpha"] = lf.raw_alpha
                 row["fingers_removed"] = lf.fingers_removed
@@ -619,7 +717,7 @@ class _Runner:
 
     def _fit(self, pooled: np.ndarray, plan: LayerPlan) -> LayerFit:
         """Fit the ESD before normalisation (so neither the 1e-5 threshold nor alpha moves), then rescale."""
-        lf = fit_layer(pooled, fix_fingers=self.fix_fingers)
+        lf = fit_layer(pooled, fix_fingers=self.fix_fingers, xmin_max=self.xmin_max)
         if plan.normalizer == 1.0:
             return lf
         f = lf.fit

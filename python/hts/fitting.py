@@ -1,4 +1,4 @@
-"""The power-law fit of one layer, optionally with WeightWatcher's ``fix_fingers="clip_xmax"``."""
+"""The power-law fit of one layer, optionally with WeightWatcher's ``fix_fingers="clip_xmax"`` or ``"xmin_peak"``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import spectra
+from .xmin_peak import fit_xmin_peak
 
-FIX_FINGERS = (None, "clip_xmax")
+FIX_FINGERS = (None, "clip_xmax", "xmin_peak")
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class LayerFit:
 
 
 def fit_layer(
-    evals: np.ndarray, *, fix_fingers: str | None = None, max_fingers: int = 10, finger_thresh: float = 1.0
+    evals: np.ndarray, *, fix_fingers: str | None = None, max_fingers: int = 10, finger_thresh: float = 1.0,
+    xmin_max: float | None = None,
 ) -> LayerFit:
     """Fit the layer's sorted eigenvalues (WeightWatcher 0.7.7 semantics, see ``spectra.fit_power_law``).
 
@@ -32,7 +34,12 @@ def fit_layer(
     the search stops when a refit's alpha is <= 2 (then the raw fit is kept). ``num_pl_spikes`` still counts
     every eigenvalue >= xmin. hts stops the search (keeping the raw fit) when too few values are left to fit,
     where WeightWatcher fails the layer.
+
+    ``fix_fingers="xmin_peak"`` (reference C.5): xmin searched only up to ``xmin_max`` (default 1.5 × the peak
+    of the log-spectrum histogram), as WeightWatcher through ``powerlaw`` 1.5; see ``hts.xmin_peak``.
     """
+    if fix_fingers == "xmin_peak":
+        return LayerFit(fit_xmin_peak(evals, xmin_max=xmin_max))
     raw = spectra.fit_power_law(evals, threads=1)
     if fix_fingers is None:
         return LayerFit(raw)

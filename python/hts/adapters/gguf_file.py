@@ -32,7 +32,6 @@ from .base import WeightTensor
 from .dtypes import bf16_to_float32
 from .gguf_format import GGML_TYPES, GGUFFile, GGUFTensorInfo, read_gguf
 from .gguf_names import hf_name
-from .safetensors_file import natural_key
 
 __all__ = ["CHUNK_BYTES", "from_gguf", "load_tensor"]
 
@@ -94,7 +93,10 @@ def from_gguf(path: str | os.PathLike) -> list[WeightTensor]:
                 items.append((expert, info.name, info, e))
         else:
             items.append((name, info.name, info, None))
-    items.sort(key=lambda item: natural_key(item[0]))
+    # forward-pass order from the (HF) names, as for safetensors: the same model gives the same layer ids
+    from .ordering import architecture_key
+
+    items.sort(key=lambda item: architecture_key(item[0]))
     out = []
     layer_id = 0
     for name, key, info, expert in items:

@@ -14,10 +14,10 @@ A tensor's dims are ggml's ``ne``: ``ne[0]`` varies fastest, so its numpy shape 
 Nothing is trusted before it is checked, and nothing is allocated on a header's word alone: every length,
 count and dimension is checked against the bytes left in the file before anything is read or reserved
 (counts × the smallest possible entry size ≤ bytes left; a string ≤ bytes left), arrays nest at most
-``MAX_ARRAY_DEPTH`` deep, tensors have 1..4 dims, element counts stay below 2⁶², a quantised tensor's rows are
-whole blocks, offsets are multiples of the alignment, every tensor lies inside the file and no two overlap,
-keys and tensor names are valid UTF-8 and unique. Any violation raises ``hts.ModelFileError`` naming the file
-(and the tensor or key).
+``MAX_ARRAY_DEPTH`` deep, tensors have 1..4 dims whose product (zeros counted as 1) stays below 2⁶⁰, a
+quantised tensor's rows are whole blocks, offsets are multiples of the alignment, every tensor lies inside the
+file and no two overlap, keys and tensor names are valid UTF-8 and unique. Any violation raises
+``hts.ModelFileError`` naming the file (and the tensor or key).
 """
 
 from __future__ import annotations
@@ -255,10 +255,12 @@ def _check_tensor(path: str, name: str, dims: tuple, type_id: int, offset: int, 
         return ModelFileError(path, message, tensor=name)
 
     count = 1
+    nonzero = 1  # numpy refuses a shape whose nonzero dims multiply past int64, even with a zero among them
     for d in dims:
         count *= d
-        if count > 2**62:
-            raise bad(f"dims {list(dims)} hold too many elements")
+        nonzero *= max(d, 1)
+    if nonzero > 2**60:
+        raise bad(f"dims {list(dims)} are too large")
     if offset % alignment:
         raise bad(f"data offset {offset} is not a multiple of the alignment {alignment}")
     begin = data_start + offset

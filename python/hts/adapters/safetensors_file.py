@@ -5,6 +5,9 @@ maps each tensor name to ``{"dtype", "shape", "data_offsets": [begin, end]}`` (o
 plus an optional ``"__metadata__"`` of strings. Nothing in the header is trusted before it is checked:
 
 - 8 <= file size; H <= 100 MB and H <= file size - 8; the JSON is a well-formed object, without duplicate keys;
+- at most ``MAX_TENSORS`` (200,000) tensors, checked before the JSON is parsed (by counting the header's
+  ``{`` and ``[``, which bounds the objects and lists parsing would build): a legal but hostile header of a
+  million tiny or empty entries is refused in milliseconds instead of costing gigabytes and minutes;
 - every entry has a string dtype, a shape of non-negative ints and two int offsets 0 <= begin <= end <= buffer;
 - for a known dtype, itemsize · prod(shape) == end - begin (Python ints: no overflow);
 - no two tensors overlap.
@@ -31,10 +34,13 @@ import numpy as np
 from ..errors import ModelFileError
 from .dtypes import CHUNK_ELEMENTS, bf16_to_float32, float8_to_float32
 
-__all__ = ["MAX_HEADER_BYTES", "SafetensorsFile", "TensorInfo", "natural_key", "read_header"]
+__all__ = ["MAX_HEADER_BYTES", "MAX_TENSORS", "SafetensorsFile", "TensorInfo", "natural_key", "read_header"]
 
 #: The largest header accepted (the reference implementation's limit too).
 MAX_HEADER_BYTES = 100_000_000
+#: The most tensors one file may hold (real checkpoints: at most a few tens of thousands per file). Each entry
+#: is one object and two lists, so a header may open at most 3 containers per tensor (+ metadata).
+MAX_TENSORS = 200_000
 
 #: dtype -> (bytes per element, what ``load`` returns).
 DTYPES = {
@@ -157,6 +163,10 @@ def read_header(path: str | os.PathLike) -> SafetensorsFile:
         raise ModelFileError(path, f"cannot read: {err.strerror or err}") from err
     if len(raw) != length:
         raise ModelFileError(path, "file truncated inside the header")
+    containers = raw.count(b"{") + raw.count(b"[")
+    if containers > 3 * MAX_TENSORS + 16:
+        raise ModelFileError(path, f"header opens {containers} JSON objects/lists: more than the "
+                                   f"{MAX_TENSORS} tensors a file may hold (3 per tensor) allow")
     try:
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
@@ -168,6 +178,8 @@ def read_header(path: str | os.PathLike) -> SafetensorsFile:
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
         raise ModelFileError(path, "__metadata__ is not an object")
+    if len(header) > MAX_TENSORS:
+        raise ModelFileError(path, f"{len(header)} tensors: more than the {MAX_TENSORS} a file may hold")
     infos = []
     for name, entry in header.items():
         infos.append(_check_entry(path, name, entry, buffer, data_start))

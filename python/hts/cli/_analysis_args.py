@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["add_analysis_options", "analysis_options", "analyze_path", "exit_status", "check_output_path"]
+__all__ = ["add_analysis_options", "add_size_gates", "seconds", "analysis_options", "analyze_path", "exit_status", "check_output_path"]
 
 EPILOG = """examples:
   hts analyze model.safetensors
@@ -26,7 +26,8 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
+def seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
     try:
         value = float(text)
     except ValueError:
@@ -47,6 +48,16 @@ def _input_size(text: str) -> tuple[int, int]:
     if len(sizes) != 2 or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"expected N or N1xN2 with positive sizes, got {text!r}")
     return sizes[0], sizes[1]
+
+
+def add_size_gates(group) -> None:
+    """--min-evals, --max-evals, --max-N (also used by hts describe, which applies the same gates)."""
+    group.add_argument("--min-evals", type=_positive_int, default=8, metavar="K",
+                       help="skip layers with fewer eigenvalues (default 8)")
+    group.add_argument("--max-evals", type=_positive_int, default=15000, metavar="K",
+                       help="skip layers with more eigenvalues (default 15000)")
+    group.add_argument("--max-N", type=_positive_int, default=50000, metavar="N",
+                       help="skip layers whose larger side exceeds N (default 50000)")
 
 
 def add_analysis_options(parser: argparse.ArgumentParser, *, layers: bool = True, progress: bool = True,
@@ -71,12 +82,7 @@ def add_analysis_options(parser: argparse.ArgumentParser, *, layers: bool = True
     g.add_argument("--conv-input-size", type=_input_size, metavar="N|N1xN2",
                    help="input size for --conv-method fft (default: the kernel size)")
     g.add_argument("--normalize", action="store_true", help="use X = W^T W / N (eigenvalues and norms / N)")
-    g.add_argument("--min-evals", type=_positive_int, default=8, metavar="K",
-                   help="skip layers with fewer eigenvalues (default 8)")
-    g.add_argument("--max-evals", type=_positive_int, default=15000, metavar="K",
-                   help="skip layers with more eigenvalues (default 15000)")
-    g.add_argument("--max-N", type=_positive_int, default=50000, metavar="N",
-                   help="skip layers whose larger side exceeds N (default 50000)")
+    add_size_gates(g)
     g.add_argument("--precision", choices=("float64", "float32"), default="float64",
                    help="eigenvalue precision (default float64, as WeightWatcher; float32 is faster)")
     g.add_argument("--fix-fingers", choices=[f for f in FIX_FINGERS if f], default=None,
@@ -89,7 +95,7 @@ def add_analysis_options(parser: argparse.ArgumentParser, *, layers: bool = True
     g.add_argument("--threads", type=_positive_int, metavar="N",
                    help="native threads (default: the cores this process may use)")
     if time_budget:
-        g.add_argument("--time-budget", type=_seconds, metavar="S",
+        g.add_argument("--time-budget", type=seconds, metavar="S",
                        help="stop an analysis after S seconds (an error; nothing partial is written)")
     if progress:
         g.add_argument("--no-progress", action="store_true", help="no progress bar or progress lines")

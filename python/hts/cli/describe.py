@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ._analysis_args import add_size_gates
 from ._common import add_verbosity
 from ._model_args import add_model_argument, model_path
 
@@ -19,12 +20,7 @@ def add_parser(sub) -> None:
                                    "--conv-method/--no-pool).")
     add_model_argument(p)
     gates = p.add_argument_group("size gates (as hts analyze)")
-    gates.add_argument("--min-evals", type=int, default=8, metavar="K",
-                       help="skip layers with fewer eigenvalues than K (default: 8)")
-    gates.add_argument("--max-evals", type=int, default=15000, metavar="K",
-                       help="skip layers with more eigenvalues than K (default: 15000)")
-    gates.add_argument("--max-N", type=int, default=50000, metavar="N",
-                       help="skip layers whose larger dimension exceeds N (default: 50000)")
+    add_size_gates(gates)
     gates.add_argument("--conv-method", choices=("slices", "stacked", "fft"), default="slices",
                        help="how Conv2D kernels become matrices (default: slices)")
     gates.add_argument("--no-pool", dest="pool", action="store_false",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from ._analysis_args import add_analysis_options, analysis_options, analyze_path, check_output_path, exit_status
@@ -27,9 +28,26 @@ def add_parser(subparsers) -> None:
     p.add_argument("--worst", type=int, default=8, metavar="K", help="ESD figures for the K worst layers (8)")
     p.add_argument("--title", help="page title (default: from PATH)")
     p.add_argument("--json", metavar="FILE", help="also write the analysis as JSON")
+    p.add_argument("--savefig", metavar="DIR",
+                   help="also write WeightWatcher-style figures of every analysed layer into DIR: ESD log-log "
+                        "with the power-law fit, ESD on linear axes, KS distance and alpha against xmin, the "
+                        "Marchenko-Pastur fit, and (with --randomize) the randomized ESD with its max line")
+    p.add_argument("--savefig-format", choices=("png", "svg"), default="png",
+                   help="file format of the --savefig figures (png)")
     add_analysis_options(p)
     add_verbosity(p)
     p.set_defaults(func=lambda args: run(args, p))
+
+
+def _check_figure_dir(path: Path, parser: argparse.ArgumentParser) -> None:
+    """Fail before the analysis when --savefig names a file, or a folder that cannot be created or written."""
+    if path.exists() and not path.is_dir():
+        parser.error(f"--savefig {path}: exists and is not a folder")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        parser.error(f"--savefig {path}: {probe} is not writable")
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -39,6 +57,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     path = model_path(args, parser)
     check_output_path(args.output, parser)
     check_output_path(args.json, parser, "--json")
+    if args.savefig:
+        _check_figure_dir(Path(args.savefig), parser)
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -49,4 +69,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.json:
         analysis.to_json(args.json)
     print(f"hts report: wrote {args.output}" + (f" and {args.json}" if args.json else ""))
+    if args.savefig:
+        from ..report.layer_figures import save_layer_figures
+
+        paths = save_layer_figures(analysis, args.savefig, fmt=args.savefig_format)
+        print(f"hts report: wrote {len(paths)} figures of {len(analysis.analysed)} layers into {args.savefig}")
     return exit_status(analysis, path)

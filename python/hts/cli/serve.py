@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import signal
 import sys
 import threading
 
-from ._analysis_args import add_analysis_options, analysis_options
+from ._analysis_args import add_analysis_options, analysis_options, seconds
 from ._common import add_verbosity
 
 
@@ -30,20 +29,10 @@ def _port(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text}")
-    return value
-
-
 def _settle(text: str) -> float:
     if text.strip() in ("0", "0.0"):
         return 0.0
-    return _seconds(text)
+    return seconds(text)
 
 
 def add_parser(sub) -> None:
@@ -60,13 +49,13 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the service to the network)")
     p.add_argument("--port", type=_port, default=9108, help="port in 0..65535 (default 9108; 0 picks a free one)")
-    p.add_argument("--interval", type=_seconds, default=60.0, metavar="S",
+    p.add_argument("--interval", type=seconds, default=60.0, metavar="S",
                    help="seconds between checks of the files (default 60)")
     p.add_argument("--settle", type=_settle, default=2.0, metavar="S",
                    help="analyse files only once they have been left unmodified for S seconds (default 2)")
     p.add_argument("--per-layer", action="store_true",
                    help="also export per-layer alpha and alpha_weighted series (one per layer)")
-    p.add_argument("--shutdown-timeout", type=_seconds, default=30.0, metavar="S",
+    p.add_argument("--shutdown-timeout", type=seconds, default=30.0, metavar="S",
                    help="on SIGTERM/Ctrl-C, wait up to S seconds for a running analysis to stop before leaving "
                         "anyway (default 30)")
     add_analysis_options(p, layers=False, progress=False)

@@ -15,16 +15,22 @@ from typing import Any, Iterable
 
 from . import plots
 
-__all__ = ["TABLE_COLUMNS", "analysis_html", "comparison_html", "worst_layers"]
+__all__ = ["MIN_CONFIDENT_EVALS", "TABLE_COLUMNS", "analysis_html", "comparison_html", "low_confidence",
+           "worst_layers"]
 
 #: Columns of the per-layer table (and of the embedded JSON rows), when present.
-TABLE_COLUMNS = ("layer_id", "longname", "slice_id", "layer_type", "shape", "N", "M", "rf", "alpha",
-                 "alpha_weighted", "D", "xmin", "num_pl_spikes", "log_norm", "log_spectral_norm",
-                 "log_alpha_norm", "stable_rank", "mp_softrank", "num_spikes", "rand_distance", "warning",
-                 "status", "reason")
+#: The verdict (alpha, warning, status, confidence) sits next to the name, so it is read without scrolling.
+TABLE_COLUMNS = ("layer_id", "longname", "slice_id", "layer_type", "alpha", "warning", "status", "confidence",
+                 "num_evals", "shape", "N", "M", "rf", "alpha_weighted", "D", "xmin", "num_pl_spikes", "log_norm",
+                 "log_spectral_norm", "log_alpha_norm", "stable_rank", "mp_softrank", "num_spikes",
+                 "rand_distance", "reason")
+
+#: Below this many eigenvalues a power-law fit has too few tail points to be trusted: such layers are marked
+#: low-confidence and are not ranked among the worst layers.
+MIN_CONFIDENT_EVALS = 50
 
 _CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em auto;max-width:1200px;
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em auto;max-width:1800px;
  padding:0 1em;color:#222}
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:1.6em}
 .meta{color:#666}table{border-collapse:collapse;margin:.5em 0;font-size:12px}
@@ -32,6 +38,12 @@ th,td{border:1px solid #ddd;padding:2px 6px;text-align:right}th{background:#f3f3
 td.s,th.s{text-align:left}table.sortable th{cursor:pointer;user-select:none}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 tr.over-trained td{background:#fdecea}tr.under-trained td{background:#fff4e0}
+tr.low-confidence td{color:#777;font-style:italic}
+.legend{display:flex;flex-wrap:wrap;gap:.4em 1.2em;font-size:12px;margin:.3em 0}
+.legend span::before{content:"";display:inline-block;width:1em;height:1em;margin-right:.35em;vertical-align:-2px;
+ border:1px solid #bbb}.legend .over-trained::before{background:#fdecea}
+.legend .under-trained::before{background:#fff4e0}.legend .low-confidence{color:#777;font-style:italic}
+.legend .low-confidence::before{background:#fff}
 .figs{display:flex;flex-wrap:wrap;gap:8px}.figs figure{margin:0;flex:1 1 460px;max-width:600px}
 svg{max-width:100%;height:auto}.scroll{overflow-x:auto}
 @media print{body{max-width:none;font-size:11px}.figs figure{break-inside:avoid}h2{break-after:avoid}
@@ -82,11 +94,55 @@ def _table(rows: list[dict], columns: Iterable[str], *, sortable: bool = True, r
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for r in rows:
-        cls = f' class="{html.escape(str(r.get(row_class) or ""))}"' if row_class else ""
+        cls = f' class="{html.escape(_row_classes(r))}"' if row_class else ""
         body.append(f"<tr{cls}>" + "".join(_cell(r.get(c)) for c in columns) + "</tr>")
     kind = (' class="sortable"' if sortable else "") + (f' id="{table_id}"' if table_id else "")
     return (f'<div class="scroll"><table{kind}><thead><tr>{head}</tr></thead><tbody>'
             + "\n".join(body) + "</tbody></table></div>")
+
+
+def low_confidence(row: dict) -> bool:
+    """Whether an analysed row's fit rests on fewer than ``MIN_CONFIDENT_EVALS`` eigenvalues."""
+    n = row.get("num_evals")
+    return row.get("status") == "success" and _finite(n) and n < MIN_CONFIDENT_EVALS
+
+
+def _row_classes(row: dict) -> str:
+    return " ".join(c for c in (str(row.get("warning") or ""), "low-confidence" if low_confidence(row) else "")
+                    if c)
+
+
+def _display(row: dict) -> dict:
+    """The row as the tables show it: with a ``confidence`` column ("low" under ``MIN_CONFIDENT_EVALS``)."""
+    if row.get("status") != "success":
+        return row
+    return {**row, "confidence": f"low (<{MIN_CONFIDENT_EVALS} eigenvalues)" if low_confidence(row) else "ok"}
+
+
+_LEGEND = ('<p class="legend"><span class="over-trained">over-trained: α &lt; 2</span>'
+           '<span class="under-trained">under-trained: α &gt; 6</span>'
+           f'<span class="low-confidence">low confidence: fewer than {MIN_CONFIDENT_EVALS} eigenvalues '
+           "(not ranked among the worst layers)</span><span>white: 2 ≤ α ≤ 6</span></p>")
+
+
+def _not_a_matrix(row: dict) -> bool:
+    """A skipped 1-D tensor (BatchNorm/LayerNorm scale or shift, a bias): skipped by design, not a problem."""
+    return row.get("status") == "skipped" and (
+        str(row.get("reason", "")).startswith("1-D tensor")
+        or "norm" in str(row.get("layer_type", "")).lower() or str(row.get("longname", "")).endswith("bias"))
+
+
+def _collapsed_skips(rows: list[dict]) -> list[dict]:
+    """The skipped and failed rows, with every skipped 1-D tensor (norm weights, biases) folded into one
+    counted line (its layer types listed), so the rows that need attention are not buried."""
+    plain = [r for r in rows if _not_a_matrix(r)]
+    out = [r for r in rows if r["status"] != "success" and not _not_a_matrix(r)]
+    if plain:
+        kinds = sorted({str(r.get("layer_type") or "?") for r in plain})
+        out.append({"layer_id": "", "longname": f"{len(plain)} tensors (BatchNorm/LayerNorm, bias and other 1-D)",
+                    "layer_type": ", ".join(kinds), "shape": "", "status": "skipped",
+                    "reason": "1-D tensors are not weight matrices (only 2-D and 4-D are analysed)"})
+    return out
 
 
 def _key_value_table(items: dict) -> str:
@@ -137,8 +193,10 @@ def _page(title: str, body: str, data: Any) -> str:
 # -- one analysis --------------------------------------------------------------------------------------
 def worst_layers(analysis, k: int = 8) -> list[dict]:
     """The ``k`` analysed rows farthest outside the band 2 <= alpha <= 6 (distance max(α − 6, 2 − α, 0)),
-    then by descending alpha (a larger alpha is a less trained layer)."""
-    rows = [r for r in analysis.analysed if r["status"] == "success" and _finite(r.get("alpha"))]
+    then by descending alpha (a larger alpha is a less trained layer). Low-confidence rows (fewer than
+    ``MIN_CONFIDENT_EVALS`` eigenvalues, see ``low_confidence``) are not ranked."""
+    rows = [r for r in analysis.analysed if r["status"] == "success" and _finite(r.get("alpha"))
+            and not low_confidence(r)]
     rows.sort(key=lambda r: (-max(r["alpha"] - 6.0, 2.0 - r["alpha"], 0.0), -r["alpha"]))
     return rows[:k]
 
@@ -196,16 +254,17 @@ def analysis_html(analysis, *, title: str | None = None, source: str | None = No
     bad = worst_layers(analysis, worst)
     if bad:
         parts += [f"<h2>Worst {len(bad)} layers by alpha</h2>",
-                  "<p>Farthest outside 2 ≤ α ≤ 6, then largest α.</p>",
-                  _table(bad, TABLE_COLUMNS, row_class="warning"), '<div class="figs">']
+                  f"<p>Farthest outside 2 ≤ α ≤ 6, then largest α; layers with fewer than {MIN_CONFIDENT_EVALS} "
+                  "eigenvalues are not ranked.</p>", _LEGEND,
+                  _table([_display(r) for r in bad], TABLE_COLUMNS, row_class="warning"), '<div class="figs">']
         for i, r in enumerate(bad):
             fig = plots.esd(analysis, r["layer_id"], slice_id=r.get("slice_id"))
             parts.append(_figure_block(fig, f"esd{i}-", f"ESD of layer {r['layer_id']} {r['longname']}"))
         parts.append("</div>")
-    parts += ["<h2>All layers</h2>", "<p class=noprint>Click a column header to sort.</p>",
-              _table([r for r in rows if r["status"] != "skipped"], TABLE_COLUMNS, row_class="warning",
+    parts += ["<h2>All layers</h2>", "<p class=noprint>Click a column header to sort.</p>", _LEGEND,
+              _table([_display(r) for r in rows if r["status"] != "skipped"], TABLE_COLUMNS, row_class="warning",
                      table_id="layers")]
-    left_out = [r for r in rows if r["status"] != "success"]
+    left_out = _collapsed_skips(rows)
     if left_out:
         parts += ["<h2>Skipped and failed layers</h2>",
                   _table(left_out, ("layer_id", "longname", "layer_type", "shape", "status", "reason"))]

@@ -25,19 +25,57 @@ import numpy as np
 from .. import spectra
 from ..metrics import OVER_TRAINED, UNDER_TRAINED
 
-__all__ = ["alpha_by_layer", "alpha_histogram", "esd", "ks_distance", "save", "series", "svg_text"]
+__all__ = ["alpha_by_layer", "alpha_histogram", "esd", "ks_distance", "save", "save_layer_figures", "series",
+           "svg_text"]
 
-#: Axis labels for the summary metrics (logs are base 10).
+#: Axis labels for the summary metrics (logs are base 10). Subscripts and superscripts are mathtext
+#: (``$_{10}$``), never a literal underscore; log_norm is log10 of the *squared* Frobenius norm.
 LABELS = {
     "alpha": "⟨α⟩ (power-law exponent)",
-    "alpha_weighted": "⟨α̂⟩ = ⟨α·log₁₀ λ_max⟩",
-    "log_norm": "⟨log₁₀ ‖W‖_F⟩",
-    "log_spectral_norm": "⟨log₁₀ λ_max⟩",
-    "log_alpha_norm": "⟨log₁₀ Σλᵅ⟩",
-    "stable_rank": "⟨‖W‖²_F / λ_max⟩",
-    "log_stable_rank": "⟨log₁₀ (‖W‖²_F / λ_max)⟩",
-    "mp_softrank": "⟨MP soft rank⟩ (bulk edge / λ_max)",
+    "alpha_weighted": r"⟨α̂⟩ = ⟨α·log$_{10}$ λ$_{max}$⟩",
+    "log_norm": r"⟨log$_{10}$ ‖W‖$^{2}_{F}$⟩",
+    "log_spectral_norm": r"⟨log$_{10}$ λ$_{max}$⟩",
+    "log_alpha_norm": r"⟨log$_{10}$ Σλ$^{α}$⟩",
+    "stable_rank": r"⟨‖W‖$^{2}_{F}$ / λ$_{max}$⟩",
+    "log_stable_rank": r"⟨log$_{10}$ (‖W‖$^{2}_{F}$ / λ$_{max}$)⟩",
+    "mp_softrank": r"⟨MP soft rank⟩ (bulk edge / λ$_{max}$)",
 }
+
+#: Axis labels for the per-layer columns (the same quantities, one layer).
+LAYER_LABELS = {
+    "alpha": "α (power-law exponent)",
+    "alpha_weighted": r"α̂ = α·log$_{10}$ λ$_{max}$",
+    "log_norm": r"log$_{10}$ ‖W‖$^{2}_{F}$",
+    "log_spectral_norm": r"log$_{10}$ λ$_{max}$",
+    "log_alpha_norm": r"log$_{10}$ Σλ$^{α}$",
+    "stable_rank": r"‖W‖$^{2}_{F}$ / λ$_{max}$",
+    "mp_softrank": r"MP soft rank (bulk edge / λ$_{max}$)",
+}
+
+#: Font sizes of every figure (points): titles, axis labels, tick labels, legends and point labels.
+FONT = {"title": 10, "label": 9, "ticks": 8, "legend": 8, "annotation": 7}
+
+
+def _plain_text(name: str) -> str:
+    """A name shown verbatim: ``$`` escaped so mathtext never turns ``_`` into a subscript."""
+    return str(name).replace("$", r"\$")
+
+
+def _layer_label(metric: str) -> str:
+    return LAYER_LABELS.get(metric, _plain_text(metric))
+
+
+def _style(fig) -> None:
+    """One set of font sizes on every axes (``FONT``)."""
+    for ax in fig.axes:
+        ax.title.set_fontsize(FONT["title"])
+        ax.xaxis.label.set_fontsize(FONT["label"])
+        ax.yaxis.label.set_fontsize(FONT["label"])
+        ax.tick_params(labelsize=FONT["ticks"], which="both")
+        legend = ax.get_legend()
+        if legend is not None:
+            for text in legend.get_texts():
+                text.set_fontsize(FONT["legend"])
 
 
 def _figure(width: float = 6.4, height: float = 4.2):
@@ -79,19 +117,8 @@ def svg_text(fig) -> str:
     return text
 
 
-def _log_ticks(axis, lo: float, hi: float) -> None:
-    """On a log axis spanning less than two decades, five plain labels instead of crowded minor-tick labels."""
-    if not (0 < lo < hi) or hi / lo >= 100:
-        return
-    from matplotlib.ticker import FixedLocator, NullFormatter
-
-    ticks = np.geomspace(lo, hi, 5)
-    axis.set_major_locator(FixedLocator(ticks))
-    axis.set_ticklabels([f"{t:.3g}" for t in ticks])
-    axis.set_minor_formatter(NullFormatter())
-
-
 def _finish(fig, path):
+    _style(fig)
     if path is not None:
         save(fig, path)
     return fig
@@ -182,16 +209,16 @@ def esd(analysis, layer: int | str, *, slice_id: int | None = None, randomized: 
     positive = dens[dens > 0]
     if positive.size:
         ax.set_ylim(bottom=positive.min() / 3)
-        _log_ticks(ax.yaxis, positive.min() / 3, positive.max())
-    _log_ticks(ax.xaxis, lo, hi)
     ax.set_xlabel("eigenvalue λ of WᵀW")
     ax.set_ylabel("density p(λ)")
-    title = f"layer {row['layer_id']} {row['longname']}"
-    if row.get("slice_id") is not None:
-        title += f" slice {row['slice_id']}"
-    ax.set_title(f"{title}\n{row['layer_type']} {row['N']}×{row['M']}, D = {row['D']:.3f}", fontsize=10)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(f"{_layer_title(row)}\n{row['layer_type']} {row['N']}×{row['M']}, D = {row['D']:.3f}")
+    ax.legend(loc="lower left")
     return _finish(fig, path)
+
+
+def _layer_title(row: dict) -> str:
+    title = f"layer {row['layer_id']} {_plain_text(row['longname'])}"
+    return title + (f" slice {row['slice_id']}" if row.get("slice_id") is not None else "")
 
 
 def _draw_mp(ax, row: dict, pos: np.ndarray, edges: np.ndarray, mp: bool | None) -> None:
@@ -237,8 +264,8 @@ def ks_distance(analysis, layer: int | str, *, slice_id: int | None = None,
     ax.set_xscale("log")
     ax.set_xlabel("candidate xmin (eigenvalue λ)")
     ax.set_ylabel("KS distance D")
-    ax.set_title(f"layer {row['layer_id']} {row['longname']}: power-law fit quality", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(f"{_layer_title(row)}: power-law fit quality")
+    ax.legend()
     return _finish(fig, path)
 
 
@@ -256,32 +283,36 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 def alpha_by_layer(analyses, *, metric: str = "alpha", path: str | os.PathLike | None = None):
     """``metric`` (default alpha; e.g. "alpha_weighted") of each analysed matrix against its position in
-    the model (the seed paper's Fig. 3), coloured by layer type; several models (a mapping name → Analysis)
-    overlaid with one marker each. Dotted lines mark α = 2 and α = 6 when the metric is alpha."""
+    the model (the seed paper's Fig. 3). One model: coloured by layer type. Several models (a mapping
+    name → Analysis): one colour per model (points and the line joining them), one marker per layer type.
+    Dotted lines mark α = 2 and α = 6 when the metric is alpha."""
     fig = _figure(7.2, 4.2)
     ax = fig.add_subplot()
     named = _named_analyses(analyses)
     types = sorted({r["layer_type"] for _, a in named for r in a.analysed})
+    several = len(named) > 1
     colour = {t: f"C{i % 10}" for i, t in enumerate(types)}
+    marker = {t: _MARKERS[i % len(_MARKERS)] for i, t in enumerate(types)}
     for k, (name, a) in enumerate(named):
         rows = [r for r in a.analysed if _finite(r.get(metric))]
-        marker = _MARKERS[k % len(_MARKERS)]
         for t in types:
             pts = [(i, r[metric]) for i, r in enumerate(rows) if r["layer_type"] == t]
             if pts:
                 xs, ys = zip(*pts)
-                label = f"{name} {t}".strip() if len(named) > 1 else t
-                ax.scatter(xs, ys, s=16, color=colour[t], marker=marker, alpha=0.8, label=label)
-        if len(named) > 1 and rows:
-            ax.plot(range(len(rows)), [r[metric] for r in rows], color="0.6", linewidth=0.6, zorder=0)
+                label = f"{_plain_text(name)} {t}".strip() if several else t
+                ax.scatter(xs, ys, s=16, color=f"C{k % 10}" if several else colour[t],
+                           marker=marker[t] if several else "o", alpha=0.8, label=label)
+        if several and rows:
+            ax.plot(range(len(rows)), [r[metric] for r in rows], color=f"C{k % 10}", linewidth=0.6, alpha=0.5,
+                    zorder=0)
     if metric == "alpha":
         for bound in (OVER_TRAINED, UNDER_TRAINED):
             ax.axhline(bound, color="0.3", linestyle=":", linewidth=1)
     ax.set_xlabel("layer index (analysed matrices, model order)")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} by depth", fontsize=10)
+    ax.set_ylabel(_layer_label(metric))
+    ax.set_title(f"{_plain_text(metric)} by depth")
     if types:
-        ax.legend(fontsize=7, ncols=2 if len(types) * len(named) > 6 else 1)
+        ax.legend(ncols=2 if len(types) * len(named) > 6 else 1)
     return _finish(fig, path)
 
 
@@ -299,16 +330,16 @@ def alpha_histogram(analyses, *, metric: str = "alpha", bins: int = 30, path: st
         for k, ((name, _), v) in enumerate(zip(named, values)):
             counts, _ = np.histogram(v, bins=edges)
             ax.stairs(counts, edges, fill=len(named) == 1, alpha=0.6 if len(named) == 1 else 1, color=f"C{k}",
-                      label=name or f"{v.size} matrices")
+                      label=_plain_text(name) if name else f"{v.size} matrices")
     if metric == "alpha":
         ax.axvspan(min(0.0, allv.min() if allv.size else 0), OVER_TRAINED, color="C3", alpha=0.08,
                    label="over-trained (α < 2)")
         ax.axvspan(UNDER_TRAINED, max(UNDER_TRAINED + 1, allv.max() if allv.size else 0), color="C1",
                    alpha=0.08, label="under-trained (α > 6)")
-    ax.set_xlabel(metric)
+    ax.set_xlabel(_layer_label(metric))
     ax.set_ylabel("number of matrices")
-    ax.set_title(f"distribution of {metric}", fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(f"distribution of {_plain_text(metric)}")
+    ax.legend()
     return _finish(fig, path)
 
 
@@ -334,14 +365,28 @@ def series(comparison, metrics=None, *, ncols: int = 2, path: str | os.PathLike 
                 continue
             xs, ys = map(np.array, zip(*pts))
             stat = comparison.stat(name, metric)
-            label = f"{name}: R² = {stat['r2']:.2f}, τ = {stat['kendall_tau']:.2f}"
+            label = f"{_plain_text(name)}: R² = {stat['r2']:.2f}, τ = {stat['kendall_tau']:.2f}"
             ax.scatter(xs, ys, color=f"C{k}", s=22, label=label)
+            for m in comparison.models:
+                if m["series"] == name and _finite(m.get(metric)):
+                    ax.annotate(_plain_text(m["model"]), (m[metric], m["accuracy"]), xytext=(3, 3),
+                                textcoords="offset points", fontsize=FONT["annotation"], color=f"C{k}")
             if _finite(stat["slope"]):
                 line = np.linspace(xs.min(), xs.max(), 2)
                 ax.plot(line, stat["intercept"] + stat["slope"] * line, color=f"C{k}", linewidth=1)
-        ax.set_xlabel(LABELS.get(metric, metric))
+        ax.set_xlabel(LABELS.get(metric, _plain_text(metric)))
         ax.set_ylabel("reported top-1 accuracy (%)")
-        ax.legend(fontsize=7)
+        ax.legend()
     for ax in axes[n:]:
         ax.set_visible(False)
     return _finish(fig, path)
+
+
+# -- WeightWatcher's per-layer figure set ----------------------------------------------------------------
+def save_layer_figures(analysis, directory: str | os.PathLike, **options):
+    """Write WeightWatcher-style figures of every analysed matrix into ``directory`` (ESD log-log with the
+    fit, linear ESD, KS distance and α against xmin, randomized ESD with its λ_max line, MP fit); see
+    ``hts.report.layer_figures.save_layer_figures`` for the options. Returns the paths written."""
+    from .layer_figures import save_layer_figures as save_all
+
+    return save_all(analysis, directory, **options)

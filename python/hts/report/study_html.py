@@ -11,7 +11,8 @@ __all__ = ["study_html"]
 
 _MODEL_COLUMNS = ("model", "series", "accuracy", "step", "status", "reason", "alpha", "alpha_weighted", "log_norm",
                   "log_spectral_norm", "log_alpha_norm", "stable_rank", "analysed", "failed", "skipped")
-_STAT_COLUMNS = ("series", "metric", "n", "rmse", "r2", "kendall_tau", "spearman_rho", "slope", "intercept", "trend")
+_STAT_COLUMNS = ("series", "metric", "n", "rmse", "r2", "kendall_tau", "kendall_p", "spearman_rho", "slope", "slope_p",
+                 "intercept", "trend")
 
 
 def study_html(study, *, title: str | None = None) -> str:

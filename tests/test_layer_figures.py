@@ -1,0 +1,110 @@
+"""WeightWatcher-style per-layer figures: each figure carries the data it claims (checked against the ESD and an
+independent numpy MLE), ``save_layer_figures`` writes one file per layer and figure, and ``hts report --savefig``
+writes them from the command line."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+
+import hts
+
+pytest.importorskip("matplotlib", reason="figures need matplotlib (the plot extra)")
+from matplotlib.patches import StepPatch  # noqa: E402
+
+from hts.report import layer_figures  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    rng = np.random.default_rng(21)
+    weights = {"fc1.weight": rng.standard_t(3, size=(300, 80)), "fc2.weight": rng.standard_normal((200, 100)),
+               "conv.weight": rng.standard_normal((32, 16, 3, 3))}
+    return hts.analyze(weights, randomize=True, seed=3)
+
+
+def _row(a, name, slice_id=None):
+    return next(r for r in a.analysed if r["longname"] == name and (slice_id is None or r.get("slice_id") == slice_id))
+
+
+def test_linear_esd_is_a_density_over_the_eigenvalues(analysis):
+    ax = layer_figures.esd_linear(analysis, "fc1").axes[0]
+    step = next(p for p in ax.patches if isinstance(p, StepPatch))
+    values, edges = step.get_data().values, step.get_data().edges
+    assert ax.get_xscale() == "linear"
+    assert float(np.sum(values * np.diff(edges))) == pytest.approx(1.0)
+    ev = analysis.esd(_row(analysis, "fc1")["layer_id"])
+    assert edges[0] == pytest.approx(ev[ev > 0].min()) and edges[-1] == pytest.approx(ev.max())
+
+
+def test_alpha_vs_xmin_matches_an_independent_mle(analysis):
+    row = _row(analysis, "fc1")
+    ax = layer_figures.alpha_vs_xmin(analysis, "fc1").axes[0]
+    x, a = ax.get_lines()[0].get_data()
+    ev = np.sort(analysis.esd(row["layer_id"]))
+    for xmin, alpha in list(zip(x, a))[:: max(1, len(x) // 7)]:
+        tail = ev[ev >= xmin]
+        assert alpha == pytest.approx(1 + tail.size / np.sum(np.log(tail / xmin)), rel=1e-9)
+    chosen = ax.get_lines()[-1].get_data()
+    assert (chosen[0][0], chosen[1][0]) == pytest.approx((row["xmin"], row["alpha"]))
+
+
+def test_randomized_esd_marks_the_largest_shuffled_eigenvalue(analysis):
+    row = _row(analysis, "fc2")
+    ax = layer_figures.randomized_esd(analysis, "fc2").axes[0]
+    rand = analysis.esd(row["layer_id"], randomized=True)
+    line = next(li for li in ax.get_lines() if li.get_label().startswith("λ_max rand"))
+    assert line.get_xdata()[0] == pytest.approx(rand.max())
+    assert len([p for p in ax.patches if isinstance(p, StepPatch)]) == 2
+    plain = hts.analyze({"w": np.random.default_rng(0).standard_normal((100, 60))})
+    with pytest.raises(ValueError, match="randomize=True"):
+        layer_figures.randomized_esd(plain, "w")
+
+
+def test_mp_fit_draws_a_density_that_integrates_to_at_most_one(analysis):
+    ax = layer_figures.mp_fit(analysis, "fc2").axes[0]
+    line = next(li for li in ax.get_lines() if li.get_label().startswith("Marchenko"))
+    x, y = line.get_data()
+    assert np.all(y >= 0) and 0.5 < float(np.trapezoid(y, x)) <= 1.0 + 1e-6
+
+
+def test_save_layer_figures_writes_every_figure_for_every_matrix(analysis, tmp_path):
+    paths = layer_figures.save_layer_figures(analysis, tmp_path / "figs")
+    assert len(paths) == len(analysis.analysed) * len(layer_figures.FIGURES)
+    assert len({p.name for p in paths}) == len(paths)
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
+    conv = [p.name for p in paths if "-conv-" in p.name]
+    assert sorted(conv) == sorted(f"{_row(analysis, 'conv')['layer_id']:04d}-conv-{f}.png"
+                                  for f in layer_figures.FIGURES)
+    assert hts.plot.save_layer_figures(analysis, tmp_path / "again", figures=["esd"])[0].name == paths[0].name
+    with pytest.raises(ValueError, match="unknown figure"):
+        layer_figures.save_layer_figures(analysis, tmp_path, figures=["nope"])
+
+
+def test_figures_that_cannot_be_drawn_are_logged_not_fatal(tmp_path, caplog):
+    plain = hts.analyze({"w": np.random.default_rng(0).standard_normal((100, 60))})
+    with caplog.at_level("INFO", logger="hts"):
+        paths = layer_figures.save_layer_figures(plain, tmp_path, fmt="svg")
+    assert len(paths) == len(layer_figures.FIGURES) - 1
+    assert any("no randomized figure" in r.getMessage() for r in caplog.records)
+
+
+def test_cli_report_savefig(tmp_path, capsys):
+    st = pytest.importorskip("safetensors.numpy")
+    rng = np.random.default_rng(2)
+    st.save_file({"a.weight": rng.standard_normal((120, 60)).astype(np.float32),
+                  "b.weight": rng.standard_normal((90, 70)).astype(np.float32)}, str(tmp_path / "m.safetensors"))
+    from hts.cli import main
+
+    rc = main(["report", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "r.html"),
+               "--savefig", str(tmp_path / "figs")])
+    assert rc == 0
+    written = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert len(written) == 2 * (len(layer_figures.FIGURES) - 1)  # no randomized ESD without --randomize
+    assert "figures of 2 layers" in capsys.readouterr().out
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit):
+        main(["report", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "r2.html"),
+              "--savefig", str(tmp_path / "file")])
+    assert not (tmp_path / "r2.html").exists()
