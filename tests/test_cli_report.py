@@ -82,6 +82,8 @@ def test_compare_on_ww_trends(tmp_path, capsys):
     assert [cells[3], cells[4], cells[7]] == ["0.227", "0.981", "-0.929"]  # Table 1: 0.23, 0.98, -0.93
     assert cells[-4:] == ["accuracy", "falls", "with", "metric"] or "accuracy falls with the metric" in line
     assert "accuracy: 100 - column 'top1_error_pct' of series_models.csv (an error in %)" in printed
+    assert printed.rstrip().endswith(f"hts compare: wrote {out}, {tmp_path / 't.csv'}, {tmp_path / 't.json'}, "
+                                     f"{tmp_path / 'series.svg'}")
     check_page(out.read_text(encoding="utf-8"))
     assert (tmp_path / "series.svg").read_text().count("<svg") == 1
     rows = json.loads((tmp_path / "t.json").read_text())["rows"]

@@ -198,3 +198,31 @@ def test_missing_accuracy_is_reported_before_any_analysis(rng):
     with pytest.raises(CompareInputError, match="no accuracy for model 'b'") as err:
         hts.compare(weights, {"a": 70.0}, conv_method="no-such-method")  # would fail if it analysed first
     assert "--accuracy b=VALUE" in err.value.cli and "accuracy={'b'" in str(err.value)
+
+
+def test_p_values_property_based():
+    """Random small series (ties included): p in [0, 1], symmetric in x and y, invariant under a monotone
+    transform of x; exact Kendall p equals scipy's whenever there are no ties."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    stats = pytest.importorskip("scipy.stats")
+    from hts.report.stats import kendall_p, slope_p
+
+    @hypothesis.settings(max_examples=150, deadline=None)
+    @hypothesis.given(st.integers(3, 14).flatmap(lambda n: st.tuples(
+        st.lists(st.integers(-5, 5), min_size=n, max_size=n), st.lists(st.integers(-5, 5), min_size=n, max_size=n))))
+    def check(xy):
+        x, y = (np.asarray(v, dtype=float) for v in xy)
+        p, method = kendall_p(x, y)
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            assert math.isnan(p) and method == ""
+            return
+        assert 0.0 <= p <= 1.0
+        assert kendall_p(y, x)[0] == pytest.approx(p, rel=1e-12)
+        assert kendall_p(np.exp(x), y)[0] == pytest.approx(p, rel=1e-12)  # ranks only
+        if method == "exact":
+            assert p == pytest.approx(stats.kendalltau(x, y, method="exact").pvalue, rel=1e-9, abs=1e-15)
+        q = slope_p(x, y)
+        assert math.isnan(q) or 0.0 <= q <= 1.0
+
+    check()

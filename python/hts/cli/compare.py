@@ -158,15 +158,21 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except CompareInputError as err:  # the same message in the command line's options
         raise ValueError(err.cli) from None
     print(result.format())
+    written = []
     if args.output:
         result.to_html(args.output)
-        logger.info("wrote %s", args.output)
+        written.append(args.output)
     if args.csv:
         result.to_csv(args.csv)
+        written.append(args.csv)
     if args.json:
         result.to_json(args.json)
+        written.append(args.json)
     if args.plot:
         from ..report import plots
 
         plots.series(result, path=args.plot)
+        written.append(args.plot)
+    if written:
+        print(f"hts compare: wrote {', '.join(written)}")
     return 0
