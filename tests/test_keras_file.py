@@ -12,9 +12,9 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
 
-from hts import ModelFileError  # noqa: E402
-from hts.adapters.files import read_file  # noqa: E402
-from hts.adapters.keras_file import from_keras  # noqa: E402
+from hts import ModelFileError
+from hts.adapters.files import read_file
+from hts.adapters.keras_file import from_keras
 
 
 @pytest.fixture(scope="module")
@@ -83,25 +83,28 @@ def test_alpha_equals_the_same_kernels_analysed_as_arrays(saved):
 
 
 def test_truncated_or_garbage_files_name_the_file(saved, tmp_path):
-    from hypothesis import HealthCheck, given, settings, strategies as st
 
     d, _ = saved
     for src in ("m.keras", "m.h5"):
-        data = (d / src).read_bytes()
-        p = tmp_path / ("t" + src[1:])
-
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-        @given(st.integers(0, len(data) - 1))
-        def run(cut):
-            p.write_bytes(data[:cut])
-            try:
-                for t in from_keras(str(p)):
-                    t.load()
-            except ModelFileError as err:
-                assert str(p) in str(err)
-
-        run()
+        _fuzz_truncations((d / src).read_bytes(), tmp_path / ("t" + src[1:]))
     bad = tmp_path / "x.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
     with pytest.raises(ModelFileError, match="x.h5"):
         from_keras(str(bad))
+
+
+def _fuzz_truncations(data: bytes, p) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.integers(0, len(data) - 1))
+    def run(cut):
+        p.write_bytes(data[:cut])
+        try:
+            for t in from_keras(str(p)):
+                t.load()
+        except ModelFileError as err:
+            assert str(p) in str(err)
+
+    run()

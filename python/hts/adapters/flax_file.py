@@ -68,7 +68,7 @@ class _Reader:
     def header(self):
         """(kind, n): kind in map/array/str/bin/ext/scalar; for ext, n = (code, length)."""
         b = self.take(1)[0]
-        u = lambda fmt, k: struct.unpack(fmt, self.take(k))[0]  # noqa: E731
+        u = lambda fmt, k: struct.unpack(fmt, self.take(k))[0]
         if b <= 0x7F or b >= 0xE0 or b in (0xC0, 0xC2, 0xC3):
             return "scalar", 0
         if 0x80 <= b <= 0x8F:
@@ -295,7 +295,7 @@ def _record(layer_id: int, path: str, key: str, shape: tuple, dtype: str, parts:
     elif leaf == "kernel" and len(shape) == 3 and not skip and "conv" in layer.rsplit(".", 1)[-1].lower():
         ltype, orient = "conv1d", "out_in_k"
         shape = (shape[2], shape[1], shape[0])
-        transform = lambda w: np.ascontiguousarray(w.transpose(2, 1, 0))  # noqa: E731
+        transform = lambda w: np.ascontiguousarray(w.transpose(2, 1, 0))
     elif leaf == "embedding" and len(shape) == 2:
         ltype, orient = "embedding", "out_in"
     else:

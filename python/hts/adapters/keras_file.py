@@ -148,7 +148,7 @@ def _keras3_layers(f, path: str) -> list:
 
 
 def _legacy_layers(f, path: str) -> list:
-    root = f["model_weights"] if "model_weights" in f else f
+    root = f.get("model_weights", f)
     names = root.attrs.get("layer_names")
     if names is None:
         raise ModelFileError(path, "an HDF5 file without Keras 'layer_names': not a Keras model")
@@ -184,7 +184,7 @@ def _record(layer_id, path, layer, cls, index, dpath, shape, dtype, opener) -> W
     elif kernel and cls == "Conv1D" and len(shape) == 3:
         ltype, orient = "conv1d", "out_in_k"
         shape = (shape[2], shape[1], shape[0])
-        transform = lambda w: np.ascontiguousarray(w.transpose(2, 1, 0))  # noqa: E731
+        transform = lambda w: np.ascontiguousarray(w.transpose(2, 1, 0))
     elif len(shape) == 4 and (cls in _CONV2D or not cls):
         ltype, orient = "conv2d", "kh_kw_in_out"
         groups = shape[2] if cls == "DepthwiseConv2D" else (1 if cls else 0)

@@ -444,7 +444,7 @@ def _layer_name(wname: str, stored: str, node) -> str:
     for cand in (wname, stored):
         if not _OPAQUE.search(cand) and "." in cand:
             base = re.sub(r"(_q|_quantized|_scale)$", "", cand)
-            return base[: -len(".weight")] if base.endswith(".weight") else base
+            return base.removesuffix(".weight")
     if node is not None and "/" in node.name:
         parts = [p for p in node.name.split("/") if p]
         if len(parts) > 1:
