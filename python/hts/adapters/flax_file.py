@@ -1,0 +1,331 @@
+"""Flax / JAX checkpoints in ``flax.serialization``'s msgpack format, read with ``msgpack`` alone (``flax`` extra).
+
+Format (``flax.serialization.msgpack_serialize``): the state is a msgpack map of nested maps (string keys;
+lists are maps with keys ``"0"``, ``"1"``, ...); each array is an ExtType of code 1 whose data is the msgpack
+array ``[shape, dtype name, raw bytes]`` (C order, little-endian); code 3 is a numpy scalar (not a layer).
+Arrays above flax's chunk size are stored as a map ``{"__msgpack_chunked_array__": true, "shape": [...],
+"chunks": {"0": <1-D ndarray>, ...}}`` whose chunks concatenate, in key order, to the flattened array.
+
+The file is walked once with a small structural msgpack parser that reads only headers and skips payloads by
+seeking, so listing costs no more memory than the tree of names; ``load`` then seeks to one array and decodes
+it. Every length and count is checked against the bytes left in the file before anything is read.
+
+Names: the tree path joined with dots (``params.Dense_0.kernel``); nnx states' ``value`` / ``raw_value``
+wrappers are dropped. A layer is the path without its last component; ``key`` is the full path.
+
+| leaf | hts type, orientation |
+|---|---|
+| ``kernel`` 2-D (nn.Dense, nnx.Linear) | dense, ``in_out`` (stored (in, out)) |
+| ``kernel`` 4-D (nn.Conv 2-D) | conv2d, ``kh_kw_in_out`` (HWIO) |
+| ``kernel`` 3-D of a module named ``*Conv*`` (nn.Conv 1-D: (k, in, out)) | conv1d, loaded as (out, in, k) |
+| ``embedding`` 2-D (nn.Embed) | embedding, ``out_in`` (rows × dim) |
+
+Other arrays of two or more dimensions (DenseGeneral's 3-D kernels (in, heads, head_dim), which a 1-D conv
+kernel's shape cannot be told from, hence the module-name rule above; ...) and everything under an optimizer
+state (``opt_state``) are listed with a skip reason; 1-D arrays (biases, norm scales) are not layers.
+dtypes: float16/32/64 as stored, bfloat16 widened to float32 exactly. Errors: ``hts.ModelFileError`` naming the
+file and the tensor.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+from ..errors import ModelFileError
+from .base import WeightTensor
+
+__all__ = ["from_flax"]
+
+_MAX_DEPTH = 64
+_CHUNKED = "__msgpack_chunked_array__"
+_WRAPPERS = ("value", "raw_value")
+
+
+class _Reader:
+    """Headers of msgpack values at file offsets; payloads are skipped, never read."""
+
+    def __init__(self, f, path: str, size: int) -> None:
+        self.f, self.path, self.size = f, path, size
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.f.tell() + n > self.size:
+            raise ModelFileError(self.path, f"truncated at byte {self.f.tell()}: {n} more bytes expected")
+        return self.f.read(n)
+
+    def skip(self, n: int) -> None:
+        if n < 0 or self.f.tell() + n > self.size:
+            raise ModelFileError(self.path, f"truncated at byte {self.f.tell()}: a {n}-byte value runs past the end")
+        self.f.seek(n, 1)
+
+    def count(self, n: int) -> int:
+        if n > self.size - self.f.tell():  # every element takes at least one byte
+            raise ModelFileError(self.path, f"a count of {n} elements at byte {self.f.tell()} exceeds the file")
+        return n
+
+    def header(self):
+        """(kind, n): kind in map/array/str/bin/ext/scalar; for ext, n = (code, length)."""
+        b = self.take(1)[0]
+        u = lambda fmt, k: struct.unpack(fmt, self.take(k))[0]
+        if b <= 0x7F or b >= 0xE0 or b in (0xC0, 0xC2, 0xC3):
+            return "scalar", 0
+        if 0x80 <= b <= 0x8F:
+            return "map", self.count(b & 0x0F)
+        if 0x90 <= b <= 0x9F:
+            return "array", self.count(b & 0x0F)
+        if 0xA0 <= b <= 0xBF:
+            return "str", b & 0x1F
+        table = {0xC4: ("bin", ">B", 1), 0xC5: ("bin", ">H", 2), 0xC6: ("bin", ">I", 4),
+                 0xD9: ("str", ">B", 1), 0xDA: ("str", ">H", 2), 0xDB: ("str", ">I", 4),
+                 0xDC: ("array", ">H", 2), 0xDD: ("array", ">I", 4), 0xDE: ("map", ">H", 2), 0xDF: ("map", ">I", 4)}
+        if b in table:
+            kind, fmt, k = table[b]
+            n = u(fmt, k)
+            return kind, (self.count(n) if kind in ("array", "map") else n)
+        sizes = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8, 0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xCA: 4, 0xCB: 8}
+        if b in sizes:
+            self.skip(sizes[b])
+            return "scalar", 0
+        if 0xD4 <= b <= 0xD8:
+            code = struct.unpack("b", self.take(1))[0]
+            return "ext", (code, 1 << (b - 0xD4))
+        if b in (0xC7, 0xC8, 0xC9):
+            n = u({0xC7: ">B", 0xC8: ">H", 0xC9: ">I"}[b], {0xC7: 1, 0xC8: 2, 0xC9: 4}[b])
+            code = struct.unpack("b", self.take(1))[0]
+            return "ext", (code, n)
+        raise ModelFileError(self.path, f"byte 0x{b:02x} at offset {self.f.tell() - 1} is not msgpack")
+
+    def string(self) -> str:
+        kind, n = self.header()
+        if kind not in ("str", "bin"):
+            raise ModelFileError(self.path, f"a map key at byte {self.f.tell()} is a {kind}, not a string")
+        try:
+            return self.take(n).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelFileError(self.path, f"a map key at byte {self.f.tell()} is not UTF-8") from None
+
+    def skip_value(self, depth: int = 0) -> None:
+        if depth > _MAX_DEPTH:
+            raise ModelFileError(self.path, "nested deeper than 64 levels")
+        kind, n = self.header()
+        if kind in ("str", "bin"):
+            self.skip(n)
+        elif kind == "ext":
+            self.skip(n[1])
+        elif kind == "array":
+            for _ in range(n):
+                self.skip_value(depth + 1)
+        elif kind == "map":
+            for _ in range(2 * n):
+                self.skip_value(depth + 1)
+
+    def ndarray_header(self, length: int, key: str) -> tuple:
+        """Shape, dtype name and data offset of an ndarray ext payload of ``length`` bytes at the position."""
+        end = self.f.tell() + length
+        kind, n = self.header()
+        if kind != "array" or n != 3:
+            raise ModelFileError(self.path, "ndarray ext is not [shape, dtype, data]", tensor=key)
+        kind, nd = self.header()
+        if kind != "array" or nd > 32:
+            raise ModelFileError(self.path, "ndarray shape is not a short list", tensor=key)
+        shape = []
+        for _ in range(nd):
+            b = self.take(1)[0]
+            if b <= 0x7F:
+                shape.append(b)
+            elif b in (0xCC, 0xCD, 0xCE, 0xCF):
+                shape.append(struct.unpack({0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q"}[b],
+                                           self.take({0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}[b]))[0])
+            else:
+                raise ModelFileError(self.path, "ndarray shape holds a non-integer or negative value", tensor=key)
+        dtype = self.string()
+        kind, nbytes = self.header()
+        if kind != "bin" or self.f.tell() + nbytes != end:
+            raise ModelFileError(self.path, "ndarray data is not a byte string filling the ext", tensor=key)
+        return tuple(shape), dtype, self.f.tell(), nbytes
+
+
+def _np_dtype(name: str):
+    if name == "bfloat16":
+        return np.dtype("<u2")
+    try:
+        dt = np.dtype(name)
+    except TypeError:
+        return None
+    return dt.newbyteorder("<") if dt.kind in "fiub" else None
+
+
+def from_flax(path: str | os.PathLike) -> list[WeightTensor]:
+    """The weight tensors of a flax msgpack checkpoint (see the module docstring)."""
+    path = os.fspath(path)
+    leaves = []  # (key, shape, dtype, [(offset, nbytes), ...])
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            r = _Reader(f, path, size)
+            kind, n = r.header()
+            if kind != "map":
+                raise ModelFileError(path, "not a flax msgpack checkpoint: the top level is not a map")
+            _walk(r, n, [], leaves, 0)
+            if f.tell() != size:
+                raise ModelFileError(path, f"{size - f.tell()} bytes of trailing data after the checkpoint")
+    except OSError as err:
+        raise ModelFileError(path, f"cannot read: {err.strerror or err}") from None
+    out = []
+    for key, shape, dtype, parts in leaves:
+        if len(shape) < 2:
+            continue
+        out.append(_record(len(out) + 1, path, key, shape, dtype, parts))
+    if not out:
+        raise ModelFileError(path, "the checkpoint holds no arrays of two or more dimensions")
+    return out
+
+
+def _walk(r: _Reader, n: int, prefix: list, leaves: list, depth: int) -> None:
+    if depth > _MAX_DEPTH:
+        raise ModelFileError(r.path, "nested deeper than 64 levels")
+    for _ in range(n):
+        name = r.string()
+        key = ".".join(prefix + [name])
+        kind, m = r.header()
+        if kind == "map":
+            if name != _CHUNKED and m and _peek_chunked(r):
+                leaves.append(_chunked(r, m, prefix + [name], key))
+            else:
+                _walk(r, m, prefix + [name], leaves, depth + 1)
+        elif kind == "ext" and m[0] == 1:
+            shape, dtype, offset, nbytes = r.ndarray_header(m[1], key)
+            r.skip(nbytes)
+            leaves.append((_strip(key), shape, dtype, [(offset, nbytes)]))
+        elif kind in ("str", "bin"):
+            r.skip(m)
+        elif kind == "ext":
+            r.skip(m[1])
+        elif kind == "array":
+            for _ in range(m):
+                r.skip_value(depth + 1)
+
+
+def _peek_chunked(r: _Reader) -> bool:
+    pos = r.f.tell()
+    try:
+        return r.string() == _CHUNKED
+    except ModelFileError:
+        return False
+    finally:
+        r.f.seek(pos)
+
+
+def _chunked(r: _Reader, m: int, parts_path: list, key: str) -> tuple:
+    shape, dtype, parts = None, None, []
+    for _ in range(m):
+        field = r.string()
+        kind, n = r.header()
+        if field == "shape" and kind == "array":
+            shape = []
+            for _ in range(n):
+                b = r.take(1)[0]
+                if b > 0x7F and b not in (0xCC, 0xCD, 0xCE, 0xCF):
+                    raise ModelFileError(r.path, "chunked array shape is not a list of integers", tensor=key)
+                if b <= 0x7F:
+                    shape.append(b)
+                else:
+                    k = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}[b]
+                    shape.append(int.from_bytes(r.take(k), "big"))
+        elif field == "chunks" and kind == "map":
+            chunks = []
+            for _ in range(n):
+                index = r.string()
+                ckind, cn = r.header()
+                if ckind != "ext" or cn[0] != 1 or not index.isdigit():
+                    raise ModelFileError(r.path, f"chunk {index!r} is not an ndarray", tensor=key)
+                _, cdtype, offset, nbytes = r.ndarray_header(cn[1], key)
+                r.skip(nbytes)
+                dtype = dtype or cdtype
+                if cdtype != dtype:
+                    raise ModelFileError(r.path, "chunks of different dtypes", tensor=key)
+                chunks.append((int(index), offset, nbytes))
+            parts = [(o, nb) for _, o, nb in sorted(chunks)]
+        else:
+            _skip_body(r, kind, n)
+    if shape is None or dtype is None:
+        raise ModelFileError(r.path, "chunked array without shape or chunks", tensor=key)
+    return _strip(key), tuple(shape), dtype, parts
+
+
+def _skip_body(r: _Reader, kind: str, n) -> None:
+    if kind in ("str", "bin"):
+        r.skip(n)
+    elif kind == "ext":
+        r.skip(n[1])
+    elif kind == "array":
+        for _ in range(n):
+            r.skip_value(1)
+    elif kind == "map":
+        for _ in range(2 * n):
+            r.skip_value(1)
+
+
+def _strip(key: str) -> str:
+    parts = key.split(".")
+    while len(parts) > 1 and parts[-1] in _WRAPPERS:
+        parts.pop()
+    return ".".join(parts)
+
+
+def _record(layer_id: int, path: str, key: str, shape: tuple, dtype: str, parts: list) -> WeightTensor:
+    leaf = key.rsplit(".", 1)[-1]
+    layer = key.rsplit(".", 1)[0] if "." in key else key
+    dt = _np_dtype(dtype)
+    skip = ""
+    transform = None
+    stored_shape = shape
+    if dt is None:
+        skip = f"dtype {dtype} is not supported"
+    elif dt.kind != "f" and dtype != "bfloat16":
+        skip = f"{dtype} array: integer/boolean data, not a weight matrix"
+    if "opt_state" in key.split("."):
+        skip = skip or "optimizer state, not a weight"
+    if leaf == "kernel" and len(shape) == 2:
+        ltype, orient = "dense", "in_out"
+    elif leaf == "kernel" and len(shape) == 4:
+        ltype, orient = "conv2d", "kh_kw_in_out"
+    elif leaf == "kernel" and len(shape) == 3 and not skip and "conv" in layer.rsplit(".", 1)[-1].lower():
+        ltype, orient = "conv1d", "out_in_k"
+        shape = (shape[2], shape[1], shape[0])
+        transform = lambda w: np.ascontiguousarray(w.transpose(2, 1, 0))
+    elif leaf == "embedding" and len(shape) == 2:
+        ltype, orient = "embedding", "out_in"
+    else:
+        ltype, orient = "unknown", "matrix"
+        skip = skip or f"{len(shape)}-D '{leaf}' array: not a Dense/Conv kernel or an embedding"
+    count = 1
+    for d in stored_shape:
+        count *= d
+    total = sum(nb for _, nb in parts)
+    if dt is not None and total != count * dt.itemsize:
+        raise ModelFileError(path, f"{total} bytes of data for shape {stored_shape} of {dtype}", tensor=key)
+
+    def load() -> np.ndarray:
+        if skip:
+            raise ModelFileError(path, skip, tensor=key)
+        buf = np.empty(count, dtype=dt.newbyteorder("="))
+        view = memoryview(buf).cast("B")
+        pos = 0
+        with open(path, "rb") as f:
+            for offset, nbytes in parts:
+                f.seek(offset)
+                got = f.readinto(view[pos:pos + nbytes])
+                if got != nbytes:
+                    raise ModelFileError(path, f"truncated: expected {nbytes} bytes of data, got {got}", tensor=key)
+                pos += nbytes
+        w = buf.reshape(stored_shape)
+        if dtype == "bfloat16":
+            w = (w.astype(np.uint32) << 16).view(np.float32)
+        return transform(w) if transform else w
+
+    return WeightTensor(layer_id=layer_id, name=layer.rsplit(".", 1)[-1], longname=layer, key=key,
+                        layer_type=ltype, shape=shape, dtype="bfloat16" if dtype == "bfloat16" else dtype,
+                        orientation=orient, load=load, skip_reason=skip, source="flax")
