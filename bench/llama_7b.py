@@ -239,7 +239,8 @@ def main(argv=None) -> int:
         whole = extrapolate(r["rows"], args.quick)
         fl = floor_model / r["threads"] if floor_model else None
         refined = sum(1 for x in r["rows"] if fires(x)) if r["precision"] == "float64" else "-"
-        summary.append([r["precision"], str(r["threads"]), f"{r['total']:.1f}", f"{r['cpu']:.1f}", f"{whole:.0f} ({whole / 60:.1f} min)",
+        summary.append([r["precision"], str(r["threads"]), f"{r['total']:.1f}", f"{r['cpu']:.1f}",
+                        f"{whole:.0f} ({whole / 60:.1f} min)",
                         f"{fl:.0f}" if fl else "-", f"{whole / fl:.2f}" if fl else "-",
                         f"{r['peak_rss'] / 1e9:.2f}", f"{r['load_before']:.1f} → {r['load_after']:.1f}",
                         str(refined)])
