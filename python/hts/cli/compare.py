@@ -114,22 +114,24 @@ def run_trajectory(args: argparse.Namespace, parser: argparse.ArgumentParser, op
         parser.error("give at least two checkpoints for a trajectory, or --accuracy NAME=VALUE to compare "
                      "models against their accuracy (one model: hts analyze PATH)")
     result = trajectory(inputs, steps=_steps(args.steps, parser), **options)
-    print(result.format())
-    written = []
-    if args.output:
-        result.to_html(args.output)
-        written.append(args.output)
-    if args.csv:
-        result.to_csv(args.csv)
-        written.append(args.csv)
-    if args.json:
-        result.to_json(args.json)
-        written.append(args.json)
-    if args.plot:
+
+    def plot(path):
         from ..report.trajectory_plots import alpha_by_layer_over_steps
 
-        alpha_by_layer_over_steps(result, path=args.plot)
-        written.append(args.plot)
+        alpha_by_layer_over_steps(result, path=path)
+
+    return _write(result, args, plot)
+
+
+def _write(result, args: argparse.Namespace, plot) -> int:
+    """Print the table, write -o/--csv/--json/--plot (``plot(path)`` draws the figure), say what was written."""
+    print(result.format())
+    written = []
+    for path, write in ((args.output, result.to_html), (args.csv, result.to_csv), (args.json, result.to_json),
+                        (args.plot, plot)):
+        if path:
+            write(path)
+            written.append(path)
     if written:
         print(f"hts compare: wrote {', '.join(written)}")
     return 0
@@ -157,22 +159,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                          error_column=args.error_column, **options)
     except CompareInputError as err:  # the same message in the command line's options
         raise ValueError(err.cli) from None
-    print(result.format())
-    written = []
-    if args.output:
-        result.to_html(args.output)
-        written.append(args.output)
-    if args.csv:
-        result.to_csv(args.csv)
-        written.append(args.csv)
-    if args.json:
-        result.to_json(args.json)
-        written.append(args.json)
-    if args.plot:
+
+    def plot(path):
         from ..report import plots
 
-        plots.series(result, path=args.plot)
-        written.append(args.plot)
-    if written:
-        print(f"hts compare: wrote {', '.join(written)}")
-    return 0
+        plots.series(result, path=path)
+
+    return _write(result, args, plot)
