@@ -124,7 +124,8 @@ def test_minilm_adapter_delta_matches_peft_merge(tmp_path, minilm, variant):
     for t in targets:
         want = merged[t.key] - base_state[t.key].double().numpy()
         assert np.abs(want).max() > 0  # the optimiser moved B
-        np.testing.assert_allclose(t.load(), want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+        # peft's merge is float32: W + ΔW rounded, so the difference carries ~ulp(|W|) of round-off
+        np.testing.assert_allclose(t.load(), want, rtol=1e-5, atol=4 * np.finfo(np.float32).eps * np.abs(merged[t.key]).max())
     # the analysis takes the low-rank path: ESD equals the dense numpy eigenvalues of ΔW
     result = hts.analyze(adapter)
     for t in targets:
@@ -187,9 +188,11 @@ def test_dora_and_modules_to_save_are_listed_with_reasons(tmp_path, minilm):
 
 
 @needs_peft
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # transformers' own deprecations inside peft
 def test_gpt2_conv1d_fan_in_fan_out(tmp_path):
     transformers = pytest.importorskip("transformers")
-    cfg = transformers.GPT2Config(n_layer=2, n_embd=48, n_head=4, vocab_size=100, n_positions=32)
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=48, n_head=4, vocab_size=100, n_positions=32,
+                                 bos_token_id=0, eos_token_id=0)
 
     def factory():
         torch.manual_seed(0)
@@ -203,7 +206,8 @@ def test_gpt2_conv1d_fan_in_fan_out(tmp_path):
     for t in targets:
         want = merged[t.key] - base_state[t.key].double().numpy()
         assert t.shape == want.shape == (48, 144)
-        np.testing.assert_allclose(t.load(), want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+        # peft's merge is float32: W + ΔW rounded, so the difference carries ~ulp(|W|) of round-off
+        np.testing.assert_allclose(t.load(), want, rtol=1e-5, atol=4 * np.finfo(np.float32).eps * np.abs(merged[t.key]).max())
     # base from a real safetensors file written by transformers
     base = factory()
     base.save_pretrained(tmp_path / "base")
