@@ -273,6 +273,7 @@ def analyze(
     progress: ProgressCallback | bool | None = None,
     cancel: Any = None,
     time_budget: float | None = None,
+    base: Any = None,
 ) -> Analysis:
     """Spectral metrics of every weight matrix of ``model``, as WeightWatcher 0.7.7 computes them.
 
@@ -350,6 +351,10 @@ def analyze(
         (at most ``BATCH_BYTES`` of weights, or one larger layer) is not interrupted.
     time_budget
         Seconds the call may take; when they run out the analysis stops as with ``cancel``.
+    base
+        A base model (anything ``model`` may be): the rows are then those of the update W_model − W_base per
+        tensor matched by name, with the change of each metric, or for a PEFT adapter ``model`` the update
+        s·B·A, W and W + s·B·A side by side (``hts.diff``).
 
     Returns
     -------
@@ -360,6 +365,11 @@ def analyze(
     hts.Cancelled
         When ``cancel``, ``progress`` or ``time_budget`` stopped the analysis; no partial result is returned.
     """
+    if base is not None:
+        options = {k: v for k, v in locals().items() if k not in ("model", "base")}
+        from .diff import analyze_with_base
+
+        return analyze_with_base(model, base, **options)
     stop = StopCheck(cancel, time_budget)
     conv_input_size = _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, precision,
                                      fix_fingers, randomize, seed, randomize_precision)
@@ -477,6 +487,14 @@ def _batches(work: list) -> Iterable[list]:
         yield batch
 
 
+def _lora_eigenvalues(t: WeightTensor, plan: LayerPlan) -> np.ndarray:
+    """The M eigenvalues of ΔWᵀΔW of a LoRA update from its factors (``hts.lora.lowrank_eigenvalues``)."""
+    from .lora import lowrank_eigenvalues
+
+    b, a, scale = t.lora.factors()
+    return lowrank_eigenvalues(b, a, scale, size=plan.M)
+
+
 class _Runner:
     """Runs batches of layers through the kernel; one instance per ``analyze`` call (no shared state)."""
 
@@ -503,6 +521,9 @@ class _Runner:
         for i, t, plan in batch:
             if stop.reason():
                 return None
+            if t.lora is not None and not self.randomize:  # a LoRA update: eigenvalues from its factors
+                loaded.append((i, t, plan, None))
+                continue
             try:
                 w = t.load()
                 reason = unsupported_dtype_reason(w)
@@ -569,7 +590,12 @@ class _Runner:
                     evals[k] = self._fft_eigenvalues(item, precision)
                 except ValueError as err:
                     refused[k] = str(err).split(": ", 1)[-1]
-        batch = [k for k, item in enumerate(loaded) if item[2].method != "fft"]
+            elif item[3] is None:
+                try:
+                    evals[k] = _lora_eigenvalues(item[1], item[2])
+                except (ValueError, TypeError, RuntimeError, OSError) as err:
+                    refused[k] = f"{UNREADABLE}: {err}"
+        batch = [k for k, item in enumerate(loaded) if item[2].method != "fft" and item[3] is not None]
         while batch:
             try:
                 out = spectra.eigenvalues([loaded[k][3] for k in batch], precision=precision,
@@ -581,7 +607,7 @@ class _Runner:
             break
         for k, detail in sorted(refused.items()):
             i, t, plan, _ = loaded[k]
-            message = nonfinite_reason(raw[i]) or detail
+            message = (nonfinite_reason(raw[i]) if i in raw else "") or detail
             failed.append((i, t, plan, message))
             logger.warning("layer %s %r: %s", t.layer_id, t.longname, message)
         loaded[:] = [item for k, item in enumerate(loaded) if k not in refused]
@@ -598,7 +624,7 @@ class _Runner:
         (i, t, plan, array), ev, rand, eig_time = job
         t0 = time.perf_counter()
         per_slice = np.atleast_2d(np.asarray(ev, dtype=np.float64)) * plan.scale
-        rows, esds, precision = self._rows(t, plan, per_slice)
+        rows, esds, precision = self._rows(t, plan, per_slice, redo=array is None)  # LoRA: float64 already
         if precision == "float32" and any(
             r["status"] == "success" and r["xmin"] < FLOAT32_REDO_BELOW * r["lambda_max"] for r in rows
         ):
@@ -621,6 +647,8 @@ class _Runner:
         for r in rows:
             r["time"] = elapsed / len(rows)
             r["precision"] = precision
+            if t.lora is not None:  # which update this row is: ΔW = lora_scale · B·A of rank lora_rank
+                r.update(lora_rank=t.lora.rank, lora_scale=t.lora.scale)
         return i, t, rows, esds
 
     def _rows(self, t, plan, per_slice, redo=False):

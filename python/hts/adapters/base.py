@@ -49,6 +49,9 @@ class WeightTensor:
     stored_bytes : int
         Bytes the tensor takes in its file when ``shape`` × the dtype's item size does not tell (quantised
         blocks); -1 otherwise.
+    lora : object or None
+        For a PEFT LoRA update (``hts.adapters.peft_adapter.LoraTarget``): its factors, so the analysis computes
+        the eigenvalues of ΔW = s·B·A from an r × r problem instead of the dense matrix.
     load : callable
         Returns the data as a numpy array (float16/32/64 or integer), in the stored layout.
     """
@@ -67,6 +70,7 @@ class WeightTensor:
     groups: int = 0
     quant: str = ""
     stored_bytes: int = -1
+    lora: object = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> int:

@@ -58,6 +58,10 @@ def read_file(path: str) -> list[WeightTensor]:
 def open_path(path: str | os.PathLike, *, split: bool = False) -> tuple[list[WeightTensor], str, dict]:
     """(tensors, the file read, config) for a file or a model folder."""
     path = os.fspath(path)
+    from .peft_adapter import find_adapter, from_peft
+
+    if find_adapter(path) is not None:  # a PEFT adapter: LoRA updates, never loose factors
+        return from_peft(path)
     if os.path.isdir(path):
         tensors, weights, config = from_folder(path, read_file)
     elif os.path.isfile(path):

@@ -68,6 +68,7 @@ def table_text(analysis) -> str:
     df = analysis.details
     df = df[df.status != "skipped"]
     extra = [c for option, cols in OPTION_COLUMNS.items() if analysis.options.get(option) for c in cols]
+    extra += [c for c in ("role", "lora_rank", "lora_scale") if c in df.columns]  # LoRA / base-vs-tuned rows
     columns = [c for c in TABLE_COLUMNS[:-2] + extra + TABLE_COLUMNS[-2:] if c in df.columns]
     if "slice_id" in df.columns:
         columns.insert(2, "slice_id")

@@ -1,0 +1,198 @@
+"""Base vs tuned: ``hts.analyze(tuned, base=base)`` (and ``hts diff BASE TUNED``).
+
+For two models of the same architecture, each tuned tensor is matched to a base tensor by name (``match_names``)
+and the row is the analysis of the update
+
+    ΔW = W_tuned − W_base          (float64, in the stored layout)
+
+with its own α, norms and stable rank, plus, for each metric k of ``CHANGE_METRICS``, the base and tuned values
+and their change ``delta_k = k(W_tuned) − k(W_base)`` (``base_alpha``, ``tuned_alpha``, ``delta_alpha``, ...).
+A tuned tensor without a base partner, or whose shape differs from it, is listed as a skipped row saying why;
+base tensors the tuned model lacks are listed too ("only in the base"). Nothing is dropped silently.
+
+When ``tuned`` is a PEFT LoRA adapter (``hts.adapters.peft_adapter``), the update of target P is
+ΔW = s·B·A (analysed from its factors) and the tuned weight is the merged W + s·B·A; each target gives three
+rows side by side, ``role`` = "lora_delta", "base" (W) and "merged" (W + s·B·A), the delta row carrying the
+changes from W to W + s·B·A. A target missing from the base is an error naming every missing one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from .adapters import WeightTensor
+from .errors import ModelFileError
+from .inventory import Inventory, open_model
+
+__all__ = ["CHANGE_METRICS", "analyze_with_base", "match_names"]
+
+#: The metrics whose change from base to tuned each delta row reports.
+CHANGE_METRICS = ("alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "log_alpha_norm", "stable_rank",
+                  "entropy", "lambda_max")
+
+
+def match_names(names: list[str], base_names: list[str]) -> dict[str, str]:
+    """name -> base name, for the names that have a partner.
+
+    Rules, in order: the same name; else the only base name that ends with ``"." + name`` (the base has a
+    wrapper prefix, e.g. ``bert.``); else the only base name ``b`` such that the name ends with ``"." + b``
+    (the tuned model has the prefix, e.g. ``base_model.model.``). Ambiguous suffixes match nothing.
+    """
+    base_set = set(base_names)
+    out = {}
+    for name in names:
+        if name in base_set:
+            out[name] = name
+            continue
+        longer = [b for b in base_names if b.endswith("." + name)]
+        if len(longer) == 1:
+            out[name] = longer[0]
+            continue
+        shorter = [b for b in base_names if name.endswith("." + b)]
+        if len(shorter) == 1:
+            out[name] = shorter[0]
+    return out
+
+
+def _difference(tuned: WeightTensor, base: WeightTensor):
+    def load():
+        a = np.asarray(tuned.load(), dtype=np.float64)
+        b = np.asarray(base.load(), dtype=np.float64)
+        return a - b
+
+    return load
+
+
+def _merged(base: WeightTensor, delta: WeightTensor):
+    def load():
+        return np.asarray(base.load(), dtype=np.float64) + delta.load()
+
+    return load
+
+
+def _change_columns(row: dict, base_row: dict | None, tuned_row: dict | None, tuned_label: str) -> None:
+    for k in CHANGE_METRICS:
+        b = base_row.get(k, float("nan")) if base_row else float("nan")
+        t = tuned_row.get(k, float("nan")) if tuned_row else float("nan")
+        row[f"base_{k}"] = b
+        row[f"{tuned_label}_{k}"] = t
+        try:
+            row[f"delta_{k}"] = float(t) - float(b)
+        except (TypeError, ValueError):
+            row[f"delta_{k}"] = float("nan")
+
+
+def _by_key(analysis) -> dict:
+    return {r["key"]: r for r in analysis.rows if r.get("slice_id") is None}
+
+
+def analyze_with_base(model: Any, base: Any, **options):
+    """``hts.analyze(model, base=base, **options)``: see the module docstring."""
+    from .analysis import Analysis, analyze
+
+    layers = options.pop("layers", None)
+    tuned_inv = open_model(model)
+    base_inv = open_model(base)
+    if any(t.lora is not None for t in tuned_inv.tensors) or (tuned_inv.tensors and
+                                                              tuned_inv.tensors[0].source.startswith("peft")):
+        return _with_adapter(tuned_inv, base_inv, layers, options)
+    tuned_ts = [t for t in tuned_inv.tensors]
+    base_ts = {t.key: t for t in base_inv.tensors}
+    matches = match_names([t.key for t in tuned_ts], list(base_ts))
+    deltas, pairs, skipped = [], [], []
+    for t in tuned_ts:
+        b = base_ts.get(matches.get(t.key, ""))
+        if t.skip_reason:
+            skipped.append((t, t.skip_reason))
+        elif b is None:
+            skipped.append((t, "no tensor of this name in the base model"))
+        elif tuple(b.shape) != tuple(t.shape):
+            skipped.append((t, f"shape {'x'.join(map(str, t.shape))} differs from the base's "
+                               f"{b.key} {'x'.join(map(str, b.shape))}"))
+        elif b.skip_reason:
+            skipped.append((t, f"the base's {b.key} is not analysed: {b.skip_reason}"))
+        else:
+            deltas.append(replace(t, load=_difference(t, b), dtype="float64", lora=None))
+            pairs.append((t, b))
+    matched_base = {matches[t.key] for t in tuned_ts if t.key in matches}
+    only_base = [b for k, b in base_ts.items() if k not in matched_base]
+    base_inv_m = Inventory([b for _, b in pairs])
+    tuned_inv_m = Inventory([t for t, _ in pairs])
+    delta = analyze(Inventory(deltas), layers=layers, **options)
+    base_rows = _by_key(analyze(base_inv_m, layers=None, **options))
+    tuned_rows = _by_key(analyze(tuned_inv_m, layers=None, **options))
+    base_of = {t.key: b.key for t, b in pairs}
+    rows = []
+    from .metrics import skipped_row
+
+    for r in delta.rows:
+        r = dict(r, role="delta", base_key=base_of.get(r["key"], ""))
+        _change_columns(r, base_rows.get(base_of.get(r["key"])), tuned_rows.get(r["key"]), "tuned")
+        rows.append(r)
+    for t, reason in skipped:
+        r = dict(skipped_row(t, reason), role="delta", base_key=matches.get(t.key, ""))
+        rows.append(r)
+    for b in only_base:
+        rows.append(dict(skipped_row(b, "only in the base model (no tuned tensor of this name)"), role="base",
+                         base_key=b.key))
+    opts = dict(delta.options, base=_describe(base), layers=layers)
+    return Analysis(rows, delta._esds, opts)
+
+
+def _describe(obj) -> str:
+    import os
+
+    if isinstance(obj, (str, os.PathLike)):
+        return os.fspath(obj)
+    if isinstance(obj, Inventory):
+        return obj.path or "<inventory>"
+    return f"<{type(obj).__module__}.{type(obj).__qualname__}>"
+
+
+def _with_adapter(adapter: Inventory, base_inv: Inventory, layers, options):
+    from .analysis import Analysis, analyze
+
+    targets = [t for t in adapter.tensors if t.lora is not None]
+    base_ts = {t.key: t for t in base_inv.tensors}
+    matches = match_names([t.key for t in targets], list(base_ts))
+    missing = [t.key for t in targets if t.key not in matches]
+    if missing:
+        raise ModelFileError(adapter.path or "<adapter>",
+                             f"{len(missing)} LoRA target(s) not in the base model: {', '.join(missing[:10])}"
+                             f"{'...' if len(missing) > 10 else ''}")
+    wrong = [f"{t.key} {t.shape} vs {base_ts[matches[t.key]].shape}" for t in targets
+             if tuple(base_ts[matches[t.key]].shape) != tuple(t.shape)]
+    if wrong:
+        raise ModelFileError(adapter.path or "<adapter>",
+                             f"LoRA update shape differs from the base weight: {', '.join(wrong[:10])}")
+    listed = []
+    role = {}
+    for t in adapter.tensors:
+        listed.append(t)
+        role[(t.layer_id, t.longname)] = "lora_delta" if t.lora is not None else "adapter"
+        if t.lora is None:
+            continue
+        b = base_ts[matches[t.key]]
+        module = t.lora.module
+        w = replace(b, layer_id=t.layer_id, longname=f"{module}.base", name=f"{t.lora.module.rsplit('.', 1)[-1]}.base",
+                    lora=None)
+        m = replace(b, layer_id=t.layer_id, longname=f"{module}.merged",
+                    name=f"{module.rsplit('.', 1)[-1]}.merged", load=_merged(b, t), dtype="float64", lora=None)
+        listed += [w, m]
+        role[(w.layer_id, w.longname)] = "base"
+        role[(m.layer_id, m.longname)] = "merged"
+    result = analyze(Inventory(listed), layers=layers, **options)
+    by_name = {r["longname"]: r for r in result.rows if r.get("slice_id") is None}
+    rows = []
+    for r in result.rows:
+        r = dict(r, role=role.get((r["layer_id"], r["longname"]), ""))
+        if r["role"] == "lora_delta":
+            module = r["longname"][: -len(".lora_delta")]
+            r["base_key"] = matches.get(r["key"], "")
+            _change_columns(r, by_name.get(f"{module}.base"), by_name.get(f"{module}.merged"), "merged")
+        rows.append(r)
+    opts = dict(result.options, base=_describe(base_inv), layers=layers)
+    return Analysis(rows, result._esds, opts)
