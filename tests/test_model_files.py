@@ -208,7 +208,7 @@ def test_malicious_pickle_is_refused_and_never_executed(tmp_path):
 
     torch.save({"w.weight": torch.zeros(4, 4), "x": _Exploit(marker)}, tmp_path / "evil_zip.pt")
     for name in ("evil.pt", "evil_zip.pt"):
-        with pytest.raises(hts.ModelFileError, match="never runs code"):
+        with pytest.raises(hts.ModelFileError, match="never runs code|pickle protocol [45]"):
             hts.open(tmp_path / name)
         assert not marker.exists()
     assert not marker.exists()

@@ -45,10 +45,14 @@ def test_truncated_and_garbage_checkpoints_never_suggest_weights_only_false(tmp_
     (tmp_path / "cut.pt").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(hts.ModelFileError, match="not a PyTorch checkpoint.*truncated or damaged zip"):
         hts.open(tmp_path / "cut.pt")
-    (tmp_path / "junk.pt").write_bytes(b"\x80\x04garbage")
+    (tmp_path / "junk.pt").write_bytes(b"\x80\x02garbage")
     with pytest.raises(hts.ModelFileError, match="never runs code") as info:
         hts.open(tmp_path / "junk.pt")
     assert "weights_only" not in str(info.value)
+    (tmp_path / "junk4.pt").write_bytes(b"\x80\x04garbage")  # protocol 4: refused before torch is called
+    with pytest.raises(hts.ModelFileError, match="protocol 4") as info:
+        hts.open(tmp_path / "junk4.pt")
+    assert "weights_only=False" not in str(info.value)
 
 
 def test_json_and_zip_that_are_not_models(tmp_path):
