@@ -82,8 +82,15 @@ def from_onnx(path: str | os.PathLike) -> list[WeightTensor]:
         raise ModelFileError(path, f"not a readable ONNX model (truncated or damaged?): {str(err)[:200]}") from None
     except OSError as err:
         raise ModelFileError(path, f"cannot read: {err.strerror or err}") from None
-    graph = _Graph(path, model.graph)
-    tensors = graph.weights()
+    try:
+        graph = _Graph(path, model.graph)
+        tensors = graph.weights()
+    except ModelFileError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, UnicodeError) as err:
+        # protobuf accepts some damage that leaves the graph inconsistent (e.g. a name that is not UTF-8 comes
+        # back as bytes); whatever it is, it is this file's fault
+        raise ModelFileError(path, f"malformed ONNX graph ({type(err).__name__}: {str(err)[:200]})") from None
     if not tensors:
         raise ModelFileError(path, "the ONNX graph holds no weight tensors")
     return tensors
