@@ -293,7 +293,13 @@ def _series_of(name: str, given: str | None, series: Any) -> str:
     return given or "series"
 
 
-def _named(models: Any) -> list[tuple[str, Any]]:
+def named_models(models: Any, name_path=None, what: str = "models") -> list[tuple[str, Any]]:
+    """(name, model) pairs from a mapping name → model, (name, model) pairs, or paths. A path becomes the pairs
+    ``name_path(path)`` returns (default: one pair named by its file stem, or folder name)."""
+    if name_path is None:
+        def name_path(item):
+            p = Path(item)
+            return [(p.stem if p.suffix else p.name, item)]
     if isinstance(models, Mapping):
         return [(str(k), v) for k, v in models.items()]
     if isinstance(models, (str, os.PathLike)):
@@ -303,10 +309,9 @@ def _named(models: Any) -> list[tuple[str, Any]]:
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
             out.append(item)
         elif isinstance(item, (str, os.PathLike)):
-            p = Path(item)
-            out.append((p.stem if p.suffix else p.name, item))
+            out += name_path(item)
         else:
-            raise TypeError("give models as a mapping name → model, (name, model) pairs, or paths; "
+            raise TypeError(f"give {what} as a mapping name → model, (name, model) pairs, or paths; "
                             f"got a {type(item).__name__} without a name")
     return out
 
@@ -364,7 +369,7 @@ def compare(
         items = [m for m in items if not _is_csv(m)]
         for path in tables:
             entries += _summary_rows(path, accuracies, accuracy_column, error_column, series, sources)
-    named = _named(items)
+    named = named_models(items)
     missing = [name for name, _ in named if name not in accuracies]
     if missing:  # before any analysis
         raise CompareInputError(

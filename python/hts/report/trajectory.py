@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .._json import isnan, jsonable
+from .compare import _finite, named_models
 
 __all__ = ["ALPHA_FLOOR", "SUMMARY_METRICS", "Trajectory", "expand_checkpoints", "step_of", "trajectory"]
 
@@ -163,29 +164,10 @@ class Trajectory:
                 f"{len(self.layers)} layers, {len(self.flags)} flags>")
 
 
-def _finite(v: Any) -> bool:
-    try:
-        return v is not None and math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
-
-
 def _named(checkpoints: Any) -> list[tuple[str, Any]]:
     """(name, model) pairs in the order given, shell patterns among the paths expanded in place."""
-    if isinstance(checkpoints, Mapping):
-        return [(str(k), v) for k, v in checkpoints.items()]
-    if isinstance(checkpoints, (str, os.PathLike)):
-        checkpoints = [checkpoints]
-    out = []
-    for item in checkpoints:
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-            out.append(item)
-        elif isinstance(item, (str, os.PathLike)):
-            out += [(_display_name(p), p) for p in expand_checkpoints([item])]
-        else:
-            raise TypeError("give checkpoints as paths (shell patterns allowed), a mapping name → model, or "
-                            f"(name, model) pairs; got a {type(item).__name__} without a name")
-    return out
+    return named_models(checkpoints, lambda item: [(_display_name(p), p) for p in expand_checkpoints([item])],
+                        "checkpoints (paths may be shell patterns)")
 
 
 def _display_name(path: str) -> str:
