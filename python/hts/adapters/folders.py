@@ -57,13 +57,19 @@ def read_config(folder: str) -> dict:
     path = os.path.join(folder, "config.json")
     if not os.path.isfile(path):
         return {}
+    return read_json_object(path)
+
+
+def read_json_object(path: str) -> dict:
+    """A small JSON config file (at most 16 MiB read) that must hold an object; ModelFileError otherwise."""
+    name = os.path.basename(path)
     try:
         with open(path, "rb") as f:
             config = json.loads(f.read(16 * 2**20).decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise ModelFileError(path, f"config.json is not valid JSON: {str(err)[:200]}") from None
+        raise ModelFileError(path, f"{name} is not valid JSON: {str(err)[:200]}") from None
     if not isinstance(config, dict):
-        raise ModelFileError(path, "config.json is not a JSON object")
+        raise ModelFileError(path, f"{name} is not a JSON object")
     return config
 
 

@@ -14,7 +14,6 @@ factor without its partner, and any other key (``skip_reason``).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -131,13 +130,9 @@ def read_adapter(path: str) -> PeftAdapter:
     if weights is None:
         raise ModelFileError(path, f"not a PEFT adapter (no {ADAPTER_CONFIG} beside {' or '.join(WEIGHT_FILES)})")
     config_path = os.path.join(os.path.dirname(os.path.abspath(weights)), ADAPTER_CONFIG)
-    try:
-        with open(config_path, "rb") as f:
-            config = json.loads(f.read(16 * 2**20).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise ModelFileError(config_path, f"not valid JSON: {str(err)[:200]}") from None
-    if not isinstance(config, dict):
-        raise ModelFileError(config_path, "not a JSON object")
+    from .folders import read_json_object
+
+    config = read_json_object(config_path)
     peft_type = str(config.get("peft_type", "LORA")).upper()
     if peft_type != "LORA":
         raise ModelFileError(config_path, f"peft_type {peft_type!r}: only LoRA adapters are supported")
