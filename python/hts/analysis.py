@@ -54,9 +54,16 @@ SUMMARY_METRICS = ("log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log
 #: Loaded weights per kernel batch; larger layers go alone.
 BATCH_BYTES = 256 * 2**20
 
+#: The ``precision`` choices of ``analyze``.
+PRECISIONS = ("float64", "float32", "auto")
+
 #: With precision="float32", a layer is redone in float64 when its fitted xmin is below this × λ_max,
 #: where float32's absolute eigenvalue error (~(N+M)·6e-8·λ_max) could move the fit.
 FLOAT32_REDO_BELOW = 1e-4
+
+#: With precision="auto", layers whose smaller side (the Gram's order) is at least this go in float32 (with
+#: the float64 redo rule above); smaller ones, where float32 saves little time, stay in float64.
+AUTO_FLOAT32_MIN_SIDE = 1024
 
 #: With randomize_precision="float32", shuffled slices whose smaller side is below this are still done in
 #: float64: they cost little, and the narrowest are where a shuffle barely moves the ESD (an N×1 slice's only
@@ -238,8 +245,8 @@ def _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, pr
         raise ValueError(f"need 0 <= min_evals < max_evals, got {min_evals}, {max_evals}")
     if max_N < max_evals:
         raise ValueError(f"max_N ({max_N}) must be >= max_evals ({max_evals})")
-    if precision not in ("float64", "float32"):
-        raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if randomize_precision not in ("float64", "float32"):
         raise ValueError(f"randomize_precision must be 'float64' or 'float32', got {randomize_precision!r}")
     if fix_fingers not in FIX_FINGERS:
@@ -301,8 +308,10 @@ def analyze(
         Size gates: a layer is skipped (listed with the reason) when its number of eigenvalues (M·rf pooled,
         M per slice) is outside [min_evals, max_evals] or its larger side N exceeds max_N.
     precision
-        "float64" (default, as WeightWatcher) or "float32" (faster; a layer whose fitted xmin falls below
-        1e-4·λ_max, where float32's error could matter, is redone in float64).
+        "float64" (default, as WeightWatcher), "float32" (faster; a layer whose fitted xmin falls below
+        1e-4·λ_max, where float32's error could matter, is redone in float64) or "auto": float32 with that
+        redo rule for layers whose smaller side is at least ``AUTO_FLOAT32_MIN_SIDE`` (1024), float64 for
+        the others. The ``precision`` column says which one each row got.
     fix_fingers
         None, "clip_xmax": refit with the largest eigenvalues removed, or "xmin_peak": search xmin only up
         to ``xmin_max`` (default 1.5 × the peak of the log-ESD histogram); see ``hts.fitting.fit_layer``.
@@ -550,7 +559,7 @@ class _Runner:
             t0 -= read_seconds
         try:
             with stop.native() as flag:  # the kernel gives up at its next safe point once stop says so
-                evals = self._eigenvalues(loaded, failed, raw, self.precision, flag)
+                evals = self._eigenvalues(loaded, failed, raw, flag)
         except _core.Stopped:
             return
         raw.clear()
@@ -578,16 +587,23 @@ class _Runner:
                 return
             yield result
 
-    def _eigenvalues(self, loaded: list, failed: list, raw: dict, precision: str, flag=None) -> list:
+    def layer_precision(self, plan) -> str:
+        """The precision of one layer's eigenvalues: ``precision``, or with "auto" float32 for layers whose
+        smaller side is at least ``AUTO_FLOAT32_MIN_SIDE`` and float64 for the others."""
+        if self.precision != "auto":
+            return self.precision
+        return "float32" if min(plan.N, plan.M) >= AUTO_FLOAT32_MIN_SIDE else "float64"
+
+    def _eigenvalues(self, loaded: list, failed: list, raw: dict, flag=None) -> list:
         """Eigenvalues of every loaded layer: conv-operator (fft) layers one by one, the others in one kernel
-        call. A layer the kernel refuses (non-finite or overflowing values) is moved from ``loaded`` to
+        call per precision. A layer the kernel refuses (non-finite or overflowing values) is moved from ``loaded`` to
         ``failed``; ``raw`` (index -> the array as loaded) serves to count its non-finite entries."""
         evals: dict = {}
         refused: dict = {}
         for k, item in enumerate(loaded):
             if item[2].method == "fft":
                 try:
-                    evals[k] = self._fft_eigenvalues(item, precision)
+                    evals[k] = self._fft_eigenvalues(item, self.layer_precision(item[2]))
                 except ValueError as err:
                     refused[k] = str(err).split(": ", 1)[-1]
             elif item[3] is None:
@@ -595,16 +611,18 @@ class _Runner:
                     evals[k] = _lora_eigenvalues(item[1], item[2])
                 except (ValueError, TypeError, RuntimeError, OSError) as err:
                     refused[k] = f"{UNREADABLE}: {err}"
-        batch = [k for k, item in enumerate(loaded) if item[2].method != "fft" and item[3] is not None]
-        while batch:
-            try:
-                out = spectra.eigenvalues([loaded[k][3] for k in batch], precision=precision,
-                                          threads=self.threads, name="<batch>", stop=flag)
-            except spectra.BatchItemError as err:
-                refused[batch.pop(err.index)] = err.detail
-                continue
-            evals.update(zip(batch, out))
-            break
+        dense = [k for k, item in enumerate(loaded) if item[2].method != "fft" and item[3] is not None]
+        for precision in ("float64", "float32"):
+            batch = [k for k in dense if self.layer_precision(loaded[k][2]) == precision]
+            while batch:
+                try:
+                    out = spectra.eigenvalues([loaded[k][3] for k in batch], precision=precision,
+                                              threads=self.threads, name="<batch>", stop=flag)
+                except spectra.BatchItemError as err:
+                    refused[batch.pop(err.index)] = err.detail
+                    continue
+                evals.update(zip(batch, out))
+                break
         for k, detail in sorted(refused.items()):
             i, t, plan, _ = loaded[k]
             message = (nonfinite_reason(raw[i]) if i in raw else "") or detail
@@ -682,7 +700,7 @@ class _Runner:
                 row["fingers_removed"] = lf.fingers_removed
             rows.append(row)
             esds[(t.layer_id, t.longname, slice_id, "esd")] = pooled
-        return rows, esds, "float64" if redo or self.precision == "float64" else "float32"
+        return rows, esds, "float64" if redo else self.layer_precision(plan)
 
     def _randomized(self, loaded: list, stop: StopCheck) -> list | None:
         """The randomized ESDs of every loaded layer: ``{slice_id: (rand_evals, single_rand_evals)}`` per layer

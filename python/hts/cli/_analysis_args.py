@@ -84,8 +84,9 @@ def add_analysis_options(parser: argparse.ArgumentParser, *, layers: bool = True
                    help="input size for --conv-method fft (default: the kernel size)")
     g.add_argument("--normalize", action="store_true", help="use X = W^T W / N (eigenvalues and norms / N)")
     add_size_gates(g)
-    g.add_argument("--precision", choices=("float64", "float32"), default="float64",
-                   help="eigenvalue precision (default float64, as WeightWatcher; float32 is faster)")
+    g.add_argument("--precision", choices=("float64", "float32", "auto"), default="float64",
+                   help="eigenvalue precision (default float64, as WeightWatcher; float32 is faster; auto: "
+                        "float32 for layers whose smaller side is at least 1024)")
     g.add_argument("--fix-fingers", choices=[f for f in FIX_FINGERS if f], default=None,
                    help="WeightWatcher's fix_fingers: clip_xmax refits with the largest eigenvalues removed; "
                         "xmin_peak searches xmin only up to the ESD's peak (see --xmin-max)")
