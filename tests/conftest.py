@@ -25,3 +25,22 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261123)
+
+
+@pytest.fixture(scope="session")
+def peft_adapter(tmp_path_factory):
+    """``peft_adapter(model, **LoraConfig)``: a real adapter written by peft (tests/_peft_adapters.py), built
+    once per configuration for the whole run; skips without peft/torch (transformers for gpt2/llama)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    from _peft_adapters import AdapterFactory
+
+    factory = AdapterFactory(tmp_path_factory.mktemp("peft"))
+
+    def build(model: str, **lora):
+        if model in ("gpt2", "llama"):
+            pytest.importorskip("transformers")
+        return factory(model, **lora)
+
+    build.base_path = factory.base_path
+    return build

@@ -128,16 +128,32 @@ class Analysis:
 
             summary[k] = (1/|S_k|) · Σ_{r ∈ S_k} r[k],   S_k = {rows r : status(r) = "success", r[k] finite}
 
+        With ``base=`` the rows have a ``role`` and S_k holds the update rows only (role "delta" or
+        "lora_delta"), not the base and merged weights beside them (``summary_by_role`` has those).
+
         Unlike WeightWatcher, failed rows and non-finite values (a NaN fit, the −inf log norm of an all-zero
         layer) are left out, so one broken layer cannot turn the model's summary into NaN or −inf. A metric
         with no finite value on any successful row is NaN.
         """
+        rows = self.rows
+        if any("role" in r for r in rows):
+            rows = [r for r in rows if r.get("role") in UPDATE_ROLES]
         keys = list(SUMMARY_METRICS) + (["mp_softrank"] if self.options.get("mp_fit") else [])
-        ok = [r for r in self.rows if r["status"] == "success"]
-        out = {}
-        for key in keys:
-            values = [float(r[key]) for r in ok if _is_finite_number(r.get(key))]
-            out[key] = float(np.mean(values)) if values else float("nan")
+        return _mean_columns(rows, keys)
+
+    @property
+    def summary_by_role(self) -> dict:
+        """With ``base=`` (rows with a ``role``): ``summary``'s means for each role's rows ("delta" /
+        "lora_delta": the updates, "base": W, "merged": W + s·B·A), and "change": the mean over the update
+        rows of each ``delta_k = k(tuned) − k(base)`` column (``hts.diff.CHANGE_METRICS``). Empty otherwise."""
+        roles = [role for role in dict.fromkeys(r.get("role") for r in self.rows) if role]
+        if not roles:
+            return {}
+        keys = list(SUMMARY_METRICS) + (["mp_softrank"] if self.options.get("mp_fit") else [])
+        out = {role: _mean_columns([r for r in self.rows if r.get("role") == role], keys) for role in roles}
+        updates = [r for r in self.rows if r.get("role") in UPDATE_ROLES]
+        changes = [k for k in dict.fromkeys(k for r in updates for k in r) if k.startswith("delta_")]
+        out["change"] = _mean_columns(updates, changes)
         return out
 
     @property
@@ -181,8 +197,9 @@ class Analysis:
     # -- serialisation ---------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         """Everything as plain JSON types (NaN and ±inf become None)."""
+        by_role = self.summary_by_role
         return jsonable({"options": self.options, "summary": self.summary, "counts": self.counts,
-                          "layers": self.rows})
+                          **({"summary_by_role": by_role} if by_role else {}), "layers": self.rows})
 
     def to_json(self, path: str | None = None, **kwargs) -> str:
         """JSON text of ``to_dict()`` (strict: no NaN); written to ``path`` when given."""
@@ -208,6 +225,20 @@ class Analysis:
         s = self.summary
         return (f"<hts.Analysis: {c['analysed']} analysed, {c['failed']} failed, {c['skipped']} skipped; "
                 f"alpha={s['alpha']:.3f} alpha_weighted={s['alpha_weighted']:.3f}>")
+
+
+#: The ``role`` of the update rows of a base-vs-tuned analysis (``hts.diff``): the summary is over these.
+UPDATE_ROLES = ("delta", "lora_delta")
+
+
+def _mean_columns(rows: list[dict], keys: Iterable[str]) -> dict:
+    """For each key, the mean of its finite values over the successful rows (NaN when there is none)."""
+    ok = [r for r in rows if r["status"] == "success"]
+    out = {}
+    for key in keys:
+        values = [float(r[key]) for r in ok if _is_finite_number(r.get(key))]
+        out[key] = float(np.mean(values)) if values else float("nan")
+    return out
 
 
 def _mp_columns(pooled: np.ndarray, plan: LayerPlan) -> dict:

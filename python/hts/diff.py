@@ -26,6 +26,7 @@ import numpy as np
 from .adapters import WeightTensor
 from .errors import ModelFileError
 from .inventory import Inventory, open_model
+from .selection import layer_entries, select
 
 __all__ = ["CHANGE_METRICS", "analyze_with_base", "match_names"]
 
@@ -119,6 +120,9 @@ def analyze_with_base(model: Any, base: Any, **options):
             pairs.append((t, b))
     matched_base = {matches[t.key] for t in tuned_ts if t.key in matches}
     only_base = [b for k, b in base_ts.items() if k not in matched_base]
+    if layers is not None:  # W_base and W_tuned are analysed only for the selected updates
+        chosen = {t.key for t in select(deltas, layer_entries(layers), warn=False)}
+        pairs = [(t, b) for t, b in pairs if t.key in chosen]
     base_inv_m = Inventory([b for _, b in pairs])
     tuned_inv_m = Inventory([t for t, _ in pairs])
     delta = analyze(Inventory(deltas), layers=layers, **options)
@@ -135,9 +139,11 @@ def analyze_with_base(model: Any, base: Any, **options):
     for t, reason in skipped:
         r = dict(skipped_row(t, reason), role="delta", base_key=matches.get(t.key, ""))
         rows.append(r)
-    for b in only_base:
-        rows.append(dict(skipped_row(b, "only in the base model (no tuned tensor of this name)"), role="base",
-                         base_key=b.key))
+    next_id = max([t.layer_id for t in tuned_ts] + [0]) + 1
+    for i, b in enumerate(only_base):  # layer ids after the tuned model's, so every row's id is unique
+        rows.append(dict(skipped_row(replace(b, layer_id=next_id + i),
+                                     "only in the base model (no tuned tensor of this name)"),
+                         role="base", base_key=b.key))
     opts = dict(delta.options, base=_describe(base), layers=layers)
     return Analysis(rows, delta._esds, opts)
 
@@ -170,17 +176,18 @@ def _with_adapter(adapter: Inventory, base_inv: Inventory, layers, options):
                              f"LoRA update shape differs from the base weight: {', '.join(wrong[:10])}")
     listed = []
     role = {}
-    for t in adapter.tensors:
+    for t in adapter.tensors:  # layer ids renumbered in order, so the base and merged rows have their own
+        t = replace(t, layer_id=len(listed) + 1)
         listed.append(t)
         role[(t.layer_id, t.longname)] = "lora_delta" if t.lora is not None else "adapter"
         if t.lora is None:
             continue
         b = base_ts[matches[t.key]]
         module = t.lora.module
-        w = replace(b, layer_id=t.layer_id, longname=f"{module}.base", name=f"{t.lora.module.rsplit('.', 1)[-1]}.base",
-                    lora=None)
-        m = replace(b, layer_id=t.layer_id, longname=f"{module}.merged",
-                    name=f"{module.rsplit('.', 1)[-1]}.merged", load=_merged(b, t), dtype="float64", lora=None)
+        short = module.rsplit(".", 1)[-1]
+        w = replace(b, layer_id=t.layer_id + 1, longname=f"{module}.base", name=f"{short}.base", lora=None)
+        m = replace(b, layer_id=t.layer_id + 2, longname=f"{module}.merged", name=f"{short}.merged",
+                    load=_merged(b, t), dtype="float64", lora=None)
         listed += [w, m]
         role[(w.layer_id, w.longname)] = "base"
         role[(m.layer_id, m.longname)] = "merged"

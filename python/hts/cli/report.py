@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ._analysis_args import add_analysis_options, analysis_options, analyze_path, check_output_path, exit_status
 from ._common import add_verbosity
-from ._model_args import add_model_argument, model_path
+from ._model_args import add_base_option, add_model_argument, model_path
 
 __all__ = ["add_parser"]
 
@@ -23,6 +23,7 @@ def add_parser(subparsers) -> None:
                     "inventory, summary and label counts, alpha by depth, the worst layers with their ESDs, "
                     "every layer (sortable), skipped layers with reasons, options and hts version.")
     add_model_argument(p)
+    add_base_option(p)
     p.add_argument("-o", "--output", default="report.html", metavar="HTML",
                    help="HTML file to write (default: report.html)")
     p.add_argument("--worst", type=int, default=8, metavar="K", help="ESD figures for the K worst layers (8)")

@@ -1,0 +1,99 @@
+"""``hts analyze PATH --base BASE`` and ``hts report PATH --base BASE``: the same rows as
+``hts.analyze(PATH, base=BASE)`` (real peft adapters on MiniLM and tiny models, and two .npz models), and errors
+that name what is missing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import hts
+from hts.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_analyze_base_adapter_json_matches_api(peft_adapter, tmp_path, capsys):
+    case = peft_adapter("minilm", r=4, lora_alpha=8, target_modules=["query"])
+    out = tmp_path / "rows.json"
+    assert main(["analyze", str(case.path), "--base", str(case.base_path), "--format", "json", "-o", str(out),
+                 "--no-progress", "--layers", "*layer.0.*,*layer.5.*"]) == 0
+    data = json.loads(out.read_text())
+    api = hts.analyze(case.path, base=case.base_path, layers=["*layer.0.*", "*layer.5.*"])
+    got = {(r["longname"], r["role"]): r for r in data["layers"] if r["status"] == "success"}
+    want = {(r["longname"], r["role"]): r for r in api.rows if r["status"] == "success"}
+    assert set(got) == set(want) and len(got) == 6
+    assert sorted(role for _, role in got) == ["base", "base", "lora_delta", "lora_delta", "merged", "merged"]
+    for k, r in want.items():
+        assert got[k]["alpha"] == pytest.approx(r["alpha"]) and got[k]["layer_id"] == r["layer_id"]
+    assert data["options"]["base"] == str(case.base_path)
+    # the summary is over the updates; each role's and the mean change are beside it
+    deltas = [r["alpha"] for r in want.values() if r["role"] == "lora_delta"]
+    assert data["summary"]["alpha"] == pytest.approx(np.mean(deltas))
+    by_role = data["summary_by_role"]
+    assert set(by_role) == {"lora_delta", "base", "merged", "change"}
+    assert by_role["base"]["alpha"] == pytest.approx(np.mean([r["alpha"] for r in want.values() if r["role"] == "base"]))
+    assert by_role["change"]["delta_alpha"] == pytest.approx(by_role["merged"]["alpha"] - by_role["base"]["alpha"])
+
+
+def test_analyze_base_table_shows_roles_and_changes(peft_adapter, capsys):
+    case = peft_adapter("minilm", r=4, lora_alpha=8, target_modules=["query"])
+    assert main(["analyze", str(case.path), "--base", str(case.base_path), "--no-progress",
+                 "--layers", "*layer.2.*"]) == 0
+    out = capsys.readouterr().out
+    assert "role" in out and "lora_scale" in out and "delta_alpha" in out
+    for suffix in (".lora_delta", ".base", ".merged"):
+        assert f"encoder.layer.2.attention.self.query{suffix}" in out
+
+
+def test_analyze_base_fine_tune_npz(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    base = {"a.weight": rng.standard_normal((40, 30)), "b.weight": rng.standard_normal((30, 40))}
+    tuned = {k: v + 0.1 * rng.standard_normal(v.shape) for k, v in base.items()}
+    np.savez(tmp_path / "base.npz", **base)
+    np.savez(tmp_path / "tuned.npz", **tuned)
+    assert main(["analyze", str(tmp_path / "tuned.npz"), "--base", str(tmp_path / "base.npz"), "--format", "csv",
+                 "--no-progress"]) == 0
+    import io
+
+    import pandas as pd
+
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    row = df[df.key == "a.weight"].iloc[0]
+    want = np.sort(np.linalg.svd(tuned["a.weight"] - base["a.weight"], compute_uv=False) ** 2)
+    assert row["role"] == "delta"
+    assert row["lambda_max"] == pytest.approx(want[-1], rel=1e-9)
+    assert np.isfinite(row["delta_alpha"])
+
+
+def test_report_base_writes_roles(peft_adapter, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    case = peft_adapter("minilm", r=4, lora_alpha=8, target_modules=["query"])
+    html_path, json_path = tmp_path / "r.html", tmp_path / "r.json"
+    assert main(["report", str(case.path), "--base", str(case.base_path), "-o", str(html_path), "--json",
+                 str(json_path), "--no-progress", "--layers", "*layer.1.*", "--worst", "3"]) == 0
+    text = html_path.read_text()
+    assert "encoder.layer.1.attention.self.query.merged" in text and "lora_delta" in text
+    rows = json.loads(json_path.read_text())["layers"]
+    ids = [r["layer_id"] for r in rows]
+    assert len(ids) == len(set(ids))  # base and merged rows have their own layer ids
+
+
+def test_missing_targets_and_base_are_named(peft_adapter, tmp_path, capsys):
+    case = peft_adapter("minilm", r=4, lora_alpha=8, target_modules=["query"])
+    from _models import minilm_state_dict
+
+    partial = {k: v.numpy() for k, v in minilm_state_dict().items()
+               if "layer.3.attention.self.query" not in k and "layer.4.attention.self.query" not in k}
+    np.savez(tmp_path / "partial.npz", **partial)
+    assert main(["analyze", str(case.path), "--base", str(tmp_path / "partial.npz"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "2 LoRA target(s) not in the base model" in err
+    assert "encoder.layer.3.attention.self.query.weight" in err and "encoder.layer.4.attention.self.query.weight" in err
+    missing = tmp_path / "no-such-model.safetensors"
+    assert main(["analyze", str(case.path), "--base", str(missing), "--no-progress"]) == 1
+    assert str(missing) in capsys.readouterr().err
+    assert main(["diff", str(missing), str(case.path)]) == 1
+    assert str(missing) in capsys.readouterr().err
