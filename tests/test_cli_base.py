@@ -97,3 +97,51 @@ def test_missing_targets_and_base_are_named(peft_adapter, tmp_path, capsys):
     assert str(missing) in capsys.readouterr().err
     assert main(["diff", str(missing), str(case.path)]) == 1
     assert str(missing) in capsys.readouterr().err
+
+
+def test_report_base_vs_tuned_section(peft_adapter, tmp_path):
+    """The HTML report of an analysis with base=: role, lora_scale and delta_alpha columns in the layer table,
+    the 'Base vs tuned' section (means per role, mean change, one row per update) and summary_by_role in the
+    embedded JSON."""
+    pytest.importorskip("matplotlib")
+    import re
+
+    case = peft_adapter("minilm", r=4, lora_alpha=8, target_modules=["query"])
+    result = hts.analyze(case.path, base=case.base_path, layers=["*layer.4.*"])
+    text = result.to_html(worst=2)
+    assert "<h2>Base vs tuned</h2>" in text
+    head = re.search(r'<table class="sortable" id="layers"><thead><tr>(.*?)</tr>', text).group(1)
+    for column in ("role", "lora_scale", "delta_alpha"):
+        assert f"<th>{column}</th>" in head
+    changes = re.search(r'<table class="sortable" id="changes">(.*?)</table>', text, re.S).group(1)
+    assert changes.count("<tr>") == 2  # header + the one lora_delta row
+    assert "encoder.layer.4.attention.self.query.lora_delta" in changes and "merged_alpha" in changes
+    data = json.loads(re.search(r'<script type="application/json" id="hts-data">(.*?)</script>', text,
+                                re.S).group(1))
+    assert set(data["summary_by_role"]) == {"lora_delta", "base", "merged", "change"}
+    assert {r["role"] for r in data["layers"]} == {"lora_delta", "base", "merged"}
+    # without a base: no such section, and no role column for a plain model
+    plain = hts.analyze(case.base_path, layers=["*layer.4.attention.self.query*"]).to_html(worst=1)
+    assert "Base vs tuned" not in plain and "<th>role</th>" not in plain
+
+
+def test_adapter_alone_rows_say_lora_delta(peft_adapter, capsys):
+    case = peft_adapter("minilm", r=4, lora_alpha=8, target_modules=["query"])
+    result = hts.analyze(case.path)
+    assert {r["role"] for r in result.rows} == {"lora_delta"}
+    assert result.summary_by_role.keys() == {"lora_delta"}
+    assert main(["analyze", str(case.path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0].split()
+    assert {"role", "lora_rank", "lora_scale"} <= set(header) and "delta_alpha" not in header
+
+
+def test_cli_diff_table_has_ids_roles_and_changes(peft_adapter, capsys):
+    case = peft_adapter("minilm", r=4, lora_alpha=8, target_modules=["query"])
+    assert main(["diff", str(case.base_path), str(case.path), "--layers", "*layer.0.*"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["layer_id", "longname", "role"]
+    ids = [int(line.split()[0]) for line in lines[1:4]]
+    assert len(set(ids)) == 3
+    assert any(line.startswith("summary of the updates: ") for line in lines)
+    assert any(line.startswith("mean change: ") for line in lines)

@@ -58,161 +58,140 @@ def test_settings_scale_patterns_and_rslora():
         LoraSettings.from_config({"lora_alpha": "big"})
 
 
-# -- real adapters written by peft ----------------------------------------------------------------------------
-try:  # the tests above need neither; those below are skipped (not the module) without peft
-    import peft
-    import torch
-except ImportError:  # pragma: no cover - peft and torch are in the test extra
-    peft = torch = None
-
-needs_peft = pytest.mark.skipif(peft is None, reason="needs peft and torch (pip install peft after torch)")
+# -- real adapters written by peft (tests/_peft_adapters.py, the session-scoped ``peft_adapter`` fixture) ---------
+from _peft_adapters import float32_merge_atol, merged_delta  # noqa: E402
 
 
-def _train(model, inputs, steps=3, lr=1e-2):
-    torch.manual_seed(0)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    for _ in range(steps):
-        opt.zero_grad()
-        out = model(*inputs)
-        out = out[0] if isinstance(out, (tuple, list)) else getattr(out, "last_hidden_state", out)
-        loss = (out.float() ** 2).mean()
-        loss.backward()
-        opt.step()
+def _check_targets_against_peft(case, targets):
+    """Every ΔW equals peft's merge_and_unload() weight minus W, and the optimiser moved every B."""
+    for t in targets:
+        want = merged_delta(case, t.key)
+        assert t.shape == want.shape
+        assert np.abs(want).max() > 0
+        np.testing.assert_allclose(t.load(), want, rtol=1e-5, atol=float32_merge_atol(case, t.key))
 
 
-def _minilm_inputs():
-    torch.manual_seed(1)
-    ids = torch.randint(0, 1000, (2, 12))
-    return (ids, torch.zeros_like(ids))
+def _check_lowrank_esds(path, targets):
+    """hts.analyze takes the low-rank path: each ESD equals the dense numpy eigenvalues of ΔW."""
+    result = hts.analyze(path)
+    for t in targets:
+        dense = np.sort(np.linalg.svd(t.load(), compute_uv=False) ** 2)
+        dense = dense[-min(t.shape):]
+        np.testing.assert_allclose(result.esd(t.longname), dense, rtol=1e-9, atol=1e-12 * dense.max() * max(t.shape))
+        row = next(r for r in result.rows if r["longname"] == t.longname)
+        assert row["lora_scale"] == t.lora.scale and row["lora_rank"] == t.lora.rank
+    return result
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    from _models import minilm_dir, minilm_module
-
-    return minilm_dir() / "model.safetensors", minilm_module
-
-
-def _make_adapter(tmp_path, module_factory, inputs, **lora):
-    torch.manual_seed(0)
-    base = module_factory()
-    base_state = {k: v.detach().clone() for k, v in base.state_dict().items()}
-    model = peft.get_peft_model(base, peft.LoraConfig(**lora))
-    _train(model, inputs)
-    model.save_pretrained(tmp_path / "adapter")
-    merged = model.merge_and_unload()
-    merged_state = {k: v.detach().double().numpy() for k, v in merged.state_dict().items()}
-    return tmp_path / "adapter", base_state, merged_state
-
-
-@needs_peft
 @pytest.mark.parametrize("variant", [
     dict(r=4, lora_alpha=8),
     dict(r=8, lora_alpha=4, use_rslora=True),
     dict(r=4, lora_alpha=8, rank_pattern={"value": 2}, alpha_pattern={r"encoder\.layer\.1\.attention\.self\.query": 3}),
 ])
-def test_minilm_adapter_delta_matches_peft_merge(tmp_path, minilm, variant):
-    base_file, factory = minilm
-    adapter, base_state, merged = _make_adapter(
-        tmp_path, factory, _minilm_inputs(), target_modules=["query", "value"], init_lora_weights=True, **variant)
-    inv = hts.open(adapter)
-    keys = [t.key for t in inv]
-    assert not any("lora_" in k for k in keys)  # factors never listed as layers
+def test_minilm_adapter_delta_matches_peft_merge(peft_adapter, variant):
+    case = peft_adapter("minilm", target_modules=["query", "value"], **variant)
+    inv = hts.open(case.path)
+    assert not any("lora_" in t.key for t in inv)  # factors never listed as layers
     targets = [t for t in inv if t.lora is not None]
     assert len(targets) == 12
-    for t in targets:
-        want = merged[t.key] - base_state[t.key].double().numpy()
-        assert np.abs(want).max() > 0  # the optimiser moved B
-        # peft's merge is float32: W + ΔW rounded, so the difference carries ~ulp(|W|) of round-off
-        np.testing.assert_allclose(t.load(), want, rtol=1e-5, atol=4 * np.finfo(np.float32).eps * np.abs(merged[t.key]).max())
-    # the analysis takes the low-rank path: ESD equals the dense numpy eigenvalues of ΔW
-    result = hts.analyze(adapter)
-    for t in targets:
-        dense = np.sort(np.linalg.svd(t.load(), compute_uv=False) ** 2)
-        got = result.esd(t.longname)
-        np.testing.assert_allclose(got, dense, rtol=1e-9, atol=1e-12 * dense.max() * 384)
-        row = next(r for r in result.rows if r["longname"] == t.longname)
-        assert row["lora_scale"] == t.lora.scale and row["lora_rank"] == t.lora.rank
+    _check_targets_against_peft(case, targets)
+    _check_lowrank_esds(case.path, targets)
     if "rank_pattern" in variant:
         value = next(t for t in targets if t.key.endswith("layer.0.attention.self.value.weight"))
         query1 = next(t for t in targets if t.key.endswith("layer.1.attention.self.query.weight"))
+        query0 = next(t for t in targets if t.key.endswith("layer.0.attention.self.query.weight"))
         assert value.lora.rank == 2 and value.lora.scale == 8 / 2
-        assert query1.lora.scale == 3 / 4
+        assert query1.lora.scale == 3 / 4 and query0.lora.scale == 8 / 4
     if variant.get("use_rslora"):
         assert targets[0].lora.scale == pytest.approx(4 / np.sqrt(8))
 
 
-@needs_peft
-def test_minilm_adapter_with_base_side_by_side(tmp_path, minilm):
-    base_file, factory = minilm
-    adapter, base_state, merged = _make_adapter(tmp_path, factory, _minilm_inputs(), r=4, lora_alpha=8,
-                                                target_modules=["query"])
-    result = hts.analyze(adapter, base=base_file)
+def test_minilm_adapter_with_base_side_by_side(peft_adapter):
+    case = peft_adapter("minilm", r=4, lora_alpha=8, target_modules=["query"])
+    result = hts.analyze(case.path, base=case.base_path)
     roles = [r["role"] for r in result.rows]
     assert roles.count("lora_delta") == roles.count("base") == roles.count("merged") == 6
+    assert len({r["layer_id"] for r in result.rows}) == len(result.rows)
     for r in result.rows:
-        if r["role"] == "merged":
-            want = np.sort(np.linalg.svd(merged[r["key"]], compute_uv=False) ** 2)
-            np.testing.assert_allclose(result.esd(r["longname"]), want, rtol=1e-7, atol=1e-9 * want.max())
+        if r["role"] == "merged":  # the merged row's spectrum is that of peft's merge_and_unload() weight
+            want = np.sort(np.linalg.svd(case.merged_state[r["key"]], compute_uv=False) ** 2)
+            np.testing.assert_allclose(result.esd(r["layer_id"]), want, rtol=1e-7, atol=1e-9 * want.max())
+        if r["role"] == "base":
+            want = np.sort(np.linalg.svd(case.base_state[r["key"]], compute_uv=False) ** 2)
+            np.testing.assert_allclose(result.esd(r["layer_id"]), want, rtol=1e-9, atol=1e-12 * want.max())
         if r["role"] == "lora_delta":
             module = r["longname"][: -len(".lora_delta")]
             base_row = next(x for x in result.rows if x["longname"] == f"{module}.base")
             merged_row = next(x for x in result.rows if x["longname"] == f"{module}.merged")
             assert r["delta_alpha"] == pytest.approx(merged_row["alpha"] - base_row["alpha"], nan_ok=True)
+            assert r["base_key"] == r["key"]
     json.loads(result.to_json())
 
 
-@needs_peft
-def test_adapter_targets_missing_from_base_is_an_error(tmp_path, minilm):
-    base_file, factory = minilm
-    adapter, _, _ = _make_adapter(tmp_path, factory, _minilm_inputs(), r=2, lora_alpha=2, target_modules=["key"])
-    from _models import minilm_state_dict
-
-    partial = {k: v.numpy() for k, v in minilm_state_dict().items() if "layer.3.attention.self.key" not in k}
+def test_adapter_targets_missing_from_base_is_an_error(peft_adapter):
+    case = peft_adapter("minilm", r=2, lora_alpha=2, target_modules=["key"])
+    partial = {k: v for k, v in case.base_state.items() if "layer.3.attention.self.key" not in k}
     with pytest.raises(hts.ModelFileError, match=r"1 LoRA target\(s\) not in the base model: "
                                                  r"encoder\.layer\.3\.attention\.self\.key\.weight"):
-        hts.analyze(adapter, base=partial)
+        hts.analyze(case.path, base=partial)
 
 
-@needs_peft
-def test_dora_and_modules_to_save_are_listed_with_reasons(tmp_path, minilm):
-    _, factory = minilm
-    adapter, _, merged = _make_adapter(tmp_path, factory, _minilm_inputs(), r=2, lora_alpha=4,
-                                       target_modules=["query"], use_dora=True, modules_to_save=["pooler.dense"])
-    result = hts.analyze(adapter)
+def test_dora_and_modules_to_save_are_listed_with_reasons(peft_adapter):
+    case = peft_adapter("minilm", r=2, lora_alpha=4, target_modules=["query"], use_dora=True,
+                        modules_to_save=["pooler.dense"])
+    result = hts.analyze(case.path)
     skipped = [r for r in result.rows if r["status"] == "skipped"]
-    assert skipped and all("DoRA" in r["reason"] for r in skipped if "lora" in r["key"])
-    full = [r for r in result.rows if r["key"].startswith("pooler.dense")]
-    assert full and full[0]["status"] == "success" and "lora_scale" not in full[0]
+    lora = [r for r in skipped if "lora" in r["key"]]
+    assert len(lora) == 6 * 3 and all("DoRA" in r["reason"] for r in lora)  # A, B and the magnitude vector
+    full = [t for t in hts.open(case.path) if t.key.startswith("pooler.dense")]
+    assert len(full) == 1 and full[0].lora is None
+    # the saved copy is the trained one: peft's merged model holds the same weight
+    np.testing.assert_array_equal(np.asarray(full[0].load(), dtype=np.float64), case.merged_state["pooler.dense.weight"])
+    row = next(r for r in result.rows if r["key"] == full[0].key)
+    assert row["status"] == "success" and "lora_scale" not in row
 
 
-@needs_peft
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # transformers' own deprecations inside peft
-def test_gpt2_conv1d_fan_in_fan_out(tmp_path):
-    transformers = pytest.importorskip("transformers")
-    cfg = transformers.GPT2Config(n_layer=2, n_embd=48, n_head=4, vocab_size=100, n_positions=32,
-                                 bos_token_id=0, eos_token_id=0)
-
-    def factory():
-        torch.manual_seed(0)
-        return transformers.GPT2Model(cfg)
-
-    ids = torch.randint(0, 100, (2, 10), generator=torch.Generator().manual_seed(0))
-    adapter, base_state, merged = _make_adapter(tmp_path, factory, (ids,), r=4, lora_alpha=8,
-                                                target_modules=["c_attn"], fan_in_fan_out=True)
-    targets = [t for t in hts.open(adapter) if t.lora is not None]
+def test_gpt2_conv1d_fan_in_fan_out(peft_adapter):
+    case = peft_adapter("gpt2", r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True)
+    targets = [t for t in hts.open(case.path) if t.lora is not None]
     assert len(targets) == 2 and all(t.layer_type == "conv1d" and t.orientation == "in_out" for t in targets)
-    for t in targets:
-        want = merged[t.key] - base_state[t.key].double().numpy()
-        assert t.shape == want.shape == (48, 144)
-        # peft's merge is float32: W + ΔW rounded, so the difference carries ~ulp(|W|) of round-off
-        np.testing.assert_allclose(t.load(), want, rtol=1e-5, atol=4 * np.finfo(np.float32).eps * np.abs(merged[t.key]).max())
-    # base from a real safetensors file written by transformers
-    base = factory()
-    base.save_pretrained(tmp_path / "base")
-    result = hts.analyze(adapter, base=tmp_path / "base")
-    assert sum(r["role"] == "merged" for r in result.rows) == 2
+    assert all(t.shape == (48, 144) for t in targets)
+    _check_targets_against_peft(case, targets)
+    _check_lowrank_esds(case.path, targets)
+    result = hts.analyze(case.path, base=case.base_path)  # base: a safetensors folder written by transformers
+    merged = [r for r in result.rows if r["role"] == "merged"]
+    assert len(merged) == 2
+    for r in merged:
+        want = np.sort(np.linalg.svd(case.merged_state[r["key"]], compute_uv=False) ** 2)
+        np.testing.assert_allclose(result.esd(r["layer_id"]), want, rtol=1e-7, atol=1e-9 * want.max())
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_llama_rectangular_targets_patterns_and_embedding(peft_adapter):
+    """LLaMA: q/k/v/o (k, v are 32 × 64 with grouped-query attention), gate/up/down (96 × 64, 64 × 96), the
+    token embedding (lora_embedding_A/B, ΔW = s·(B·A)ᵀ), a rank pattern and an alpha pattern (regex)."""
+    case = peft_adapter("llama", r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                      "gate_proj", "up_proj", "down_proj",
+                                                                      "embed_tokens"],
+                        rank_pattern={"down_proj": 6}, alpha_pattern={r"layers\.1\.self_attn\.k_proj": 2})
+    targets = {t.key: t for t in hts.open(case.path) if t.lora is not None}
+    assert len(targets) == 2 * 7 + 1
+    assert targets["layers.0.self_attn.k_proj.weight"].shape == (32, 64)
+    assert targets["layers.0.mlp.down_proj.weight"].lora.rank == 6
+    assert targets["layers.0.mlp.down_proj.weight"].lora.scale == 8 / 6
+    assert targets["layers.1.self_attn.k_proj.weight"].lora.scale == 2 / 4
+    assert targets["layers.0.self_attn.k_proj.weight"].lora.scale == 8 / 4
+    emb = targets["embed_tokens.weight"]
+    assert emb.layer_type == "embedding" and emb.shape == (128, 64)
+    _check_targets_against_peft(case, targets.values())
+    _check_lowrank_esds(case.path, targets.values())
+    result = hts.analyze(case.path, base=case.base_path, layers=["*layers.1.*"])
+    assert {r["role"] for r in result.rows if r["status"] == "success"} == {"lora_delta", "base", "merged"}
+    for r in result.rows:
+        if r["role"] == "merged" and r["status"] == "success":
+            want = np.sort(np.linalg.svd(case.merged_state[r["key"]], compute_uv=False) ** 2)
+            np.testing.assert_allclose(result.esd(r["layer_id"]), want, rtol=1e-7, atol=1e-9 * want.max())
 
 
 def test_dense_update_orientation():

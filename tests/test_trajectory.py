@@ -163,3 +163,43 @@ def test_cli_trajectory_usage_errors(run_dir, capsys):
     assert e.value.code == 2 and "--series needs accuracies" in capsys.readouterr().err
     assert main(["compare", str(run_dir / "nothing-*"), one]) == 1
     assert "matches no file" in capsys.readouterr().err
+
+
+def test_alpha_by_layer_over_training_figure(run_dir):
+    """The α-by-layer figure draws one line per checkpoint through that checkpoint's α of each layer (layers in
+    model order, matched by name), early steps dark and late ones yellow, with the α = 2 and 6 bounds."""
+    from hts.report.trajectory_plots import alpha_by_layer_over_steps, metrics_over_steps
+
+    traj = hts.trajectory([str(run_dir / f"checkpoint-{s}") for s in STEPS])
+    fig = alpha_by_layer_over_steps(traj)
+    ax = fig.axes[0]
+    curves = [ln for ln in ax.lines if len(ln.get_xdata()) == len(traj.layers)]
+    assert len(curves) == len(STEPS)
+    for k, line in enumerate(curves):
+        assert list(line.get_xdata()) == list(range(len(traj.layers)))
+        assert list(line.get_ydata()) == pytest.approx([traj.layers[n][k] for n in traj.layers], rel=1e-12)
+        assert line.get_label() == f"step {STEPS[k]}"
+    first, last = curves[0].get_color(), curves[-1].get_color()
+    assert sum(first[:3]) < sum(last[:3])  # viridis: dark early, light late
+    bounds = sorted(ln.get_ydata()[0] for ln in ax.lines if ln not in curves)
+    assert bounds == [2.0, 6.0]
+    panels = metrics_over_steps(traj).axes
+    alpha_panel = next(a for a in panels if a.get_title() == "mean alpha")
+    assert list(alpha_panel.lines[0].get_ydata()) == pytest.approx([c["alpha"] for c in traj.checkpoints])
+    page = traj.to_html()
+    assert "alpha by layer, one line per checkpoint" in page and page.count("<svg") >= 2
+
+
+def test_trajectory_of_peft_adapter_checkpoints(peft_adapter, tmp_path):
+    """HF Trainer + peft saves each checkpoint as an adapter folder: the trajectory follows the LoRA updates
+    (rows ΔW = s·B·A), never the loose factors."""
+    import shutil
+
+    for step, r in ((100, 2), (200, 4)):
+        case = peft_adapter("minilm", r=r, lora_alpha=8, target_modules=["query"])
+        shutil.copytree(case.path, tmp_path / f"checkpoint-{step}")
+    traj = hts.trajectory(str(tmp_path / "checkpoint-*"))
+    assert traj.steps == [100, 200]
+    assert list(traj.layers) == [f"encoder.layer.{i}.attention.self.query.lora_delta" for i in range(6)]
+    for c, step in zip(traj.checkpoints, (100, 200)):
+        assert c["alpha"] == pytest.approx(hts.analyze(tmp_path / f"checkpoint-{step}").summary["alpha"], rel=1e-12)

@@ -144,8 +144,9 @@ class Analysis:
     @property
     def summary_by_role(self) -> dict:
         """With ``base=`` (rows with a ``role``): ``summary``'s means for each role's rows ("delta" /
-        "lora_delta": the updates, "base": W, "merged": W + s·B·A), and "change": the mean over the update
-        rows of each ``delta_k = k(tuned) − k(base)`` column (``hts.diff.CHANGE_METRICS``). Empty otherwise."""
+        "lora_delta": the updates, "base": W, "merged": W + s·B·A), and (with a base) "change": the mean over
+        the update rows of each ``delta_k = k(tuned) − k(base)`` column (``hts.diff.CHANGE_METRICS``). Empty
+        when no row has a role (a LoRA adapter's update rows have role "lora_delta" even without a base)."""
         roles = [role for role in dict.fromkeys(r.get("role") for r in self.rows) if role]
         if not roles:
             return {}
@@ -153,7 +154,8 @@ class Analysis:
         out = {role: _mean_columns([r for r in self.rows if r.get("role") == role], keys) for role in roles}
         updates = [r for r in self.rows if r.get("role") in UPDATE_ROLES]
         changes = [k for k in dict.fromkeys(k for r in updates for k in r) if k.startswith("delta_")]
-        out["change"] = _mean_columns(updates, changes)
+        if changes:  # an adapter analysed without its base has no changes
+            out["change"] = _mean_columns(updates, changes)
         return out
 
     @property
@@ -697,7 +699,7 @@ class _Runner:
             r["time"] = elapsed / len(rows)
             r["precision"] = precision
             if t.lora is not None:  # which update this row is: ΔW = lora_scale · B·A of rank lora_rank
-                r.update(lora_rank=t.lora.rank, lora_scale=t.lora.scale)
+                r.update(role="lora_delta", lora_rank=t.lora.rank, lora_scale=t.lora.scale)
         return i, t, rows, esds
 
     def _rows(self, t, plan, per_slice, redo=False):

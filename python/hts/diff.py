@@ -7,6 +7,10 @@ and the row is the analysis of the update
 
 with its own α, norms and stable rank, plus, for each metric k of ``CHANGE_METRICS``, the base and tuned values
 and their change ``delta_k = k(W_tuned) − k(W_base)`` (``base_alpha``, ``tuned_alpha``, ``delta_alpha``, ...).
+Matching (``match_tensors``): by key, then by module path (an ONNX export's opaque ``val_49`` is matched by the
+path hts's reader gives it); a tensor stored in × out (ONNX MatMul) is transposed to the base's out × in
+(``layout``; column ``layout`` = "same" or "transposed"). A square matrix whose axis order one side does not
+say is lined up the way that gives the smaller ‖ΔW‖_F (a converted or fine-tuned copy is close to its base).
 A tuned tensor without a base partner, or whose shape differs from it, is listed as a skipped row saying why;
 base tensors the tuned model lacks are listed too ("only in the base"). Nothing is dropped silently.
 
@@ -28,7 +32,7 @@ from .errors import ModelFileError
 from .inventory import Inventory, open_model
 from .selection import layer_entries, select
 
-__all__ = ["CHANGE_METRICS", "analyze_with_base", "match_names"]
+__all__ = ["CHANGE_METRICS", "analyze_with_base", "layout", "match_names", "match_tensors"]
 
 #: The metrics whose change from base to tuned each delta row reports.
 CHANGE_METRICS = ("alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "log_alpha_norm", "stable_rank",
@@ -58,11 +62,61 @@ def match_names(names: list[str], base_names: list[str]) -> dict[str, str]:
     return out
 
 
-def _difference(tuned: WeightTensor, base: WeightTensor):
+def match_tensors(tuned: list[WeightTensor], base: list[WeightTensor]) -> dict[str, str]:
+    """tuned key -> base key: ``match_names`` on the keys, then, for the tuned tensors left, on the module paths
+    (longnames; a base longname shared by several tensors is ambiguous and matches nothing). The second pass
+    pairs a converted copy whose keys are opaque (an ONNX export's ``val_49``, named ``encoder.layer.0.query``
+    by hts's ONNX reader) with the checkpoint's ``encoder.layer.0.query.weight``."""
+    matches = match_names([t.key for t in tuned], [b.key for b in base])
+    taken = set(matches.values())
+    counts: dict[str, int] = {}
+    for b in base:
+        counts[b.longname] = counts.get(b.longname, 0) + 1
+    by_long = {b.longname: b.key for b in base if counts[b.longname] == 1 and b.key not in taken}
+    rest = [t for t in tuned if t.key not in matches]
+    for name, partner in match_names([t.longname for t in rest], list(by_long)).items():
+        for t in rest:
+            if t.longname == name and t.key not in matches:
+                matches[t.key] = by_long[partner]
+    return matches
+
+
+_OPPOSITE = {("in_out", "out_in"), ("out_in", "in_out")}
+
+
+def layout(tuned: WeightTensor, base: WeightTensor) -> str | None:
+    """How the tuned tensor lines up with the base one: "same", "transposed" (one is stored in × out, the other
+    out × in: an ONNX MatMul weight against a PyTorch Linear), "either" (a square matrix whose axis order one
+    side does not say; decided from the data, see ``_difference``) or None (the shapes do not match)."""
+    ts, bs = tuple(tuned.shape), tuple(base.shape)
+    pair = (tuned.orientation, base.orientation)
+    if len(ts) != 2 or len(bs) != 2:
+        return "same" if ts == bs else None
+    if pair in _OPPOSITE:
+        return "transposed" if ts[::-1] == bs else None
+    if tuned.orientation == base.orientation or "in_out" not in pair:
+        return "same" if ts == bs else None
+    # one side is in × out, the other's order is not known
+    if ts == bs and ts[0] == ts[1]:
+        return "either"
+    if ts == bs:
+        return "same"
+    return "transposed" if ts[::-1] == bs else None
+
+
+def _difference(tuned: WeightTensor, base: WeightTensor, how: str = "same", chosen: dict | None = None):
+    """Loader of W_tuned − W_base in the base's layout. With ``how="either"`` the tuned matrix is transposed
+    when that makes the difference smaller in Frobenius norm (a copy of the base lies close to it in its own
+    axis order); ``chosen[tuned.key]`` then records "same" or "transposed"."""
     def load():
         a = np.asarray(tuned.load(), dtype=np.float64)
         b = np.asarray(base.load(), dtype=np.float64)
-        return a - b
+        use = how
+        if how == "either":
+            use = "transposed" if np.linalg.norm(a.T - b) < np.linalg.norm(a - b) else "same"
+        if chosen is not None:
+            chosen[tuned.key] = use
+        return (a.T if use == "transposed" else a) - b
 
     return load
 
@@ -102,27 +156,32 @@ def analyze_with_base(model: Any, base: Any, **options):
         return _with_adapter(tuned_inv, base_inv, layers, options)
     tuned_ts = [t for t in tuned_inv.tensors]
     base_ts = {t.key: t for t in base_inv.tensors}
-    matches = match_names([t.key for t in tuned_ts], list(base_ts))
+    matches = match_tensors(tuned_ts, list(base_ts.values()))
     deltas, pairs, skipped = [], [], []
+    how_of: dict[str, str] = {}
+    chosen: dict[str, str] = {}
     for t in tuned_ts:
         b = base_ts.get(matches.get(t.key, ""))
+        how = layout(t, b) if b is not None else None
         if t.skip_reason:
             skipped.append((t, t.skip_reason))
         elif b is None:
             skipped.append((t, "no tensor of this name in the base model"))
-        elif tuple(b.shape) != tuple(t.shape):
+        elif how is None:
             skipped.append((t, f"shape {'x'.join(map(str, t.shape))} differs from the base's "
                                f"{b.key} {'x'.join(map(str, b.shape))}"))
         elif b.skip_reason:
             skipped.append((t, f"the base's {b.key} is not analysed: {b.skip_reason}"))
         else:
-            deltas.append(replace(t, load=_difference(t, b), dtype="float64", lora=None))
+            how_of[t.key] = how
+            deltas.append(replace(t, load=_difference(t, b, how, chosen), dtype="float64", lora=None,
+                                  shape=tuple(b.shape), orientation=b.orientation if how != "same" else t.orientation))
             pairs.append((t, b))
     matched_base = {matches[t.key] for t in tuned_ts if t.key in matches}
     only_base = [b for k, b in base_ts.items() if k not in matched_base]
     if layers is not None:  # W_base and W_tuned are analysed only for the selected updates
-        chosen = {t.key for t in select(deltas, layer_entries(layers), warn=False)}
-        pairs = [(t, b) for t, b in pairs if t.key in chosen]
+        kept = {t.key for t in select(deltas, layer_entries(layers), warn=False)}
+        pairs = [(t, b) for t, b in pairs if t.key in kept]
     base_inv_m = Inventory([b for _, b in pairs])
     tuned_inv_m = Inventory([t for t, _ in pairs])
     delta = analyze(Inventory(deltas), layers=layers, **options)
@@ -134,6 +193,8 @@ def analyze_with_base(model: Any, base: Any, **options):
 
     for r in delta.rows:
         r = dict(r, role="delta", base_key=base_of.get(r["key"], ""))
+        if r["key"] in how_of:  # how W_tuned was lined up with W_base ("either": as the data decided)
+            r["layout"] = chosen.get(r["key"], how_of[r["key"]])
         _change_columns(r, base_rows.get(base_of.get(r["key"])), tuned_rows.get(r["key"]), "tuned")
         rows.append(r)
     for t, reason in skipped:

@@ -1,6 +1,7 @@
 """``hts.distances(a, b)`` (this module is ``hts.weight_distances``, so that ``hts.distances`` stays the function): how far two models of the same architecture are apart, layer by layer.
 
-Tensors are matched by name (``hts.diff.match_names``); pairs of different shapes and unmatched tensors are
+Tensors are matched by name (``hts.diff.match_tensors``: keys, then module paths; an in × out weight is
+transposed to the other's out × in, column ``layout``); pairs of different shapes and unmatched tensors are
 listed with a reason. Per matched layer (W₁ from ``a``, W₂ from ``b``, float64, the slices of a Conv2D kernel
 being its kh·kw (out × in) matrices as ``hts.analyze`` cuts them):
 
@@ -124,23 +125,24 @@ def distances(a: Any, b: Any, *, layers=None, esd: bool = True, threads: int | N
     """Per-layer distances between models ``a`` and ``b`` (anything ``hts.analyze`` takes; see the module
     docstring). ``layers`` filters as in ``hts.analyze`` (applied to ``a``); ``esd=False`` leaves out the
     eigenvalue-based distances (the costly part)."""
-    from .diff import match_names
+    from .diff import layout, match_tensors
     from .selection import layer_entries, select
 
     ta = open_model(a).tensors
     if layers is not None:
         ta = select(ta, layer_entries(layers))
     tb = {t.key: t for t in open_model(b).tensors}
-    matches = match_names([t.key for t in ta], list(tb))
+    matches = match_tensors(ta, list(tb.values()))
     rows = []
     for t in ta:
         row = {"layer_id": t.layer_id, "name": t.name, "longname": t.longname, "key": t.key,
                "layer_type": t.layer_type, "shape": "x".join(map(str, t.shape)), "base_key": matches.get(t.key, "")}
         other = tb.get(matches.get(t.key, ""))
+        how = layout(t, other) if other is not None else None
         reason = t.skip_reason
         if not reason and other is None:
             reason = "no tensor of this name in the second model"
-        elif not reason and tuple(other.shape) != tuple(t.shape):
+        elif not reason and how is None:
             reason = f"shape differs from the second model's {other.key} {'x'.join(map(str, other.shape))}"
         elif not reason and len(t.shape) not in (2, 3, 4):
             reason = f"{len(t.shape)}-D tensor is not a weight matrix"
@@ -153,6 +155,11 @@ def distances(a: Any, b: Any, *, layers=None, esd: bool = True, threads: int | N
             w2 = np.asarray(other.load(), dtype=np.float64)
             if t.orientation == "kh_kw_in_out":
                 w1, w2 = w1.transpose(3, 2, 0, 1), w2.transpose(3, 2, 0, 1)
+            if how == "either":  # a square matrix whose axis order one side does not say: as hts.diff does
+                how = "transposed" if np.linalg.norm(w1.T - w2) < np.linalg.norm(w1 - w2) else "same"
+            if how == "transposed":  # in × out (ONNX MatMul) against out × in
+                w1 = w1.T
+            row["layout"] = how
             row.update({m: matrix_distance(w1, w2, m) for m in METHODS})
             if esd:
                 e1 = spectra.eigenvalues(_slices(w1), threads=threads, name=t.longname)

@@ -29,7 +29,9 @@ initializers (biases, norm scales) are not layers, as in WeightWatcher.
 
 Names: an initializer named like a module path (``encoder.layer.0.query.weight``) keeps it; an exporter's
 opaque name (``onnx::MatMul_470``, ``val_49``) is replaced by the consuming node's path
-(``/encoder/layer.0/query/MatMul`` → ``encoder.layer.0.query``) when the node has one. ``key`` is always the
+(``/encoder/layer.0/query/MatMul`` → ``encoder.layer.0.query``) when the node has one, else by the path of the
+bias its output is added to (``encoder.layer.0.query.bias`` → ``encoder.layer.0.query``; torch's dynamo
+exporter keeps bias names but not weight names). ``key`` is always the
 name of the constant in the graph. ``layer_id`` counts the weights from 1 in graph (execution) order.
 
 External data (``data_location = EXTERNAL``) is read lazily from the file its ``location`` names, which must be
@@ -228,6 +230,8 @@ class _Graph:
         elif ltype == "dense" and len(shape) != 2:
             skip = f"{len(shape)}-D constant operand of {node.op_type} (a batched product), not a weight matrix"
         longname = _layer_name(wname, stored.name if stored is not None else wname, node)
+        if longname == wname and _OPAQUE.search(wname):
+            longname = self._bias_path(node) or longname
         return WeightTensor(layer_id=layer_id, name=longname.rsplit(".", 1)[-1], longname=longname, key=wname,
                             layer_type=ltype, shape=shape, dtype=dtype, orientation=orient or "matrix",
                             load=lambda: self.load_weight(wname, qnode), skip_reason=skip, source="onnx",
@@ -246,6 +250,34 @@ class _Graph:
             return w
         except (ValueError, TypeError, IndexError, ZeroDivisionError, FloatingPointError) as err:
             raise ModelFileError(self.path, f"cannot compute the weight: {err}", tensor=wname) from None
+
+    def _bias_path(self, node) -> str:
+        """The module path from the bias a MatMul/Gemm output is added to ('' when there is none): a dynamo
+        export names weights ``val_49`` but keeps ``encoder.layer.0.query.bias``, so the weight is
+        ``encoder.layer.0.query``. Gemm: its C input; MatMul: the one Add its output (through Cast / Mul,
+        as dynamic quantisation rescales it) goes to, whose other operand is a constant named ``*.bias``."""
+        if node is None or not node.output:
+            return ""
+        candidates = []
+        if node.op_type == "Gemm" and len(node.input) > 2:
+            candidates.append(node.input[2])
+        else:
+            cur = node.output[0]
+            for _ in range(3):
+                nxt = self.consumers.get(cur, [])
+                if len(nxt) != 1:
+                    break
+                n = nxt[0]
+                if n.op_type == "Add":
+                    candidates += [i for i in n.input if i != cur]
+                    break
+                if n.op_type not in ("Cast", "Mul") or not n.output:
+                    break
+                cur = n.output[0]
+        for name in candidates:
+            if name in self.consts and name.endswith(".bias") and not _OPAQUE.search(name):
+                return name.removesuffix(".bias")
+        return ""
 
     def _qscale_names(self, node) -> list:
         ins = list(node.input)

@@ -78,9 +78,9 @@ def table_text(analysis) -> str:
     lines = [df[columns].to_string(index=False, float_format=lambda x: f"{x:.4g}"), ""]
     counts = analysis.counts
     by_role = analysis.summary_by_role
-    lines.append(("summary of the updates: " if by_role else "summary: ")
+    lines.append(("summary of the updates: " if "change" in by_role else "summary: ")
                  + json.dumps({k: round(v, 6) for k, v in analysis.summary.items()}))
-    if by_role:
+    if "change" in by_role:
         lines.append("mean change:  " + json.dumps({k: round(v, 6) for k, v in by_role["change"].items()}))
     lines.append("counts:  " + json.dumps(counts))
     skipped = [r for r in analysis.rows if r["status"] == "skipped"]

@@ -18,7 +18,7 @@ from ._common import add_verbosity
 __all__ = ["add_parser"]
 
 #: Columns of the ``table`` format (csv and json have every column).
-TABLE_COLUMNS = ["longname", "role", "N", "M", "lora_rank", "lora_scale", "alpha", "log_norm", "stable_rank",
+TABLE_COLUMNS = ["layer_id", "longname", "role", "N", "M", "lora_rank", "lora_scale", "alpha", "log_norm", "stable_rank",
                  "delta_alpha", "delta_alpha_weighted", "delta_log_norm", "delta_log_spectral_norm", "status"]
 
 
@@ -73,6 +73,10 @@ def _table(result) -> str:
     shown = df[df.status != "skipped"]
     columns = [c for c in TABLE_COLUMNS if c in df.columns]
     lines = [shown[columns].to_string(index=False, float_format=lambda x: f"{x:.4g}"), ""]
+    by_role = result.summary_by_role
+    lines.append("summary of the updates: " + json.dumps({k: round(v, 6) for k, v in result.summary.items()}))
+    if "change" in by_role:
+        lines.append("mean change: " + json.dumps({k: round(v, 6) for k, v in by_role["change"].items()}))
     skipped = df[df.status == "skipped"]
     for _, r in skipped.iterrows():
         lines.append(f"not compared: {r['key']}: {r['reason']}")

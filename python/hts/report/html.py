@@ -20,10 +20,17 @@ __all__ = ["MIN_CONFIDENT_EVALS", "TABLE_COLUMNS", "analysis_html", "comparison_
 
 #: Columns of the per-layer table (and of the embedded JSON rows), when present.
 #: The verdict (alpha, warning, status, confidence) sits next to the name, so it is read without scrolling.
-TABLE_COLUMNS = ("layer_id", "longname", "slice_id", "layer_type", "alpha", "warning", "status", "confidence",
+TABLE_COLUMNS = ("layer_id", "longname", "slice_id", "role", "lora_scale", "layer_type", "alpha", "delta_alpha",
+                 "warning", "status", "confidence",
                  "num_evals", "shape", "N", "M", "rf", "alpha_weighted", "D", "xmin", "num_pl_spikes", "log_norm",
                  "log_spectral_norm", "log_alpha_norm", "stable_rank", "mp_softrank", "num_spikes",
-                 "rand_distance", "reason")
+                 "rand_distance", "lora_rank", "delta_alpha_weighted", "delta_log_norm", "delta_log_spectral_norm",
+                 "delta_stable_rank", "base_key", "reason")
+
+#: Columns of the "Base vs tuned" table (the update rows of an analysis with ``base=``).
+CHANGE_COLUMNS = ("layer_id", "longname", "role", "lora_rank", "lora_scale", "base_key", "alpha", "base_alpha",
+                  "tuned_alpha", "merged_alpha", "delta_alpha", "delta_alpha_weighted", "delta_log_norm",
+                  "delta_log_spectral_norm", "delta_stable_rank")
 
 #: Below this many eigenvalues a power-law fit has too few tail points to be trusted: such layers are marked
 #: low-confidence and are not ranked among the worst layers.
@@ -246,6 +253,9 @@ def analysis_html(analysis, *, title: str | None = None, source: str | None = No
              _key_value_table(counts), "</div></div>",
              "<h2>Model inventory</h2>", _table(_inventory(rows), ("layer_type", "tensors", "analysed", "skipped",
                                                                     "failed", "parameters"), sortable=False)]
+    by_role = getattr(analysis, "summary_by_role", {})
+    if "change" in by_role:
+        parts += _changes_section(analysis, by_role)
     if analysis.analysed:
         parts += ["<h2>Alpha by depth</h2>", '<div class="figs">',
                   _figure_block(plots.alpha_by_layer(analysis), "depth-", "alpha of each analysed matrix in "
@@ -271,8 +281,24 @@ def analysis_html(analysis, *, title: str | None = None, source: str | None = No
     parts += ["<h2>Options</h2>", _key_value_table({k: _fmt(v) if not isinstance(v, (list, tuple)) else
                                                    ", ".join(map(str, v)) for k, v in analysis.options.items()})]
     data = {"source": source, "options": analysis.options, "summary": summary, "counts": counts,
+            **({"summary_by_role": by_role} if by_role else {}),
             "layers": [{c: r[c] for c in TABLE_COLUMNS if c in r} for r in rows]}
     return _page(title, "\n".join(parts), data)
+
+
+def _changes_section(analysis, by_role: dict) -> list[str]:
+    """Base vs tuned: what each row is (role), the means per role and of each change, the update rows."""
+    options = analysis.options
+    explain = ("Each update row (role <b>lora_delta</b>: ΔW = s·B·A of a LoRA target, scale s in lora_scale; "
+               "<b>delta</b>: W_tuned − W_base) has its own metrics; <b>base</b> rows are W, <b>merged</b> rows "
+               "W + s·B·A. delta_k = k(tuned or merged) − k(base). The summary above is over the update rows.")
+    means = [{"role": role, **values} for role, values in by_role.items() if role != "change"]
+    updates = [r for r in analysis.rows if r.get("role") in ("delta", "lora_delta") and r["status"] != "skipped"]
+    return ["<h2>Base vs tuned</h2>",
+            f"<p>Base: {html.escape(str(options.get('base', '')))}. {explain}</p>",
+            _table(means, ("role",) + tuple(k for k in next(iter(by_role.values()))), sortable=False),
+            "<p>Mean change over the update rows:</p>", _key_value_table(by_role.get("change", {})),
+            _table(updates, CHANGE_COLUMNS, table_id="changes")]
 
 
 # -- a series ------------------------------------------------------------------------------------------
