@@ -36,7 +36,8 @@ def test_hts_logger_has_only_a_null_handler():
 
 def test_public_surface():
     assert set(hts.__all__) == {"Analysis", "Cancelled", "HTSError", "Inventory", "ModelFileError", "__version__", "analyze",
-                               "compare", "datasets", "distances", "open", "plot", "spectra", "study", "trajectory"}
+                               "compare", "datasets", "distances", "open", "plot", "spectra", "study", "svd_sharpness",
+                               "svd_smoothing", "trajectory"}
     assert set(hts.spectra.__all__) == {
         "PowerLawFit", "SpectrumMetrics", "conv_operator_eigenvalues", "eigenvalues", "fit_power_law",
         "frobenius_norm", "kernel_info", "log_alpha_norm",

@@ -26,11 +26,11 @@ _logging.getLogger(__name__).addHandler(_logging.NullHandler())
 __version__: str = _kernel.__version__  # set at build time from pyproject.toml
 
 __all__ = ["Analysis", "Cancelled", "HTSError", "Inventory", "ModelFileError", "__version__", "analyze", "compare",
-           "datasets", "distances", "open", "plot", "spectra", "study", "trajectory"]
+           "datasets", "distances", "open", "plot", "spectra", "study", "svd_sharpness", "svd_smoothing", "trajectory"]
 
 
 def __getattr__(name: str):
-    """``hts.compare``, ``hts.trajectory``, ``hts.plot``, ``hts.datasets``, ``hts.distances`` and ``hts.study`` load on first use (the report modules;
+    """``hts.compare``, ``hts.trajectory``, ``hts.plot``, ``hts.datasets``, ``hts.distances``, ``hts.study``, ``hts.svd_smoothing`` and ``hts.svd_sharpness`` load on first use (the report modules;
     matplotlib only when drawing; pandas only when a table is read)."""
     if name == "compare":
         from .report.compare import compare
@@ -52,6 +52,10 @@ def __getattr__(name: str):
         from .weight_distances import distances
 
         return distances
+    if name in ("svd_smoothing", "svd_sharpness"):
+        from . import smoothing
+
+        return getattr(smoothing, name)
     if name == "datasets":  # import_module: "from . import datasets" would re-enter this __getattr__ forever
         import importlib
 
