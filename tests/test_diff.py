@@ -99,3 +99,26 @@ def test_matrix_distance_identical_and_errors():
         matrix_distance(w, w, "cosine")
     with pytest.raises(ValueError, match="shapes differ"):
         matrix_distance(w, w.T)
+
+
+def test_base_analysis_shares_one_time_budget(tmp_path, monkeypatch):
+    """The update, base and tuned analyses of hts.analyze(tuned, base=...) run under one time budget."""
+    import time
+
+    import hts.analysis
+
+    _models(tmp_path)
+    full = hts.analyze(tmp_path / "tuned.npz", base=tmp_path / "base.npz", time_budget=600)
+    assert any(r["status"] == "success" for r in full.rows)
+    budgets = []
+    real = hts.analysis.analyze
+
+    def slow(*args, **kwargs):  # each analysis takes 0.3 s of a 0.5 s budget
+        budgets.append(kwargs["time_budget"])
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hts.analysis, "analyze", slow)
+    with pytest.raises(hts.Cancelled, match=r"time budget of 0.5 s ran out before the (base|tuned) analysis"):
+        hts.diff.analyze_with_base(str(tmp_path / "tuned.npz"), str(tmp_path / "base.npz"), time_budget=0.5)
+    assert budgets[0] == pytest.approx(0.5, abs=0.05) and all(b < 0.3 for b in budgets[1:])

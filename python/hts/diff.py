@@ -22,13 +22,14 @@ changes from W to W + s·B·A. A target missing from the base is an error naming
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from .adapters import WeightTensor
-from .errors import ModelFileError
+from .errors import Cancelled, ModelFileError
 from .inventory import Inventory, open_model
 from .selection import layer_entries, select
 
@@ -184,9 +185,21 @@ def analyze_with_base(model: Any, base: Any, **options):
         pairs = [(t, b) for t, b in pairs if t.key in kept]
     base_inv_m = Inventory([b for _, b in pairs])
     tuned_inv_m = Inventory([t for t, _ in pairs])
-    delta = analyze(Inventory(deltas), layers=layers, **options)
-    base_rows = _by_key(analyze(base_inv_m, layers=None, **options))
-    tuned_rows = _by_key(analyze(tuned_inv_m, layers=None, **options))
+    budget = options.get("time_budget")
+    start = time.monotonic()
+
+    def run(inv, which):  # one time budget for the three analyses together
+        chosen_layers = layers if which == "update" else None
+        if budget is None:
+            return analyze(inv, layers=chosen_layers, **options)
+        left = budget - (time.monotonic() - start)
+        if left <= 0:
+            raise Cancelled(f"time budget of {budget:g} s ran out before the {which} analysis")
+        return analyze(inv, layers=chosen_layers, **dict(options, time_budget=left))
+
+    delta = run(Inventory(deltas), "update")
+    base_rows = _by_key(run(base_inv_m, "base"))
+    tuned_rows = _by_key(run(tuned_inv_m, "tuned"))
     base_of = {t.key: b.key for t, b in pairs}
     rows = []
     from .metrics import skipped_row
