@@ -145,3 +145,19 @@ def test_cli_diff_table_has_ids_roles_and_changes(peft_adapter, capsys):
     assert len(set(ids)) == 3
     assert any(line.startswith("summary of the updates: ") for line in lines)
     assert any(line.startswith("mean change: ") for line in lines)
+
+
+def test_distances_base_vs_adapter_use_the_merged_weights(peft_adapter, capsys):
+    """hts.distances(base, adapter) (and hts diff --distances) compares W with W + s·B·A, not with ΔW."""
+    case = peft_adapter("minilm", r=4, lora_alpha=8, target_modules=["query"])
+    d = hts.distances(case.base_path, case.path, layers=["*layer.3.attention.self.query*"], esd=False)
+    (row,) = [r for r in d.rows if r["status"] == "success"]
+    key = "encoder.layer.3.attention.self.query.weight"
+    assert row["key"] == row["base_key"] == key
+    want = np.linalg.norm(case.merged_state[key] - case.base_state[key])
+    assert row["raw"] == pytest.approx(want, rel=1e-4)  # peft's merge is float32
+    assert row["cka"] > 0.99
+    reverse = hts.distances(case.path, case.base_path, esd=False)
+    assert [r["raw"] for r in reverse.rows if r["status"] == "success"][3] == pytest.approx(row["raw"], rel=1e-12)
+    assert main(["diff", str(case.base_path), str(case.path), "--distances", "--layers", "*layer.3.*"]) == 0
+    assert "distances:" in capsys.readouterr().out

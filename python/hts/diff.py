@@ -33,7 +33,7 @@ from .errors import Cancelled, ModelFileError
 from .inventory import Inventory, open_model
 from .selection import layer_entries, select
 
-__all__ = ["CHANGE_METRICS", "analyze_with_base", "layout", "match_names", "match_tensors"]
+__all__ = ["CHANGE_METRICS", "analyze_with_base", "is_adapter", "layout", "match_names", "match_tensors", "merged_adapter"]
 
 #: The metrics whose change from base to tuned each delta row reports.
 CHANGE_METRICS = ("alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "log_alpha_norm", "stable_rank",
@@ -129,6 +129,33 @@ def _merged(base: WeightTensor, delta: WeightTensor):
     return load
 
 
+def is_adapter(inv: Inventory) -> bool:
+    """Whether an inventory is a PEFT LoRA adapter (its rows are updates ΔW, not weights)."""
+    return any(t.lora is not None for t in inv.tensors) or bool(inv.tensors and inv.tensors[0].source.startswith("peft"))
+
+
+def merged_adapter(adapter: Inventory, base: Inventory) -> Inventory:
+    """The adapter's tensors as weights: each LoRA target becomes W + s·B·A (its base W matched by name, under
+    the base's key and name, float64); modules_to_save weights and skipped tensors stay as they are. A target
+    missing from the base is a ``ModelFileError`` naming it (as ``analyze(adapter, base=...)``)."""
+    base_ts = {t.key: t for t in base.tensors}
+    targets = [t for t in adapter.tensors if t.lora is not None]
+    matches = match_names([t.key for t in targets], list(base_ts))
+    missing = [t.key for t in targets if t.key not in matches]
+    if missing:
+        raise ModelFileError(adapter.path or "<adapter>",
+                             f"{len(missing)} LoRA target(s) not in the base model: {', '.join(missing[:10])}"
+                             f"{'...' if len(missing) > 10 else ''}")
+    out = []
+    for t in adapter.tensors:
+        if t.lora is None:
+            out.append(t)
+            continue
+        b = base_ts[matches[t.key]]
+        out.append(replace(b, layer_id=t.layer_id, load=_merged(b, t), dtype="float64", lora=None))
+    return Inventory(out, path=adapter.path)
+
+
 def _change_columns(row: dict, base_row: dict | None, tuned_row: dict | None, tuned_label: str) -> None:
     for k in CHANGE_METRICS:
         b = base_row.get(k, float("nan")) if base_row else float("nan")
@@ -152,8 +179,7 @@ def analyze_with_base(model: Any, base: Any, **options):
     layers = options.pop("layers", None)
     tuned_inv = open_model(model)
     base_inv = open_model(base)
-    if any(t.lora is not None for t in tuned_inv.tensors) or (tuned_inv.tensors and
-                                                              tuned_inv.tensors[0].source.startswith("peft")):
+    if is_adapter(tuned_inv):
         return _with_adapter(tuned_inv, base_inv, layers, options)
     tuned_ts = [t for t in tuned_inv.tensors]
     base_ts = {t.key: t for t in base_inv.tensors}

@@ -14,6 +14,9 @@ being its kh·kw (out × in) matrices as ``hts.analyze`` cuts them):
   both over the eigenvalues above 1e-5 (those the power-law fit uses; on log10 λ so that a distance does
   not scale with the norm of the weights and is not dominated by λ_max).
 
+A PEFT LoRA adapter against its base stands for the merged model: each target's W + s·B·A (``hts.diff.
+merged_adapter``) is compared with W, so ``raw`` is ‖s·B·A‖_F.
+
 The model distance for a method is the plain mean of the per-layer values (WeightWatcher's avg_delta_W).
 """
 
@@ -125,13 +128,18 @@ def distances(a: Any, b: Any, *, layers=None, esd: bool = True, threads: int | N
     """Per-layer distances between models ``a`` and ``b`` (anything ``hts.analyze`` takes; see the module
     docstring). ``layers`` filters as in ``hts.analyze`` (applied to ``a``); ``esd=False`` leaves out the
     eigenvalue-based distances (the costly part)."""
-    from .diff import layout, match_tensors
+    from .diff import is_adapter, layout, match_tensors, merged_adapter
     from .selection import layer_entries, select
 
-    ta = open_model(a).tensors
+    inv_a, inv_b = open_model(a), open_model(b)
+    if is_adapter(inv_b) and not is_adapter(inv_a):  # base vs adapter: the base vs the merged W + s·B·A
+        inv_b = merged_adapter(inv_b, inv_a)
+    elif is_adapter(inv_a) and not is_adapter(inv_b):
+        inv_a = merged_adapter(inv_a, inv_b)
+    ta = inv_a.tensors
     if layers is not None:
         ta = select(ta, layer_entries(layers))
-    tb = {t.key: t for t in open_model(b).tensors}
+    tb = {t.key: t for t in inv_b.tensors}
     matches = match_tensors(ta, list(tb.values()))
     rows = []
     for t in ta:
