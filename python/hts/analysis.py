@@ -29,9 +29,9 @@ from .fit_tests import DEFAULT_REPLICATES, fit_test_columns
 from .fitting import FIX_FINGERS, LayerFit, fit_layer
 from .inventory import open_model
 from .matrices import CONV_METHODS, LayerPlan, plan_layer, skip_reason, stack
-from .metrics import COLUMNS, layer_row, skipped_row
+from .metrics import COLUMNS, layer_row, rank_loss, skipped_row
 from .screening import nonfinite_reason, unsupported_dtype_reason
-from .selection import layer_entries, select
+from .selection import layer_entries, renumber, select
 
 __all__ = ["SUMMARY_METRICS", "Analysis", "analyze"]
 
@@ -287,6 +287,18 @@ def _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, pr
     return conv_input_size
 
 
+def _check_ww_options(tolerance, inverse, start_ids, *, precision, normalize, vectors, randomize) -> None:
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < math.inf:
+        raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
+    if isinstance(start_ids, bool) or not isinstance(start_ids, int) or start_ids < 0:
+        raise ValueError(f"start_ids must be an int >= 0 (WeightWatcher: layer ids start at 0 or 1), got {start_ids!r}")
+    if inverse:
+        clash = [name for name, on in (("vectors", vectors), ("randomize", randomize), ("normalize", normalize),
+                                       (f"precision={precision!r}", precision != "float64")) if on]
+        if clash:
+            raise ValueError(f"inverse=True is not available with {', '.join(clash)}")
+
+
 def analyze(
     model: Any,
     *,
@@ -306,6 +318,9 @@ def analyze(
     ERG: bool = False,
     fit_tests: bool | int = False,
     vectors: bool = False,
+    tolerance: float = 1e-6,
+    inverse: bool = False,
+    start_ids: int = 0,
     randomize: bool = False,
     randomize_precision: str = "float32",
     seed: int = 0,
@@ -360,6 +375,17 @@ def analyze(
     vectors
         Add WeightWatcher's eigenvector localisation columns {bulk,tail}_{mean,var}_{vec_entropy,loc_ratio,
         part_ratio} (see ``hts.vectors``; a full eigendecomposition per matrix).
+    tolerance
+        weak_rank_loss counts the eigenvalues below this (WeightWatcher's ``tolerance``, default 1e-6).
+    inverse
+        Analyse the inverse ESD: every eigenvalue λ of the layer (after the conv scaling) is replaced by 1/λ
+        before the fit and the metrics (WeightWatcher's ``inverse=True``; sv_max, sv_min and rank_loss stay
+        those of W). A layer with an eigenvalue exactly 0 fails (it has no inverse). Needs
+        ``precision="float64"`` and ``normalize=False``; not with ``vectors`` or ``randomize``.
+    start_ids
+        WeightWatcher's ``start_ids``: 0 (default) keeps the usual layer ids (a torch module's root is 0, the
+        first tensor of a state dict or file is 1); s > 0 numbers from s (the root, or the first tensor, gets
+        id s). The ``layers`` filter takes the renumbered ids.
     mp_fit
         Add WeightWatcher's Marchenko–Pastur bulk fit columns: num_spikes, sigma_mp, mp_softrank, W_scale,
         bulk_max, bulk_min (see ``spectra.marchenko_pastur_fit``); the summary then has mp_softrank.
@@ -415,6 +441,8 @@ def analyze(
     stop = StopCheck(cancel, time_budget)
     conv_input_size = _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, precision,
                                      fix_fingers, randomize, seed, randomize_precision)
+    _check_ww_options(tolerance, inverse, start_ids, precision=precision, normalize=normalize, vectors=vectors,
+                      randomize=randomize)
     n_threads = resolve_threads(threads)
     if layers is not None:
         layers = layer_entries(layers)  # TypeError now for a malformed filter (e.g. layers=3.5)
@@ -422,11 +450,11 @@ def analyze(
                    pool=pool, conv_method=conv_method, conv_input_size=conv_input_size, normalize=normalize,
                    min_evals=min_evals, max_evals=max_evals, max_N=max_N, precision=precision,
                    fix_fingers=fix_fingers, xmin_max=xmin_max, mp_fit=mp_fit, detX=bool(detX or ERG),
-                   fit_tests=fit_tests, vectors=vectors,
+                   fit_tests=fit_tests, vectors=vectors, tolerance=tolerance, inverse=inverse, start_ids=start_ids,
                    randomize=randomize,
                    randomize_precision=randomize_precision, seed=seed, threads=n_threads,
                    hts_version=spectra.kernel_info()["version"])
-    tensors = select(open_model(model).tensors, layers)
+    tensors = select(renumber(open_model(model).tensors, start_ids), layers)
 
     slots: list[list[dict]] = [[] for _ in tensors]  # rows per tensor, in model order
     work: list[tuple[int, WeightTensor, LayerPlan]] = []
@@ -447,7 +475,7 @@ def analyze(
     runner = _Runner(pool=pool, precision=precision, fix_fingers=fix_fingers, threads=n_threads, mp_fit=mp_fit,
                      randomize=randomize, randomize_precision=randomize_precision, seed=seed,
                      xmin_max=xmin_max, detX=bool(detX or ERG), fit_tests=_replicates(fit_tests),
-                     vectors=vectors)
+                     vectors=vectors, tolerance=tolerance, inverse=inverse)
     done, total = 0, len(work)
     shown = None
     if progress is True:  # a tqdm bar on a terminal (log lines elsewhere), closed when the call ends
@@ -541,8 +569,10 @@ class _Runner:
     """Runs batches of layers through the kernel; one instance per ``analyze`` call (no shared state)."""
 
     def __init__(self, *, pool, precision, fix_fingers, threads, mp_fit, randomize, randomize_precision, seed,
-                 xmin_max=None, detX=False, fit_tests=0, vectors=False):
+                 xmin_max=None, detX=False, fit_tests=0, vectors=False, tolerance=1e-6, inverse=False):
         self.mp_fit = mp_fit
+        self.tolerance = tolerance
+        self.inverse = inverse
         self.vectors = vectors
         self.fit_tests = fit_tests
         self.xmin_max = xmin_max
@@ -645,6 +675,15 @@ class _Runner:
                 except (ValueError, TypeError, RuntimeError, OSError) as err:
                     refused[k] = f"{UNREADABLE}: {err}"
         dense = [k for k, item in enumerate(loaded) if item[2].method != "fft" and item[3] is not None]
+        if self.inverse:  # 1/λ needs the small eigenvalues to full relative accuracy: an SVD, not the Gram
+            for k in dense:
+                arr = np.asarray(loaded[k][3], dtype=np.float64)
+                if not np.isfinite(arr).all():
+                    refused[k] = "weights are not finite"
+                    continue
+                sv = np.linalg.svd(arr if arr.ndim == 3 else arr[None], compute_uv=False)
+                evals[k] = np.sort(sv * sv, axis=-1)
+            dense = []
         for precision in ("float64", "float32"):
             batch = [k for k in dense if self.layer_precision(loaded[k][2]) == precision]
             while batch:
@@ -706,14 +745,26 @@ class _Runner:
         groups = [(None, per_slice)] if self.pool else [(s, per_slice[s:s + 1]) for s in range(per_slice.shape[0])]
         rows, esds = [], {}
         for slice_id, evs in groups:
+            kept = evs
+            if self.inverse:
+                if not evs.all():
+                    reason = f"inverse=True: {evs.size - np.count_nonzero(evs)} eigenvalues are 0 (no inverse)"
+                    row = skipped_row(t, reason, plan)
+                    row.update(status="failed", has_esd=False, **({} if slice_id is None else {"slice_id": slice_id}))
+                    rows.append(row)
+                    continue
+                evs = 1.0 / evs
             raw = np.sort(evs.ravel())
             lf = self._fit(raw, plan)
             if plan.normalizer != 1.0:
                 evs, pooled = evs / plan.normalizer, raw / plan.normalizer
             else:
                 pooled = raw
-            row = layer_row(t, plan, evs, pooled, lf, elapsed=0.0)
+            row = layer_row(t, plan, evs, pooled, lf, elapsed=0.0, tolerance=self.tolerance)
             row["rf"] = plan.rf
+            if self.inverse:  # WeightWatcher's sv_max, sv_min, rank_loss are those of W, not of the inverse
+                sv = np.sqrt(kept.ravel())
+                row.update(sv_max=float(sv.max()), sv_min=float(sv.min()), rank_loss=rank_loss(kept, plan.N))
             if plan.method == "fft" and not t.groups:
                 note = ("conv groups unknown (a bare tensor, not a module): the operator was computed as a dense "
                         "convolution, groups=1")

@@ -90,15 +90,16 @@ def rank_loss(per_slice: np.ndarray, N: int) -> int:
 
 
 def layer_row(
-    t: WeightTensor, plan: LayerPlan, per_slice: np.ndarray, pooled: np.ndarray, lf: LayerFit, *, elapsed: float
+    t: WeightTensor, plan: LayerPlan, per_slice: np.ndarray, pooled: np.ndarray, lf: LayerFit, *, elapsed: float,
+    tolerance: float = 1e-6,
 ) -> dict:
     """The details row of an analysed layer (or slice).
 
     ``per_slice`` holds the scaled eigenvalues of each matrix (k, M) that make up this row; ``pooled`` the
-    same values concatenated and sorted (the ESD that was fitted).
+    same values concatenated and sorted (the ESD that was fitted); ``tolerance`` the weak_rank_loss threshold.
     """
     fit = lf.fit
-    m = spectra.spectrum_metrics(pooled, N=plan.N, alpha=fit.alpha)
+    m = spectra.spectrum_metrics(pooled, N=plan.N, alpha=fit.alpha, tolerance=tolerance)
     row = identity(t)
     row.update(
         N=plan.N,

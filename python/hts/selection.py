@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 from .adapters.base import LAYER_TYPES, WeightTensor
 
-__all__ = ["layer_entries", "parse_layer_filter", "select"]
+__all__ = ["layer_entries", "parse_layer_filter", "renumber", "select"]
 
 logger = logging.getLogger("hts")
 
@@ -38,6 +38,21 @@ def layer_entries(layers) -> list:
         raise TypeError(f"layers entries must be ints (layer ids) or strings (types, name patterns), got "
                         f"{bad[0]!r} ({type(bad[0]).__name__})")
     return items
+
+
+def renumber(tensors: Sequence[WeightTensor], start_ids: int) -> list[WeightTensor]:
+    """WeightWatcher's ``start_ids``: 0 keeps the ids; s > 0 shifts them so that the first position gets s.
+
+    A torch module's ids count ``named_modules()`` from 0 (the root), every other source counts its tensors
+    from 1, so the shift is s for a module and s − 1 otherwise (WeightWatcher's ``start_ids=1`` on a module:
+    root 1; on a state dict: unchanged).
+    """
+    if not start_ids:
+        return list(tensors)
+    from dataclasses import replace
+
+    return [replace(t, layer_id=t.layer_id + start_ids - (0 if t.source == "torch.nn.Module" else 1))
+            for t in tensors]
 
 
 def _matcher(entry):

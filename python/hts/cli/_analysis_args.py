@@ -27,6 +27,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def seconds(text: str) -> float:
     """argparse type: a finite number of seconds > 0."""
     try:
@@ -100,6 +120,13 @@ def add_analysis_options(parser: argparse.ArgumentParser, *, layers: bool = True
                         "best_fit and a plain-words verdict")
     g.add_argument("--vectors", action="store_true",
                    help="add WeightWatcher's eigenvector localisation columns (a full eigendecomposition)")
+    g.add_argument("--tolerance", type=_non_negative, default=1e-6, metavar="T",
+                   help="weak_rank_loss counts the eigenvalues below T (default 1e-6, as WeightWatcher)")
+    g.add_argument("--inverse", action="store_true",
+                   help="analyse the inverse ESD 1/lambda (WeightWatcher's inverse=True; needs float64)")
+    g.add_argument("--start-ids", type=_non_negative_int, default=0, metavar="S",
+                   help="number the layer ids from S (WeightWatcher's start_ids; default 0: a module's root is 0, "
+                        "a file's first tensor 1)")
     g.add_argument("--mp-fit", action="store_true", help="add the Marchenko-Pastur bulk fit columns")
     g.add_argument("--randomize", action="store_true", help="add the ESD of the shuffled weights")
     g.add_argument("--randomize-precision", choices=("float32", "float64"), default="float32",
@@ -122,6 +149,9 @@ def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parser.error("--conv-input-size needs --conv-method fft")
     if args.xmin_max is not None and args.fix_fingers != "xmin_peak":
         parser.error("--xmin-max needs --fix-fingers xmin_peak")
+    if args.inverse and (args.randomize or args.vectors or args.normalize or args.precision != "float64"):
+        parser.error("--inverse is not available with --randomize, --vectors, --normalize or --precision other "
+                     "than float64")
     if args.min_evals > args.max_evals:
         parser.error(f"--min-evals {args.min_evals} is larger than --max-evals {args.max_evals}")
     return dict(pool=args.pool, conv_method=args.conv_method, conv_input_size=args.conv_input_size,
@@ -129,7 +159,14 @@ def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
                 precision=args.precision, fix_fingers=args.fix_fingers, xmin_max=args.xmin_max, detX=args.detX,
                 fit_tests=args.fit_tests, vectors=args.vectors, mp_fit=args.mp_fit,
                 randomize=args.randomize, randomize_precision=args.randomize_precision, seed=args.seed,
-                threads=args.threads, **({"time_budget": args.time_budget} if hasattr(args, "time_budget") else {}))
+                threads=args.threads, **({"time_budget": args.time_budget} if hasattr(args, "time_budget") else {}),
+                **{k: v for k, v in (("tolerance", args.tolerance), ("inverse", args.inverse),
+                                     ("start_ids", args.start_ids)) if v != _DEFAULTS[k]})
+
+
+#: Options passed on only when changed, so that the options of studies and servers set up before they existed
+#: stay the same.
+_DEFAULTS = {"tolerance": 1e-6, "inverse": False, "start_ids": 0}
 
 
 def check_output_path(path: str | None, parser: argparse.ArgumentParser, option: str = "-o") -> None:
