@@ -161,3 +161,20 @@ def test_distances_base_vs_adapter_use_the_merged_weights(peft_adapter, capsys):
     assert [r["raw"] for r in reverse.rows if r["status"] == "success"][3] == pytest.approx(row["raw"], rel=1e-12)
     assert main(["diff", str(case.base_path), str(case.path), "--distances", "--layers", "*layer.3.*"]) == 0
     assert "distances:" in capsys.readouterr().out
+
+
+def test_describe_adapter_lists_updates_with_rank_scale_and_factor_bytes(peft_adapter, capsys):
+    from safetensors.numpy import load_file
+
+    case = peft_adapter("minilm", r=4, lora_alpha=8, target_modules=["query"])
+    stored = load_file(str(case.path / "adapter_model.safetensors"))
+    rows = {r["key"]: r for r in hts.open(case.path).rows()}
+    key = "encoder.layer.2.attention.self.query.weight"
+    a = stored["base_model.model.encoder.layer.2.attention.self.query.lora_A.weight"]
+    b = stored["base_model.model.encoder.layer.2.attention.self.query.lora_B.weight"]
+    assert rows[key]["bytes"] == a.nbytes + b.nbytes  # the factors as stored, not the dense ΔW
+    assert rows[key]["lora_rank"] == 4 and rows[key]["lora_scale"] == 2.0 and rows[key]["shape"] == "384x384"
+    assert main(["describe", str(case.path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["layer_id", "longname"] and "lora_scale" in lines[0]
+    assert "encoder.layer.2.attention.self.query.lora_delta" in lines[3]

@@ -151,6 +151,27 @@ def test_dora_and_modules_to_save_are_listed_with_reasons(peft_adapter):
     assert row["status"] == "success" and "lora_scale" not in row
 
 
+def test_adapter_model_bin_reads_as_the_safetensors(peft_adapter, tmp_path):
+    """An adapter saved as adapter_model.bin (torch pickle, peft's safe_serialization=False) gives the same
+    updates as the safetensors one; read with weights_only=True."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    case = peft_adapter("minilm", r=4, lora_alpha=8, target_modules=["query"])
+    folder = tmp_path / "bin-adapter"
+    folder.mkdir()
+    shutil.copy(case.path / "adapter_config.json", folder)
+    torch.save(load_file(str(case.path / "adapter_model.safetensors")), folder / "adapter_model.bin")
+    want = {t.key: t for t in hts.open(case.path) if t.lora is not None}
+    got = {t.key: t for t in hts.open(folder) if t.lora is not None}
+    assert got.keys() == want.keys() and len(got) == 6
+    for key, t in got.items():
+        assert t.lora.scale == want[key].lora.scale
+        np.testing.assert_array_equal(t.load(), want[key].load())
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # transformers' own deprecations inside peft
 def test_gpt2_conv1d_fan_in_fan_out(peft_adapter):
     case = peft_adapter("gpt2", r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True)

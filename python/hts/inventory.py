@@ -69,7 +69,8 @@ class Inventory:
         the matrix dimensions ``hts.analyze`` would use with these options (N ≥ M, rf slices, num_evals = M·rf;
         None for a tensor that is not a matrix), ``analysed`` (whether ``hts.analyze`` with the same options
         analyses it: the tensor's own skip reason *and* the size gates min_evals ≤ num_evals ≤ max_evals,
-        N ≤ max_N) and ``reason`` (why not). The keyword options and their defaults are ``hts.analyze``'s."""
+        N ≤ max_N) and ``reason`` (why not); for a PEFT LoRA update also lora_rank and lora_scale (its bytes
+        are those of the two factors; its shape and elements those of ΔW). The keyword options and their defaults are ``hts.analyze``'s."""
         from .matrices import plan_layer, skip_reason
 
         size = conv_input_size
@@ -85,16 +86,20 @@ class Inventory:
                             shape="x".join(map(str, t.shape)), dtype=t.dtype, quant=t.quant, elements=t.size,
                             bytes=_stored_bytes(t), N=plan.N if plan else None,
                             M=plan.M if plan else None, rf=plan.rf if plan else None,
-                            num_evals=plan.num_evals if plan else None, analysed=not reason, reason=reason))
+                            num_evals=plan.num_evals if plan else None, analysed=not reason, reason=reason,
+                            **({"lora_rank": t.lora.rank, "lora_scale": t.lora.scale} if t.lora is not None
+                               else {})))
         return out
 
     def table(self, **options):
         """``rows(**options)`` as a pandas DataFrame."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows(**options), columns=[
+        rows = self.rows(**options)
+        lora = ["lora_rank", "lora_scale"] if any("lora_rank" in r for r in rows) else []
+        return pd.DataFrame(rows, columns=[
             "layer_id", "key", "longname", "layer_type", "shape", "dtype", "quant", "elements", "bytes", "N", "M",
-            "rf", "num_evals", "analysed", "reason"])
+            "rf", "num_evals", *lora, "analysed", "reason"])
 
     def to_dict(self, **options) -> dict:
         """Path, weights file and ``rows(**options)``."""

@@ -50,6 +50,7 @@ class LoraTarget:
     scale: float
     embedding: bool = False
     fan_in_fan_out: bool = False
+    factor_bytes: int = -1  # bytes the two factors take in the file (-1: not known)
 
     @property
     def base_key(self) -> str:
@@ -179,7 +180,10 @@ def read_adapter(path: str) -> PeftAdapter:
             for key, shape, dtype in ((ka, sa, da), (kb, sb, db)):
                 unsupported.append((key, shape, dtype, "DoRA (use_dora) is not supported: ΔW is not s·B·A"))
             continue
-        targets.append(LoraTarget(module, la, lb, sa, sb, rank, alpha, scale, embedding=emb,
+        from ..inventory import _itemsize
+
+        stored = (int(np.prod(sa)) * _itemsize(da) + int(np.prod(sb)) * _itemsize(db)) if _itemsize(da) else -1
+        targets.append(LoraTarget(module, la, lb, sa, sb, rank, alpha, scale, embedding=emb, factor_bytes=stored,
                                   fan_in_fan_out=settings.fan_in_fan_out and not emb))
     return PeftAdapter(weights, config, targets, full, unsupported)
 
@@ -201,7 +205,7 @@ def from_peft(path: str) -> tuple[list[WeightTensor], str, dict]:
             layer_id=layer_id, name=f"{t.module.rsplit('.', 1)[-1]}.lora_delta", longname=f"{t.module}.lora_delta",
             key=t.base_key, layer_type=kind, shape=t.shape, dtype="float64",
             orientation="in_out" if t.fan_in_fan_out else "out_in", load=t.delta, source="peft",
-            lora=t))
+            lora=t, stored_bytes=t.factor_bytes))
     full = from_entries([Entry(key, shape, dtype, load, "") for key, shape, dtype, load in adapter.full],
                         source="peft (modules_to_save: full weight)")
     for t in full:

@@ -52,7 +52,12 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         for col in ("N", "M", "rf", "num_evals"):
             df[col] = df[col].astype("Int64")  # integers, <NA> for tensors that are not matrices
         df["MB"] = (df.pop("bytes") / 1e6).round(3)
-        df = df.drop(columns=["longname"])
+        if "lora_rank" in df:  # a PEFT adapter: the row is the update ΔW = s·B·A of the base weight `key`
+            df["lora_rank"] = df["lora_rank"].astype("Int64")
+            df.insert(1, "longname", df.pop("longname"))
+            df = df.drop(columns=["key"])
+        else:
+            df = df.drop(columns=["longname"])
         analysable = int(df.pop("analysed").sum()) if "analysed" in df else 0
         where = f"{inv.path}: " if inv.path else ""
         text = (df.to_string(index=False) + "\n" + f"{where}{len(df)} tensors ({analysable} analysable, "
