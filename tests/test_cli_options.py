@@ -30,7 +30,8 @@ def model(tmp_path_factory):
 ANALYZE_OPTIONS = ["--layers", "--pool", "--no-pool", "--conv-method", "--conv-input-size", "--normalize",
                    "--min-evals", "--max-evals", "--max-N", "--precision", "--fix-fingers", "--mp-fit", "--randomize",
                    "--randomize-precision", "--seed", "--threads", "--time-budget", "--no-progress", "--xmin-max",
-                   "--detx", "--fit-tests", "--vectors", "--tolerance", "--inverse", "--start-ids"]
+                   "--detx", "--fit-tests", "--vectors", "--tolerance", "--inverse", "--start-ids", "--intra",
+                   "--no-sparsify"]
 
 
 @pytest.mark.parametrize("command", ["analyze", "report", "compare", "serve", "zoo"])

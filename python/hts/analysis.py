@@ -321,6 +321,8 @@ def analyze(
     tolerance: float = 1e-6,
     inverse: bool = False,
     start_ids: int = 0,
+    intra: bool = False,
+    sparsify: bool = True,
     randomize: bool = False,
     randomize_precision: str = "float32",
     seed: int = 0,
@@ -386,6 +388,11 @@ def analyze(
         WeightWatcher's ``start_ids``: 0 (default) keeps the usual layer ids (a torch module's root is 0, the
         first tensor of a state dict or file is 1); s > 0 numbers from s (the root, or the first tensor, gets
         id s). The ``layers`` filter takes the renumbered ids.
+    intra, sparsify
+        WeightWatcher's ``intra=True``: instead of one row per layer, one row per pair of consecutive analysable
+        layers, the spectrum of X = W0·S·W1 / (‖W0‖‖W1‖ + √‖S‖) (S a random 0/1 mask seeded by ``seed``;
+        ``sparsify=False``: X = W0·W1 / (‖W0‖‖W1‖)); its "eigenvalues" are the singular values of X (see
+        ``hts.intra``). Not with ``randomize``, ``vectors`` or ``conv_method`` other than "slices".
     mp_fit
         Add WeightWatcher's Marchenko–Pastur bulk fit columns: num_spikes, sigma_mp, mp_softrank, W_scale,
         bulk_max, bulk_min (see ``spectra.marchenko_pastur_fit``); the summary then has mp_softrank.
@@ -443,6 +450,8 @@ def analyze(
                                      fix_fingers, randomize, seed, randomize_precision)
     _check_ww_options(tolerance, inverse, start_ids, precision=precision, normalize=normalize, vectors=vectors,
                       randomize=randomize)
+    if intra and (randomize or vectors or conv_method != "slices"):
+        raise ValueError("intra=True is not available with randomize, vectors or conv_method other than 'slices'")
     n_threads = resolve_threads(threads)
     if layers is not None:
         layers = layer_entries(layers)  # TypeError now for a malformed filter (e.g. layers=3.5)
@@ -451,6 +460,7 @@ def analyze(
                    min_evals=min_evals, max_evals=max_evals, max_N=max_N, precision=precision,
                    fix_fingers=fix_fingers, xmin_max=xmin_max, mp_fit=mp_fit, detX=bool(detX or ERG),
                    fit_tests=fit_tests, vectors=vectors, tolerance=tolerance, inverse=inverse, start_ids=start_ids,
+                   **({"intra": True, "sparsify": bool(sparsify)} if intra else {}),
                    randomize=randomize,
                    randomize_precision=randomize_precision, seed=seed, threads=n_threads,
                    hts_version=spectra.kernel_info()["version"])
@@ -476,6 +486,8 @@ def analyze(
                      randomize=randomize, randomize_precision=randomize_precision, seed=seed,
                      xmin_max=xmin_max, detX=bool(detX or ERG), fit_tests=_replicates(fit_tests),
                      vectors=vectors, tolerance=tolerance, inverse=inverse)
+    if intra:
+        return _intra_analysis(runner, work, slots, sparsify=sparsify, seed=seed, options=options)
     done, total = 0, len(work)
     shown = None
     if progress is True:  # a tqdm bar on a terminal (log lines elsewhere), closed when the call ends
@@ -502,6 +514,21 @@ def analyze(
             shown.close()
     rows = [r for slot in slots for r in slot]
     return Analysis(rows, esds, options)
+
+
+def _intra_analysis(runner, work, slots, *, sparsify, seed, options) -> Analysis:
+    """``analyze(intra=True)``: the pair rows of ``hts.intra`` in place of the layer rows (skipped tensors stay)."""
+    from .intra import intra_rows
+
+    def row_of(t, plan, evals):
+        (row,), _, _ = runner._rows(t, plan, evals[None], redo=True)
+        row["precision"] = "float64"
+        return row
+
+    pairs, esds = intra_rows(work, sparsify=sparsify, seed=seed, row_of=row_of)
+    for i, row in pairs:
+        slots[i] = [row]
+    return Analysis([r for slot in slots for r in slot], esds, options)
 
 
 class _Prefetcher:

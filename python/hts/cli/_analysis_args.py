@@ -124,6 +124,10 @@ def add_analysis_options(parser: argparse.ArgumentParser, *, layers: bool = True
                    help="weak_rank_loss counts the eigenvalues below T (default 1e-6, as WeightWatcher)")
     g.add_argument("--inverse", action="store_true",
                    help="analyse the inverse ESD 1/lambda (WeightWatcher's inverse=True; needs float64)")
+    g.add_argument("--intra", action="store_true",
+                   help="one row per pair of consecutive layers: the spectrum of W0*S*W1 (WeightWatcher's intra)")
+    g.add_argument("--no-sparsify", dest="sparsify", action="store_false",
+                   help="with --intra: X = W0*W1, without the random 0/1 mask S")
     g.add_argument("--start-ids", type=_non_negative_int, default=0, metavar="S",
                    help="number the layer ids from S (WeightWatcher's start_ids; default 0: a module's root is 0, "
                         "a file's first tensor 1)")
@@ -152,6 +156,10 @@ def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     if args.inverse and (args.randomize or args.vectors or args.normalize or args.precision != "float64"):
         parser.error("--inverse is not available with --randomize, --vectors, --normalize or --precision other "
                      "than float64")
+    if args.intra and (args.randomize or args.vectors or args.conv_method != "slices"):
+        parser.error("--intra is not available with --randomize, --vectors or --conv-method other than slices")
+    if not args.sparsify and not args.intra:
+        parser.error("--no-sparsify needs --intra")
     if args.min_evals > args.max_evals:
         parser.error(f"--min-evals {args.min_evals} is larger than --max-evals {args.max_evals}")
     return dict(pool=args.pool, conv_method=args.conv_method, conv_input_size=args.conv_input_size,
@@ -161,12 +169,13 @@ def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
                 randomize=args.randomize, randomize_precision=args.randomize_precision, seed=args.seed,
                 threads=args.threads, **({"time_budget": args.time_budget} if hasattr(args, "time_budget") else {}),
                 **{k: v for k, v in (("tolerance", args.tolerance), ("inverse", args.inverse),
-                                     ("start_ids", args.start_ids)) if v != _DEFAULTS[k]})
+                                     ("start_ids", args.start_ids), ("intra", args.intra),
+                                     ("sparsify", args.sparsify)) if v != _DEFAULTS[k]})
 
 
 #: Options passed on only when changed, so that the options of studies and servers set up before they existed
 #: stay the same.
-_DEFAULTS = {"tolerance": 1e-6, "inverse": False, "start_ids": 0}
+_DEFAULTS = {"tolerance": 1e-6, "inverse": False, "start_ids": 0, "intra": False, "sparsify": True}
 
 
 def check_output_path(path: str | None, parser: argparse.ArgumentParser, option: str = "-o") -> None:
