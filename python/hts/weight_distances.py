@@ -8,6 +8,8 @@ being its kh·kw (out × in) matrices as ``hts.analyze`` cuts them):
 - ``raw``       ‖W₁ − W₂‖_F over the whole tensor (WeightWatcher's method='raw');
 - ``euclidean`` the mean over slices s of ‖W₁ₛ − W₂ₛ‖_F (WeightWatcher's method='euclidean'; = raw for a matrix);
 - ``cka``       ‖W₁ᵀW₂‖_F / √(‖W₁ᵀW₁‖_F · ‖W₂W₂ᵀ‖_F), uncentred, per slice and averaged (WeightWatcher's method='cka');
+  the numerator depends on the axis order: a matrix is taken as stored (out × in), a kernel's slices
+  transposed to stand tall (rows ≥ columns), as WeightWatcher takes them;
 - ``esd_ks``    the Kolmogorov–Smirnov statistic sup_x |F₁(x) − F₂(x)| between the two empirical spectral
   densities (eigenvalues of WᵀW, slices pooled), and
 - ``esd_wasserstein`` the Wasserstein-1 distance ∫ |F₁(x) − F₂(x)| dx between the distributions of log10 λ,
@@ -51,9 +53,20 @@ def _slices(w: np.ndarray) -> np.ndarray:
     raise ValueError(f"a {w.ndim}-D tensor has no matrix slices")
 
 
+def _gram_norm(w: np.ndarray) -> float:
+    """‖WᵀW‖_F = ‖WWᵀ‖_F (both are √Σσ⁴), from the smaller of the two Gram matrices."""
+    return float(np.linalg.norm(w.T @ w if w.shape[0] >= w.shape[1] else w @ w.T))
+
+
 def _cka(w1: np.ndarray, w2: np.ndarray) -> float:
-    num = np.linalg.norm(w1.T @ w2)
-    den = np.sqrt(np.linalg.norm(w1.T @ w1) * np.linalg.norm(w2 @ w2.T))
+    """‖W₁ᵀW₂‖_F / √(‖W₁ᵀW₁‖_F · ‖W₂W₂ᵀ‖_F) without forming a product larger than min(n, m)²: for a wide
+    n × m pair (n < m), ‖W₁ᵀW₂‖_F² = tr(W₁W₁ᵀ·W₂W₂ᵀ) = Σᵢⱼ (W₁W₁ᵀ)ᵢⱼ(W₂W₂ᵀ)ᵢⱼ from n × n Grams (a 30522 × 384
+    embedding never builds a 30522² matrix)."""
+    if w1.shape[0] >= w1.shape[1]:
+        num = float(np.linalg.norm(w1.T @ w2))
+    else:
+        num = float(np.sqrt(max(np.sum((w1 @ w1.T) * (w2 @ w2.T)), 0.0)))
+    den = np.sqrt(_gram_norm(w1) * _gram_norm(w2))
     return float(num / den) if den > 0 else float("nan")
 
 
@@ -70,6 +83,8 @@ def matrix_distance(w1: Any, w2: Any, method: str = "raw") -> float:
     s1, s2 = _slices(w1), _slices(w2)
     if method == "euclidean":
         return float(np.mean([np.linalg.norm(a - b) for a, b in zip(s1, s2)]))
+    if w1.ndim > 2:  # kernel slices stand tall (rows >= columns), as WeightWatcher cuts them
+        s1, s2 = (np.swapaxes(s, 1, 2) if s.shape[1] < s.shape[2] else s for s in (s1, s2))
     return float(np.mean([_cka(a, b) for a, b in zip(s1, s2)]))
 
 
