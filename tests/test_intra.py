@@ -73,7 +73,7 @@ def test_conv_pairs_and_option_errors():
     ev = _by_hand(w0, sd["y.weight"][:, :, 0, 0], None, False) * np.sqrt(0.5)  # √½: the second layer is a Conv2D
     assert row["num_evals"] == 16
     np.testing.assert_allclose(hts.analyze(sd, intra=True, sparsify=False).esd(2), ev[-32:], rtol=1e-12)
-    for bad in (dict(randomize=True), dict(vectors=True), dict(conv_method="fft")):
+    for bad in (dict(randomize=True), dict(vectors=True), dict(inverse=True), dict(conv_method="fft")):
         with pytest.raises(ValueError, match="intra=True is not available"):
             hts.analyze(sd, intra=True, **bad)
 

@@ -176,25 +176,70 @@ class Analysis:
             "under_trained": sum(r["warning"] == "under-trained" for r in rows),
         }
 
-    def esd(self, layer: int | str, slice_id: int | None = None, *, randomized: bool = False) -> np.ndarray:
-        """The eigenvalues used for a layer (by layer_id or longname): the pooled, scaled, ascending ESD.
+    def esd(self, layer: int | str, slice_id: int | None = None, *, randomized: bool = False, scaled: bool = True,
+            model: Any = None) -> np.ndarray:
+        """The ascending eigenvalues of a layer (by layer_id or longname).
 
-        With ``pool=False`` give ``slice_id`` for one slice's eigenvalues (default: all slices pooled).
-        ``randomized=True`` (after ``randomize=True``) gives the ESD of the shuffled weights instead.
+        Parameters
+        ----------
+        layer
+            A layer_id or longname.
+        slice_id
+            With ``pool=False``: one slice's eigenvalues (default: all slices pooled).
+        randomized
+            After ``randomize=True``: the ESD of the shuffled weights instead.
+        scaled
+            True (default): the values the row was fitted on — conv slices × ½ pooled (× kh·kw/2 per slice),
+            ÷ N with ``normalize=True``, 1/λ with ``inverse=True``, σ(X) with ``intra=True``. False: the plain
+            eigenvalues λ = σ(W)² of the layer's matrices, with none of these (WeightWatcher's ``get_ESD``,
+            which leaves out the conv scaling that its ``analyze`` applies); for an ``intra`` row, σ(X).
+        model
+            The model that was analysed: needed only for a layer that is not in the result (skipped for its
+            size, tied, or left out by ``layers``), whose ESD is then computed with this analysis' options
+            (``hts.layer_esd.layer_esd``).
+
+        Raises
+        ------
+        KeyError
+            No such analysed layer and no ``model`` (or no such layer in ``model``).
         """
         kind = "random" if randomized else "esd"
         matches = [k for k in self._esds if k[3] == kind and (k[0] == layer or k[1] == layer)]
+        if not matches and model is not None and not randomized:
+            return self._computed_esd(model, layer, slice_id, scaled)
         if not matches:
             known = ", ".join(f"{k[0]}:{k[1]}" for k in list(self._esds)[:10] if k[3] == "esd")
-            raise KeyError(f"no analysed layer {layer!r} (analysed: {known}{', ...' if len(self._esds) > 10 else ''})")
+            hint = "; pass model= for a layer that was not analysed" if not randomized else ""
+            raise KeyError(f"no analysed layer {layer!r} (analysed: {known}{', ...' if len(self._esds) > 10 else ''})"
+                           f"{hint}")
         if len({(k[0], k[1]) for k in matches}) > 1:
             raise KeyError(f"{layer!r} names several layers; use the layer_id")
         if slice_id is not None:
-            keyed = [k for k in matches if k[2] == slice_id]
-            if not keyed:
+            matches = [k for k in matches if k[2] == slice_id]
+            if not matches:
                 raise KeyError(f"layer {layer!r} has no slice {slice_id}")
-            return self._esds[keyed[0]].copy()
-        return np.sort(np.concatenate([self._esds[k] for k in matches]))
+        parts = [self._esds[k] if scaled else self._unscaled(k) for k in matches]
+        return parts[0].copy() if slice_id is not None else np.sort(np.concatenate(parts))
+
+    def _unscaled(self, key) -> np.ndarray:
+        entry = self._esds.get((*key[:3], "scale"))
+        if entry is None:
+            raise ValueError(f"layer {key[1]!r}: the unscaled ESD is not known for this result; use "
+                             f"hts.layer_esd.layer_esd(model, {key[0]}, scaled=False)")
+        factor, inverted = entry
+        values = self._esds[key]
+        return np.sort((1.0 / values if inverted else values) / factor)
+
+    def _computed_esd(self, model, layer, slice_id, scaled) -> np.ndarray:
+        from .layer_esd import layer_esd
+
+        opts = self.options
+        if opts.get("intra"):
+            raise ValueError("an intra=True result holds pair ESDs only; use hts.layer_esd.layer_esd(model, layer)")
+        return layer_esd(model, layer, slice_id=slice_id, scaled=scaled, pool=opts.get("pool", True),
+                         conv_method=opts.get("conv_method", "slices"), conv_input_size=opts.get("conv_input_size"),
+                         normalize=opts.get("normalize", False), inverse=opts.get("inverse", False),
+                         start_ids=opts.get("start_ids", 0))
 
     # -- serialisation ---------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -450,8 +495,9 @@ def analyze(
                                      fix_fingers, randomize, seed, randomize_precision)
     _check_ww_options(tolerance, inverse, start_ids, precision=precision, normalize=normalize, vectors=vectors,
                       randomize=randomize)
-    if intra and (randomize or vectors or conv_method != "slices"):
-        raise ValueError("intra=True is not available with randomize, vectors or conv_method other than 'slices'")
+    if intra and (randomize or vectors or inverse or conv_method != "slices"):
+        raise ValueError("intra=True is not available with randomize, vectors, inverse or conv_method other than "
+                         "'slices'")
     n_threads = resolve_threads(threads)
     if layers is not None:
         layers = layer_entries(layers)  # TypeError now for a malformed filter (e.g. layers=3.5)
@@ -811,6 +857,7 @@ class _Runner:
                 row["fingers_removed"] = lf.fingers_removed
             rows.append(row)
             esds[(t.layer_id, t.longname, slice_id, "esd")] = pooled
+            esds[(t.layer_id, t.longname, slice_id, "scale")] = (plan.scale / plan.normalizer, self.inverse)
         return rows, esds, "float64" if redo else self.layer_precision(plan)
 
     def _randomized(self, loaded: list, stop: StopCheck) -> list | None:

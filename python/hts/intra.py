@@ -98,11 +98,13 @@ def intra_rows(work: list, *, sparsify: bool, seed: int, row_of) -> tuple[list, 
             continue
         x = cross_matrix(*aligned, sparsify=sparsify, rng=rng)
         sv = np.linalg.svd(x, compute_uv=False)
-        evals = np.sort(sv * (np.sqrt(0.5) if t.layer_type == "conv2d" else 1.0))[-plan.M:]
+        evals = np.sort(sv * (np.sqrt(0.5) if t.layer_type == "conv2d" else 1.0))[-plan.M:]  # WeightWatcher's top M
         xt = replace(t, shape=tuple(x.shape), dtype="float64", **pair)
         xplan = LayerPlan(max(x.shape), min(x.shape), 1, 1.0, "matrix")
         row = row_of(xt, xplan, evals)
         row["intra_of"] = t0.key
         rows.append((i, row))
+        factor = np.sqrt(0.5) if t.layer_type == "conv2d" else 1.0
         esds[(t.layer_id, xt.longname, None, "esd")] = evals
+        esds[(t.layer_id, xt.longname, None, "scale")] = (factor, False)
     return rows, esds

@@ -156,8 +156,9 @@ def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     if args.inverse and (args.randomize or args.vectors or args.normalize or args.precision != "float64"):
         parser.error("--inverse is not available with --randomize, --vectors, --normalize or --precision other "
                      "than float64")
-    if args.intra and (args.randomize or args.vectors or args.conv_method != "slices"):
-        parser.error("--intra is not available with --randomize, --vectors or --conv-method other than slices")
+    if args.intra and (args.randomize or args.vectors or args.inverse or args.conv_method != "slices"):
+        parser.error("--intra is not available with --randomize, --vectors, --inverse or --conv-method other than "
+                     "slices")
     if not args.sparsify and not args.intra:
         parser.error("--no-sparsify needs --intra")
     if args.min_evals > args.max_evals:
