@@ -178,3 +178,23 @@ def test_describe_adapter_lists_updates_with_rank_scale_and_factor_bytes(peft_ad
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:2] == ["layer_id", "longname"] and "lora_scale" in lines[0]
     assert "encoder.layer.2.attention.self.query.lora_delta" in lines[3]
+
+
+def test_alpha_change_figure(tmp_path):
+    """The base-vs-tuned figure: per update row, the base alpha and the tuned alpha joined by a segment."""
+    pytest.importorskip("matplotlib")
+    from hts.report.diff_plots import alpha_change_by_layer
+
+    rng = np.random.default_rng(7)
+    base = {f"l{i}.weight": rng.standard_t(4, size=(120, 80)) for i in range(3)}
+    tuned = {k: v + 0.5 * rng.standard_t(3, size=v.shape) for k, v in base.items()}
+    result = hts.analyze(tuned, base=base)
+    fig = alpha_change_by_layer(result)
+    ax = fig.axes[0]
+    base_pts, tuned_pts = (c.get_offsets() for c in ax.collections)
+    rows = [r for r in result.rows if r["role"] == "delta"]
+    assert list(base_pts[:, 1]) == pytest.approx([r["base_alpha"] for r in rows])
+    assert list(tuned_pts[:, 1]) == pytest.approx([r["tuned_alpha"] for r in rows])
+    segments = [ln for ln in ax.lines if len(ln.get_xdata()) == 2 and ln.get_xdata()[0] == ln.get_xdata()[1]]
+    assert len(segments) == 3
+    assert "alpha before and after fine-tuning" in result.to_html()

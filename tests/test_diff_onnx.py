@@ -147,3 +147,12 @@ def test_onnx_opaque_weight_named_from_its_bias(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     names = {t.key: t.longname for t in hts.open(path)}
     assert names == {"val_1": "enc.q", "val_2": "head", "val_3": "val_3"}
+
+
+def test_cli_diff_table_folds_base_only_vectors(capsys):
+    st, onnx_path = _paths()
+    assert main(["diff", st, onnx_path, "--layers", "*layer.0.attention.self.query"]) == 0
+    out = capsys.readouterr().out
+    assert "not compared: pooler.dense.weight: only in the base model" in out
+    assert "not compared: 13 1-D tensors only in the base model" in out  # 13 LayerNorm weights, one line
+    assert "not compared: embeddings.LayerNorm.weight" not in out

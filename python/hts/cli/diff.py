@@ -78,6 +78,12 @@ def _table(result) -> str:
     if "change" in by_role:
         lines.append("mean change: " + json.dumps({k: round(v, 6) for k, v in by_role["change"].items()}))
     skipped = df[df.status == "skipped"]
+    vectors = [r["key"] for _, r in skipped.iterrows()
+               if str(r["reason"]).startswith("only in the base") and "x" not in str(r["shape"])]
     for _, r in skipped.iterrows():
-        lines.append(f"not compared: {r['key']}: {r['reason']}")
+        if r["key"] not in vectors:
+            lines.append(f"not compared: {r['key']}: {r['reason']}")
+    if vectors:  # 1-D tensors (norm weights, biases) the tuned model does not list: one line (every row in csv/json)
+        lines.append(f"not compared: {len(vectors)} 1-D tensors only in the base model (norm weights, biases; "
+                     f"listed in --format csv/json): {', '.join(vectors[:3])}{', ...' if len(vectors) > 3 else ''}")
     return "\n".join(lines) + "\n"

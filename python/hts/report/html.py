@@ -294,10 +294,15 @@ def _changes_section(analysis, by_role: dict) -> list[str]:
                "W + s·B·A. delta_k = k(tuned or merged) − k(base). The summary above is over the update rows.")
     means = [{"role": role, **values} for role, values in by_role.items() if role != "change"]
     updates = [r for r in analysis.rows if r.get("role") in ("delta", "lora_delta") and r["status"] != "skipped"]
+    from .diff_plots import alpha_change_by_layer
+
+    figure = ([_figure_block(alpha_change_by_layer(analysis), "change-", "alpha of each updated matrix in the "
+                             "base (circles) and after fine-tuning (triangles)")] if updates else [])
     return ["<h2>Base vs tuned</h2>",
             f"<p>Base: {html.escape(str(options.get('base', '')))}. {explain}</p>",
             _table(means, ("role",) + tuple(k for k in next(iter(by_role.values()))), sortable=False),
             "<p>Mean change over the update rows:</p>", _key_value_table(by_role.get("change", {})),
+            '<div class="figs">', *figure, "</div>",
             _table(updates, CHANGE_COLUMNS, table_id="changes")]
 
 
