@@ -236,3 +236,70 @@ def test_sharpness_parity_with_weightwatcher():
         diff = float((a[key].double() - b[key].double()).norm() / b[key].double().norm())
         assert diff < 5e-5, (key, diff)
     assert a["2.weight"].equal(o["2.weight"]) and not a["0.weight"].equal(o["0.weight"])
+
+
+# ------------------------------------------------------------------------------------------------------
+# hts smooth (the command line)
+# ------------------------------------------------------------------------------------------------------
+def _hts(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "hts", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_smooth_npz_and_dry_run(tmp_path):
+    rng = np.random.default_rng(3)
+    sd = {"a.weight": _heavy(rng, 300, 120), "a.bias": rng.normal(size=300), "b.weight": _heavy(rng, 200, 90)}
+    src = tmp_path / "m.npz"
+    np.savez(src, **sd)
+    out = tmp_path / "s.npz"
+    r = _hts("smooth", str(src), "-o", str(out), "--method", "svd", "--percent", "0.5", "--layers", "b")
+    assert r.returncode == 0, r.stderr
+    assert "1 of 1 analysable layers edited" in r.stderr
+    with np.load(out) as got:
+        assert set(got.files) == set(sd)
+        np.testing.assert_array_equal(got["a.weight"], sd["a.weight"])
+        np.testing.assert_array_equal(got["a.bias"], sd["a.bias"])
+        np.testing.assert_allclose(got["b.weight"], truncate_components(sd["b.weight"], 45), atol=1e-12)
+    r = _hts("smooth", str(src), "--dry-run")
+    assert r.returncode == 0 and "2 analysable layers would be edited" in r.stdout
+    plan = smoothing_plan(sd)
+    assert f"k={plan[0]['k']:>6}" in r.stdout
+    for args, message in ((["-o", str(tmp_path / "x.pt")], "same extension"), ([], "-o OUT is required"),
+                          (["-o", str(src)], "never overwrites its input"), (["--sharpen", "--method", "svd", "--dry-run"],
+                                                                             "not to --sharpen")):
+        r = _hts("smooth", str(src), *args)
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+    r = _hts("smooth", str(tmp_path / "model.onnx"), "--dry-run")
+    assert r.returncode == 2 and "hts smooth reads" in r.stderr
+
+
+def test_cli_smooth_safetensors_and_torch_checkpoints(tmp_path):
+    torch = pytest.importorskip("torch", reason="needs torch==2.13.0")
+    pytest.importorskip("safetensors", reason="needs safetensors (the parity extra)")
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    rng = np.random.default_rng(4)
+    sd = {"trap.weight": torch.tensor(rng.normal(0, 0.05, (200, 120)) + 0.2, dtype=torch.bfloat16),
+          "trap.bias": torch.zeros(200), "clean.weight": torch.tensor(rng.normal(0, 0.05, (200, 80)))}
+    src = tmp_path / "m.safetensors"
+    save_file(sd, str(src), metadata={"format": "pt", "note": "kept"})
+    out = tmp_path / "s.safetensors"
+    r = _hts("smooth", str(src), "-o", str(out), "--sharpen", "--seed", "2")
+    assert r.returncode == 0, r.stderr
+    with safe_open(str(out), framework="pt") as f:
+        assert f.metadata() == {"format": "pt", "note": "kept"}
+        got = {k: f.get_tensor(k) for k in f.keys()}
+    expected = hts.svd_sharpness(sd, seed=2)
+    assert set(got) == set(sd) and all(got[k].dtype == sd[k].dtype for k in sd)
+    assert all(torch.equal(got[k], expected[k]) for k in sd) and not torch.equal(got["trap.weight"], sd["trap.weight"])
+    ckpt = tmp_path / "m.pt"
+    torch.save({"state_dict": dict(sd), "epoch": 7}, ckpt)
+    r = _hts("smooth", str(ckpt), "-o", str(tmp_path / "s.pt"), "--method", "detX")
+    assert r.returncode == 0, r.stderr
+    back = torch.load(tmp_path / "s.pt", weights_only=True)
+    assert back["epoch"] == 7
+    expected = hts.svd_smoothing({"state_dict": dict(sd), "epoch": 7})
+    assert all(torch.equal(back["state_dict"][k], expected["state_dict"][k]) for k in sd)

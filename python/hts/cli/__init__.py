@@ -16,7 +16,7 @@ from typing import Sequence
 __all__ = ["main"]
 
 #: Sub-command modules, in the order ``hts --help`` lists them.
-COMMANDS = ("describe", "analyze", "report", "compare", "diff", "zoo", "serve")
+COMMANDS = ("describe", "analyze", "report", "compare", "diff", "smooth", "zoo", "serve")
 
 logger = logging.getLogger("hts")
 
