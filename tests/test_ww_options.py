@@ -84,10 +84,18 @@ def test_tolerance_and_start_ids():
 
 
 def test_start_ids_on_a_module():
+    """The ids of analyze and describe (hts.open(...).rows) with start_ids, and WeightWatcher's describe's."""
     torch = pytest.importorskip("torch", reason="needs torch==2.13.0")
     model = torch.nn.Sequential(torch.nn.Linear(40, 30), torch.nn.ReLU(), torch.nn.Linear(30, 20))
     assert [r["layer_id"] for r in hts.analyze(model).analysed] == [1, 3]
     assert [r["layer_id"] for r in hts.analyze(model, start_ids=1).analysed] == [2, 4]  # the root gets 1
+    for s in (0, 1, 5):
+        described = [r["layer_id"] for r in hts.open(model).rows(start_ids=s) if r["analysed"]]
+        assert described == [r["layer_id"] for r in hts.analyze(model, start_ids=s).analysed]
+        with _weightwatcher() as ww:
+            assert described == list(ww.WeightWatcher().describe(model=model, start_ids=s).layer_id)
+    with pytest.raises(ValueError, match="start_ids"):
+        hts.open(model).rows(start_ids=-2)
 
 
 def test_command_line(tmp_path):
@@ -110,6 +118,10 @@ def test_command_line(tmp_path):
     assert r.returncode == 2 and "--inverse is not available" in r.stderr
     r = subprocess.run(run + ["--start-ids", "-1"], capture_output=True, text=True)
     assert r.returncode == 2 and "must be >= 0" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "hts", "describe", str(path), "--format", "json", "--start-ids", "4"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert [x["layer_id"] for x in json.loads(r.stdout)["tensors"]] == [4, 5, 6, 7]
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -63,21 +63,25 @@ class Inventory:
         return sum(_stored_bytes(t) for t in self.tensors)
 
     def rows(self, *, pool: bool = True, conv_method: str = "slices", conv_input_size: int | tuple | None = None,
-             min_evals: int = 8, max_evals: int = 15000, max_N: int = 50000) -> list[dict]:
+             min_evals: int = 8, max_evals: int = 15000, max_N: int = 50000, start_ids: int = 0) -> list[dict]:
         """One dict per tensor: layer_id, key, longname, layer_type, shape, dtype, quant (the storage type of a
         format that quantises: GGUF's "F16", "Q4_K", ...; "" for other formats), elements, bytes (as stored),
         the matrix dimensions ``hts.analyze`` would use with these options (N ≥ M, rf slices, num_evals = M·rf;
         None for a tensor that is not a matrix), ``analysed`` (whether ``hts.analyze`` with the same options
         analyses it: the tensor's own skip reason *and* the size gates min_evals ≤ num_evals ≤ max_evals,
         N ≤ max_N) and ``reason`` (why not); for a PEFT LoRA update also lora_rank and lora_scale (its bytes
-        are those of the two factors; its shape and elements those of ΔW). The keyword options and their defaults are ``hts.analyze``'s."""
+        are those of the two factors; its shape and elements those of ΔW). The keyword options and their defaults are ``hts.analyze``'s
+        (``start_ids`` renumbers the layer ids as there)."""
         from .matrices import plan_layer, skip_reason
+        from .selection import renumber
 
         size = conv_input_size
         if isinstance(size, int):
             size = (size, size)
         out = []
-        for t in self.tensors:
+        if isinstance(start_ids, bool) or not isinstance(start_ids, int) or start_ids < 0:
+            raise ValueError(f"start_ids must be an int >= 0, got {start_ids!r}")
+        for t in renumber(self.tensors, start_ids):
             reason, plan = t.skip_reason, None
             if not reason:
                 plan = plan_layer(t, pool=pool, conv_method=conv_method, conv_input_size=size, normalize=False)

@@ -25,6 +25,8 @@ def add_parser(sub) -> None:
                        help="how Conv2D kernels become matrices (default: slices)")
     gates.add_argument("--no-pool", dest="pool", action="store_false",
                        help="gate conv layers per k·k slice rather than pooled")
+    gates.add_argument("--start-ids", type=int, default=0, metavar="S",
+                       help="number the layer ids from S, as hts analyze --start-ids (default 0)")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="table (default), csv or json (one entry per tensor)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
@@ -40,9 +42,11 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import hts
 
+    if args.start_ids < 0:
+        parser.error(f"--start-ids must be >= 0, got {args.start_ids}")
     inv = hts.open(model_path(args, parser), split_fused=args.split_fused)
     gates = dict(pool=args.pool, conv_method=args.conv_method, min_evals=args.min_evals,
-                 max_evals=args.max_evals, max_N=args.max_N)
+                 max_evals=args.max_evals, max_N=args.max_N, start_ids=args.start_ids)
     if args.format == "json":
         text = json.dumps(inv.to_dict(**gates), indent=1) + "\n"
     elif args.format == "csv":
