@@ -122,3 +122,16 @@ def test_base_analysis_shares_one_time_budget(tmp_path, monkeypatch):
     with pytest.raises(hts.Cancelled, match=r"time budget of 0.5 s ran out before the (base|tuned) analysis"):
         hts.diff.analyze_with_base(str(tmp_path / "tuned.npz"), str(tmp_path / "base.npz"), time_budget=0.5)
     assert budgets[0] == pytest.approx(0.5, abs=0.05) and all(b < 0.3 for b in budgets[1:])
+
+
+def test_base_rows_follow_start_ids(tmp_path, peft_adapter):
+    """start_ids shifts every row's id once (updates, skipped tensors, base-only tensors; an adapter's base and
+    merged rows), and the ids stay unique."""
+    _models(tmp_path)
+    plain = hts.analyze(tmp_path / "tuned.npz", base=tmp_path / "base.npz")
+    shifted = hts.analyze(tmp_path / "tuned.npz", base=tmp_path / "base.npz", start_ids=10)
+    ids = [r["layer_id"] for r in shifted.rows]
+    assert ids == [r["layer_id"] + 9 for r in plain.rows] and len(set(ids)) == len(ids)
+    case = peft_adapter("minilm", r=2, lora_alpha=2, target_modules=["query"])
+    rows = hts.analyze(case.path, base=case.base_path, start_ids=5, layers=["*layer.0.*"]).rows
+    assert [r["layer_id"] for r in rows] == [5, 6, 7]

@@ -177,10 +177,15 @@ def analyze_with_base(model: Any, base: Any, **options):
     from .analysis import Analysis, analyze
 
     layers = options.pop("layers", None)
+    start_ids = options.pop("start_ids", 0) or 0  # applied here, once, so every row's id follows it
     tuned_inv = open_model(model)
+    if start_ids and not is_adapter(tuned_inv):
+        from .selection import renumber
+
+        tuned_inv = Inventory(renumber(tuned_inv.tensors, start_ids), path=tuned_inv.path)
     base_inv = open_model(base)
     if is_adapter(tuned_inv):
-        return _with_adapter(tuned_inv, base_inv, layers, options)
+        return _with_adapter(tuned_inv, base_inv, layers, options, first_id=start_ids or 1)
     tuned_ts = [t for t in tuned_inv.tensors]
     base_ts = {t.key: t for t in base_inv.tensors}
     matches = match_tensors(tuned_ts, list(base_ts.values()))
@@ -258,7 +263,7 @@ def _describe(obj) -> str:
     return f"<{type(obj).__module__}.{type(obj).__qualname__}>"
 
 
-def _with_adapter(adapter: Inventory, base_inv: Inventory, layers, options):
+def _with_adapter(adapter: Inventory, base_inv: Inventory, layers, options, first_id: int = 1):
     from .analysis import Analysis, analyze
 
     targets = [t for t in adapter.tensors if t.lora is not None]
@@ -277,7 +282,7 @@ def _with_adapter(adapter: Inventory, base_inv: Inventory, layers, options):
     listed = []
     role = {}
     for t in adapter.tensors:  # layer ids renumbered in order, so the base and merged rows have their own
-        t = replace(t, layer_id=len(listed) + 1)
+        t = replace(t, layer_id=len(listed) + first_id)
         listed.append(t)
         role[(t.layer_id, t.longname)] = "lora_delta" if t.lora is not None else "adapter"
         if t.lora is None:
