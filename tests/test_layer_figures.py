@@ -69,6 +69,29 @@ def test_mp_fit_draws_a_density_that_integrates_to_at_most_one(analysis):
     assert np.all(y >= 0) and 0.5 < float(np.trapezoid(y, x)) <= 1.0 + 1e-6
 
 
+def test_deltas_and_level_statistics_show_the_eigenvalue_gaps(analysis):
+    """WeightWatcher's deltas=True figures: log10 of the consecutive gaps against their index (a line at xmin's
+    index) and their density; both on request only (DELTA_FIGURES)."""
+    row = _row(analysis, "fc1")
+    ev = np.sort(analysis.esd(row["layer_id"]))
+    gaps = np.log10(np.diff(ev))
+    ax = layer_figures.deltas(analysis, "fc1").axes[0]
+    points = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(points[:, 1], gaps, rtol=1e-12)
+    np.testing.assert_array_equal(points[:, 0], np.arange(gaps.size))
+    line = next(li for li in ax.get_lines() if li.get_label().startswith("xmin"))
+    assert line.get_xdata()[0] == np.searchsorted(ev, row["xmin"])
+    ax = layer_figures.level_statistics(analysis, "fc1", bins=20).axes[0]
+    heights = np.array([p.get_height() for p in ax.patches])
+    widths = np.array([p.get_width() for p in ax.patches])
+    assert len(heights) == 20 and float(np.sum(heights * widths)) == pytest.approx(1.0)
+    assert ax.patches[0].get_x() == pytest.approx(gaps.min())
+    assert not set(layer_figures.DELTA_FIGURES) & set(layer_figures.FIGURES)
+    flat = hts.analyze({"w.weight": np.vstack([np.eye(10), np.zeros((10, 10))])})  # every λ = 1: no gaps
+    with pytest.raises(ValueError, match="positive gaps"):
+        layer_figures.deltas(flat, "w")
+
+
 def test_save_layer_figures_writes_every_figure_for_every_matrix(analysis, tmp_path):
     paths = layer_figures.save_layer_figures(analysis, tmp_path / "figs")
     assert len(paths) == len(analysis.analysed) * len(layer_figures.FIGURES)
@@ -103,6 +126,14 @@ def test_cli_report_savefig(tmp_path, capsys):
     written = sorted(p.name for p in (tmp_path / "figs").iterdir())
     assert len(written) == 2 * (len(layer_figures.FIGURES) - 1)  # no randomized ESD without --randomize
     assert "figures of 2 layers" in capsys.readouterr().out
+    rc = main(["report", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "r.html"),
+               "--savefig", str(tmp_path / "figs2"), "--savefig-deltas"])
+    assert rc == 0
+    written = sorted(p.name for p in (tmp_path / "figs2").iterdir())
+    assert len(written) == 2 * (len(layer_figures.FIGURES) - 1 + len(layer_figures.DELTA_FIGURES))
+    assert sum(name.endswith("-level-stats.png") for name in written) == 2
+    with pytest.raises(SystemExit):
+        main(["report", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "r3.html"), "--savefig-deltas"])
     (tmp_path / "file").write_text("x")
     with pytest.raises(SystemExit):
         main(["report", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "r2.html"),

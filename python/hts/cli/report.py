@@ -35,6 +35,9 @@ def add_parser(subparsers) -> None:
                         "Marchenko-Pastur fit, and (with --randomize) the randomized ESD with its max line")
     p.add_argument("--savefig-format", choices=("png", "svg"), default="png",
                    help="file format of the --savefig figures (png)")
+    p.add_argument("--savefig-deltas", action="store_true",
+                   help="with --savefig: also the eigenvalue-gap figures (log10 of consecutive gaps, and their "
+                        "density: WeightWatcher's deltas=True)")
     add_analysis_options(p)
     add_verbosity(p)
     p.set_defaults(func=lambda args: run(args, p))
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     path = model_path(args, parser)
     check_output_path(args.output, parser)
     check_output_path(args.json, parser, "--json")
+    if args.savefig_deltas and not args.savefig:
+        parser.error("--savefig-deltas needs --savefig DIR")
     if args.savefig:
         _check_figure_dir(Path(args.savefig), parser)
     try:
@@ -71,8 +76,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         analysis.to_json(args.json)
     print(f"hts report: wrote {args.output}" + (f" and {args.json}" if args.json else ""))
     if args.savefig:
-        from ..report.layer_figures import save_layer_figures
+        from ..report.layer_figures import DELTA_FIGURES, FIGURES, save_layer_figures
 
-        paths = save_layer_figures(analysis, args.savefig, fmt=args.savefig_format)
+        figures = FIGURES + (DELTA_FIGURES if args.savefig_deltas else ())
+        paths = save_layer_figures(analysis, args.savefig, figures=figures, fmt=args.savefig_format)
         print(f"hts report: wrote {len(paths)} figures of {len(analysis.analysed)} layers into {args.savefig}")
     return exit_status(analysis, path)

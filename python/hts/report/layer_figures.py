@@ -16,6 +16,13 @@ For every analysed matrix (each slice of a conv layer), up to six PNG/SVG files:
 ``mp-fit``
     the ESD on linear axes with the Marchenko–Pastur bulk density (the analysis' ``mp_fit`` columns, or a fit
     made here with ``spectra.marchenko_pastur_fit``).
+
+Two more on request (``figures=FIGURES + DELTA_FIGURES``; WeightWatcher's ``deltas=True``):
+
+``deltas``
+    the gaps Δᵢ = λᵢ₊₁ − λᵢ between consecutive eigenvalues, log10 Δᵢ against i, a line at xmin's index;
+``level-stats``
+    the density of log10 Δᵢ (level statistics; WeightWatcher's ``level-stats``).
 """
 
 from __future__ import annotations
@@ -31,11 +38,14 @@ import numpy as np
 from .. import spectra
 from . import plots
 
-__all__ = ["FIGURES", "alpha_vs_xmin", "esd_linear", "mp_fit", "randomized_esd", "save_layer_figures"]
+__all__ = ["DELTA_FIGURES", "FIGURES", "alpha_vs_xmin", "deltas", "esd_linear", "level_statistics", "mp_fit",
+           "randomized_esd", "save_layer_figures"]
 
 logger = logging.getLogger("hts")
 
 FIGURES = ("esd", "esd-linear", "ks-distance", "alpha-vs-xmin", "randomized", "mp-fit")
+#: The level-statistics figures, drawn only when asked for (WeightWatcher draws them with ``deltas=True``).
+DELTA_FIGURES = ("deltas", "level-stats")
 
 
 def _positive(analysis, row: dict, randomized: bool = False) -> np.ndarray:
@@ -150,8 +160,51 @@ def mp_fit(analysis, layer, *, slice_id: int | None = None, bins: int | None = N
     return plots._finish(fig, path)
 
 
+def _gaps(analysis, row: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(ascending ESD, log10 of its positive consecutive gaps Δᵢ = λᵢ₊₁ − λᵢ)."""
+    ev = np.sort(analysis.esd(row["layer_id"], row.get("slice_id")))
+    gaps = np.diff(ev)
+    if np.count_nonzero(gaps > 0) < 2:
+        raise ValueError(f"layer {row['longname']!r}: fewer than two positive gaps between eigenvalues")
+    return ev, np.log10(np.where(gaps > 0, gaps, np.nan))
+
+
+def deltas(analysis, layer, *, slice_id: int | None = None, path: str | os.PathLike | None = None):
+    """log10 of the gaps Δᵢ = λᵢ₊₁ − λᵢ of the ascending ESD against i, a line at the index of xmin."""
+    row = plots._layer_row(analysis, layer, slice_id)
+    ev, log_gaps = _gaps(analysis, row)
+    fig = plots._figure()
+    ax = fig.add_subplot()
+    ax.scatter(np.arange(log_gaps.size), log_gaps, s=6, color="C0", label="log10 Δᵢ")
+    if plots._finite(row.get("xmin")):
+        ax.axvline(int(np.searchsorted(ev, row["xmin"], side="left")), color="C3", linestyle="--", linewidth=1,
+                   label=f"xmin = {row['xmin']:.3g}")
+    ax.set_xlabel("i (ascending eigenvalues)")
+    ax.set_ylabel("log10 Δᵢ = log10(λᵢ₊₁ − λᵢ)")
+    ax.set_title(f"{plots._layer_title(row)}: eigenvalue gaps")
+    ax.legend()
+    return plots._finish(fig, path)
+
+
+def level_statistics(analysis, layer, *, slice_id: int | None = None, bins: int = 100,
+                     path: str | os.PathLike | None = None):
+    """The density of log10 Δᵢ, the gaps between consecutive eigenvalues (level statistics), on ``bins`` bins."""
+    row = plots._layer_row(analysis, layer, slice_id)
+    _, log_gaps = _gaps(analysis, row)
+    finite = log_gaps[np.isfinite(log_gaps)]
+    fig = plots._figure()
+    ax = fig.add_subplot()
+    ax.hist(finite, bins=bins, density=True, color="C0", alpha=0.8, label=f"{finite.size} gaps")
+    ax.set_xlabel("log10 Δ = log10(λᵢ₊₁ − λᵢ)")
+    ax.set_ylabel("density")
+    ax.set_title(f"{plots._layer_title(row)}: level statistics")
+    ax.legend()
+    return plots._finish(fig, path)
+
+
 _DRAW = {"esd": plots.esd, "esd-linear": esd_linear, "ks-distance": plots.ks_distance,
-         "alpha-vs-xmin": alpha_vs_xmin, "randomized": randomized_esd, "mp-fit": mp_fit}
+         "alpha-vs-xmin": alpha_vs_xmin, "randomized": randomized_esd, "mp-fit": mp_fit,
+         "deltas": deltas, "level-stats": level_statistics}
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -171,7 +224,7 @@ def save_layer_figures(analysis, directory: str | os.PathLike, *, figures=FIGURE
     """
     unknown = [f for f in figures if f not in _DRAW]
     if unknown:
-        raise ValueError(f"unknown figure(s) {unknown}: choose from {', '.join(FIGURES)}")
+        raise ValueError(f"unknown figure(s) {unknown}: choose from {', '.join(FIGURES + DELTA_FIGURES)}")
     if fmt not in ("png", "svg"):
         raise ValueError(f"figure format must be png or svg, got {fmt!r}")
     out = Path(directory)
