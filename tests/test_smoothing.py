@@ -108,6 +108,8 @@ def test_numpy_dict_wrapped_state_dict_and_layers_filter():
         np.testing.assert_array_equal(inner[k], frozen[k])
     np.testing.assert_array_equal(out["state_dict"]["module.x.weight"], inner["module.x.weight"])  # filtered out
     k = smoothing_plan(ckpt, layers=["y"])[0]["k"]
+    shifted = smoothing_plan(ckpt, layers=[11], start_ids=10)  # WeightWatcher's start_ids: the first tensor is 10
+    assert [(p["layer_id"], p["key"], p["k"]) for p in shifted] == [(11, "y.weight", k)]
     np.testing.assert_allclose(out["state_dict"]["module.y.weight"], truncate_components(inner["module.y.weight"], k),
                                rtol=0, atol=1e-12)
 

@@ -79,15 +79,15 @@ def slice_count(k: int, rf: int) -> int:
 # ----------------------------------------------------------------------------------------------------------
 # Which layers, and k for each
 # ----------------------------------------------------------------------------------------------------------
-def _targets(model: Any, layers, min_evals: int, max_evals: int, max_N: int) -> list:
+def _targets(model: Any, layers, min_evals: int, max_evals: int, max_N: int, start_ids: int = 0) -> list:
     """(tensor, plan) of every layer ``hts.analyze`` would analyse (pooled, WeightWatcher's conv slices)."""
     from .inventory import open_model
     from .matrices import plan_layer, skip_reason
-    from .selection import layer_entries, select
+    from .selection import layer_entries, renumber, select
 
     entries = layer_entries(layers) if layers is not None else None
     out = []
-    for t in select(open_model(model).tensors, entries):
+    for t in select(renumber(open_model(model).tensors, start_ids), entries):
         if t.skip_reason or t.lora is not None:
             continue
         plan = plan_layer(t, pool=True, conv_method="slices", conv_input_size=None, normalize=False)
@@ -102,7 +102,7 @@ def _plan_row(t, plan, k: int, reason: str = "", **extra) -> dict:
 
 
 def smoothing_plan(model: Any, *, method: str = "detX", percent: float = 0.8, layers: Iterable | int | str | None = None,
-                   min_evals: int = 8, max_evals: int = 15000, max_N: int = 50000,
+                   min_evals: int = 8, max_evals: int = 15000, max_N: int = 50000, start_ids: int = 0,
                    threads: int | None = None) -> list[dict]:
     """The components ``svd_smoothing`` keeps in each layer, without editing anything.
 
@@ -116,10 +116,11 @@ def smoothing_plan(model: Any, *, method: str = "detX", percent: float = 0.8, la
         raise ValueError(f"percent must be in (0, 1], got {percent!r}")
     from .analysis import analyze
 
-    targets = _targets(model, layers, min_evals, max_evals, max_N)
+    targets = _targets(model, layers, min_evals, max_evals, max_N, start_ids)
     if not targets:
         return []
-    analysis = analyze(model, layers=[t.layer_id for t, _ in targets], min_evals=min_evals, max_evals=max_evals,
+    analysis = analyze(model, layers=[t.layer_id for t, _ in targets], start_ids=start_ids, min_evals=min_evals,
+                       max_evals=max_evals,
                        max_N=max_N, detX=method in ("detX", "auto"), mp_fit=method in ("rmt", "auto"),
                        threads=threads)
     rows = {r["key"]: r for r in analysis.rows}
@@ -149,7 +150,8 @@ def smoothing_plan(model: Any, *, method: str = "detX", percent: float = 0.8, la
 
 
 def sharpness_plan(model: Any, *, layers: Iterable | int | str | None = None, seed: int = 0, min_evals: int = 8,
-                   max_evals: int = 15000, max_N: int = 50000, threads: int | None = None) -> list[dict]:
+                   max_evals: int = 15000, max_N: int = 50000, start_ids: int = 0,
+                   threads: int | None = None) -> list[dict]:
     """The components ``svd_sharpness`` removes from each layer, without editing anything.
 
     For each analysable layer, every slice's entries are permuted at random (``numpy.random.default_rng``
@@ -163,7 +165,7 @@ def sharpness_plan(model: Any, *, layers: Iterable | int | str | None = None, se
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     out = []
-    for t, plan in _targets(model, layers, min_evals, max_evals, max_N):
+    for t, plan in _targets(model, layers, min_evals, max_evals, max_N, start_ids):
         slices = stack(t, plan, t.load())
         slices = slices if slices.ndim == 3 else slices[None]
         rng = np.random.default_rng((seed, t.layer_id))
@@ -262,7 +264,7 @@ def _apply(model: Any, plan: list[dict]) -> Any:
 
 def svd_smoothing(model: Any, *, method: str = "detX", percent: float = 0.8,
                   layers: Iterable | int | str | None = None, min_evals: int = 8, max_evals: int = 15000,
-                  max_N: int = 50000, threads: int | None = None) -> Any:
+                  max_N: int = 50000, start_ids: int = 0, threads: int | None = None) -> Any:
     """WeightWatcher's ``SVDSmoothing``: a copy of ``model`` whose layers keep only their top k singular
     components (k per layer from ``method``; see the module docstring and ``smoothing_plan``).
 
@@ -275,7 +277,7 @@ def svd_smoothing(model: Any, *, method: str = "detX", percent: float = 0.8,
         "auto" (rmt where alpha > 6, else detX).
     percent
         The kept fraction for ``method="svd"``.
-    layers, min_evals, max_evals, max_N, threads
+    layers, min_evals, max_evals, max_N, start_ids, threads
         As in ``hts.analyze``: which layers are edited (the others are copied unchanged).
 
     Returns
@@ -284,12 +286,12 @@ def svd_smoothing(model: Any, *, method: str = "detX", percent: float = 0.8,
     """
     _check_editable(model)
     plan = smoothing_plan(model, method=method, percent=percent, layers=layers, min_evals=min_evals,
-                          max_evals=max_evals, max_N=max_N, threads=threads)
+                          max_evals=max_evals, max_N=max_N, start_ids=start_ids, threads=threads)
     return _apply(model, plan)
 
 
 def svd_sharpness(model: Any, *, layers: Iterable | int | str | None = None, seed: int = 0, min_evals: int = 8,
-                  max_evals: int = 15000, max_N: int = 50000, threads: int | None = None) -> Any:
+                  max_evals: int = 15000, max_N: int = 50000, start_ids: int = 0, threads: int | None = None) -> Any:
     """WeightWatcher's ``SVDSharpness``: a copy of ``model`` with each layer's correlation traps removed — its
     top |k| singular components, k = −(MP spikes of the randomly permuted layer; see ``sharpness_plan``).
 
@@ -298,5 +300,5 @@ def svd_sharpness(model: Any, *, layers: Iterable | int | str | None = None, see
     """
     _check_editable(model)
     plan = sharpness_plan(model, layers=layers, seed=seed, min_evals=min_evals, max_evals=max_evals, max_N=max_N,
-                          threads=threads)
+                          start_ids=start_ids, threads=threads)
     return _apply(model, plan)
