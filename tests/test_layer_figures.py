@@ -50,6 +50,29 @@ def test_alpha_vs_xmin_matches_an_independent_mle(analysis):
     assert (chosen[0][0], chosen[1][0]) == pytest.approx((row["xmin"], row["alpha"]))
 
 
+def test_xmin_peak_search_range_is_shaded_and_holds_the_chosen_minimum():
+    """With fix_fingers="xmin_peak" both xmin figures shade the range the fit searched; the chosen xmin is the
+    first smallest D of the curve inside it (and no range is drawn for the default fit)."""
+    from hts.xmin_peak import peak_xmin_range
+
+    w = {"w.weight": np.random.default_rng(5).standard_t(2.5, size=(400, 150))}
+    peak = hts.analyze(w, fix_fingers="xmin_peak")
+    row = peak.analysed[0]
+    ev = np.sort(peak.esd(row["layer_id"]))
+    _, lo, hi = peak_xmin_range(ev[ev > 1e-5])
+    for draw in (hts.plot.ks_distance, layer_figures.alpha_vs_xmin):
+        ax = draw(peak, "w").axes[0]
+        span = next(p for p in ax.patches if p.get_label() == "xmin_peak search range")
+        x0, x1 = span.get_x(), span.get_x() + span.get_width()
+        assert (x0, x1) == pytest.approx((max(lo, ev[ev > 1e-5][0]), min(hi, ev[-1])))
+        assert lo <= row["xmin"] <= hi
+    x, d = hts.plot.ks_distance(peak, "w").axes[0].get_lines()[0].get_data()
+    inside = (x >= lo) & (x <= hi) & (x < x[(x >= lo) & (x <= hi)].max())  # powerlaw drops the last candidate
+    assert x[inside][np.argmin(d[inside])] == pytest.approx(row["xmin"])
+    plain = hts.analyze(w)
+    assert not [p for p in hts.plot.ks_distance(plain, "w").axes[0].patches if "search" in str(p.get_label())]
+
+
 def test_randomized_esd_marks_the_largest_shuffled_eigenvalue(analysis):
     row = _row(analysis, "fc2")
     ax = layer_figures.randomized_esd(analysis, "fc2").axes[0]

@@ -94,6 +94,9 @@ def alpha_vs_xmin(analysis, layer, *, slice_id: int | None = None, path: str | o
     ax = fig.add_subplot()
     ax.plot(fit.candidates["xmin"], fit.candidates["alpha"], color="C0", linewidth=1.2, marker=".",
             markersize=3, label="α(xmin)")
+    searched = plots.xmin_search_range(analysis, row, ev)
+    if searched is not None:
+        ax.axvspan(*searched, color="C2", alpha=0.15, label="xmin_peak search range")
     if plots._finite(row.get("xmin")) and plots._finite(row.get("alpha")):
         ax.axvline(row["xmin"], color="C1", linestyle="--", linewidth=1, label=f"chosen xmin = {row['xmin']:.3g}")
         ax.plot([row["xmin"]], [row["alpha"]], "o", color="C1", label=f"α = {row['alpha']:.2f}")

@@ -242,12 +242,29 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float, np.floating)) and math.isfinite(float(v))
 
 
+def xmin_search_range(analysis, row: dict, ev: np.ndarray) -> tuple[float, float] | None:
+    """With ``fix_fingers="xmin_peak"``: the (lo, hi) eigenvalue range the analysis searched xmin in
+    (``hts.xmin_peak.peak_xmin_range``, on the ESD's scale; lo clipped to the smallest fitted value); else None."""
+    if analysis.options.get("fix_fingers") != "xmin_peak":
+        return None
+    from ..xmin_peak import EVALS_THRESH, peak_xmin_range
+
+    scale = float(row["N"]) if analysis.options.get("normalize") else 1.0  # the fit saw the unnormalised ESD
+    nz = np.sort(ev * scale)
+    nz = nz[nz > EVALS_THRESH]
+    if nz.size < 2:
+        return None
+    _, lo, hi = peak_xmin_range(nz, analysis.options.get("xmin_max"))
+    return max(lo, nz[0]) / scale, min(hi, nz[-1]) / scale
+
+
 def ks_distance(analysis, layer: int | str, *, slice_id: int | None = None,
                 path: str | os.PathLike | None = None):
     """The KS distance D of the power-law fit for every candidate xmin of a layer, the chosen one marked.
 
     Recomputed from the stored ESD with ``spectra.fit_power_law(curve=True)`` (the same scan the analysis
-    made; with ``fix_fingers`` the analysis fitted a clipped ESD, so its xmin may differ from the minimum here).
+    made; with ``fix_fingers`` the analysis fitted a clipped ESD, so its xmin may differ from the minimum here;
+    with ``fix_fingers="xmin_peak"`` the searched range is shaded and the chosen xmin is its minimum).
     """
     row = _layer_row(analysis, layer, slice_id)
     ev = analysis.esd(row["layer_id"], slice_id)
@@ -259,6 +276,9 @@ def ks_distance(analysis, layer: int | str, *, slice_id: int | None = None,
     fig = _figure()
     ax = fig.add_subplot()
     ax.plot(x, d, color="C0", linewidth=1.2, marker=".", markersize=3, label="D(xmin)")
+    searched = xmin_search_range(analysis, row, ev)
+    if searched is not None:
+        ax.axvspan(*searched, color="C2", alpha=0.15, label="xmin_peak search range")
     if _finite(row["xmin"]):
         ax.axvline(row["xmin"], color="C1", linestyle="--", label=f"chosen xmin = {row['xmin']:.3g}")
     ax.set_xscale("log")
