@@ -93,6 +93,8 @@ def test_state_dict_copy_methods_and_no_in_place_change():
         hts.svd_smoothing(sd, method="lambda_min")
     with pytest.raises(ValueError, match="percent"):
         hts.svd_smoothing(sd, method="svd", percent=1.5)
+    removal = {p["key"]: p for p in smoothing_plan(sd, method="svd", percent=-0.25)}  # WeightWatcher's percent < 0
+    assert removal["a.weight"]["k"] == -30 and removal["c.weight"]["k_slice"] == math.ceil(-36 / 9)
     with pytest.raises(TypeError, match="state dict"):
         hts.svd_smoothing("model.safetensors")
 

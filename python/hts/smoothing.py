@@ -15,7 +15,8 @@ conv layer removes none). Biases are not touched.
 
 - ``"detX"`` (default): k = detX_num, the smallest top tail of the ESD whose mean-1-rescaled product is < 1
   (``hts.detx``);
-- ``"svd"``: k = ⌊percent · M · rf⌋;
+- ``"svd"``: k = int(percent · M · rf) (truncated towards 0; a negative percent, as in WeightWatcher, removes
+  the top |k| components instead);
 - ``"rmt"``: k = num_spikes of the Marchenko–Pastur fit (``mp_fit=True``);
 - ``"alpha_min"``: k = num_pl_spikes, the eigenvalues λ >= xmin of the power-law fit;
 - ``"auto"``: "rmt" where the power-law alpha > 6, "detX" elsewhere.
@@ -112,8 +113,8 @@ def smoothing_plan(model: Any, *, method: str = "detX", percent: float = 0.8, la
     """
     if method not in SMOOTHING_METHODS:
         raise ValueError(f"method must be one of {SMOOTHING_METHODS}, got {method!r}")
-    if method == "svd" and not (isinstance(percent, (int, float)) and 0 < percent <= 1):
-        raise ValueError(f"percent must be in (0, 1], got {percent!r}")
+    if method == "svd" and not (isinstance(percent, (int, float)) and 0 < abs(percent) <= 1):
+        raise ValueError(f"percent must be in [-1, 0) or (0, 1], got {percent!r}")
     from .analysis import analyze
 
     targets = _targets(model, layers, min_evals, max_evals, max_N, start_ids)
@@ -273,10 +274,11 @@ def svd_smoothing(model: Any, *, method: str = "detX", percent: float = 0.8,
     model
         A ``torch.nn.Module`` or a state dict (mapping name -> torch tensor or numpy array). Never modified.
     method
-        "detX" (default), "svd" (k = ⌊percent·M·rf⌋), "rmt" (MP spikes), "alpha_min" (power-law tail size) or
+        "detX" (default), "svd" (k = int(percent·M·rf)), "rmt" (MP spikes), "alpha_min" (power-law tail size) or
         "auto" (rmt where alpha > 6, else detX).
     percent
-        The kept fraction for ``method="svd"``.
+        The kept fraction for ``method="svd"``; negative: the fraction removed from the top (WeightWatcher's
+        ``percent < 0``).
     layers, min_evals, max_evals, max_N, start_ids, threads
         As in ``hts.analyze``: which layers are edited (the others are copied unchanged).
 

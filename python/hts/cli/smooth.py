@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
                                                           "--dry-run)")
     p.add_argument("--method", choices=SMOOTHING_METHODS, default="detX",
                    help="how many components each layer keeps (default detX; svd: --percent of them)")
-    p.add_argument("--percent", type=float, default=0.8, metavar="P", help="the kept fraction for --method svd")
+    p.add_argument("--percent", type=float, default=0.8, metavar="P", help="the kept fraction for --method svd (negative: the fraction removed from the top)")
     p.add_argument("--sharpen", action="store_true",
                    help="WeightWatcher's SVDSharpness instead: remove each layer's correlation traps")
     p.add_argument("--seed", type=int, default=0, help="seed of --sharpen's permutations (default 0)")
@@ -118,8 +118,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         check_output_path(args.output, parser)
     if args.sharpen and args.method != "detX":
         parser.error("--method applies to smoothing, not to --sharpen")
-    if not 0 < args.percent <= 1:
-        parser.error(f"--percent must be in (0, 1], got {args.percent}")
+    if not 0 < abs(args.percent) <= 1:
+        parser.error(f"--percent must be in [-1, 0) or (0, 1], got {args.percent}")
     state, metadata = _load(args.path, kind)
     gates = dict(layers=parse_layer_filter(args.layers), min_evals=args.min_evals, max_evals=args.max_evals,
                  max_N=args.max_N, threads=args.threads)
