@@ -307,3 +307,17 @@ def test_cli_smooth_safetensors_and_torch_checkpoints(tmp_path):
     assert back["epoch"] == 7
     expected = hts.svd_smoothing({"state_dict": dict(sd), "epoch": 7})
     assert all(torch.equal(back["state_dict"][k], expected["state_dict"][k]) for k in sd)
+
+
+def test_a_layer_that_keeps_every_component_is_left_as_it_is():
+    """A depthwise conv (1-column slices; WeightWatcher's TruncatedSVD raises on them) and k >= M: unchanged, with
+    the reason; the plan says so and hts smooth does not count them as edited."""
+    rng = np.random.default_rng(6)
+    sd = {"dw.weight": rng.normal(size=(64, 1, 3, 3)), "fc.weight": _heavy(rng, 200, 100)}
+    plan = {p["key"]: p for p in smoothing_plan(sd, method="svd", percent=1.0)}
+    assert plan["dw.weight"]["k"] == 9 and plan["dw.weight"]["k_slice"] == 1
+    assert "keeps all 1 components" in plan["dw.weight"]["reason"] and "keeps all 100" in plan["fc.weight"]["reason"]
+    out = hts.svd_smoothing(sd, method="svd", percent=1.0)
+    assert all(np.array_equal(out[k], sd[k]) for k in sd)
+    dw = next(p for p in smoothing_plan(sd) if p["key"] == "dw.weight")
+    assert dw["reason"]  # detX's k for 9 eigenvalues is at least 1 = M per slice

@@ -98,8 +98,11 @@ def _targets(model: Any, layers, min_evals: int, max_evals: int, max_N: int, sta
 
 
 def _plan_row(t, plan, k: int, reason: str = "", **extra) -> dict:
+    k_slice = slice_count(int(k), plan.rf)
+    if not reason and k_slice >= plan.M:  # keeping every component of each matrix changes nothing
+        reason = f"k = {k} keeps all {plan.M} components of each matrix (unchanged)"
     return dict(layer_id=t.layer_id, longname=t.longname, key=t.key, layer_type=t.layer_type, N=plan.N, M=plan.M,
-                rf=plan.rf, k=int(k), k_slice=slice_count(int(k), plan.rf), reason=reason, **extra)
+                rf=plan.rf, k=int(k), k_slice=k_slice, reason=reason, **extra)
 
 
 def smoothing_plan(model: Any, *, method: str = "detX", percent: float = 0.8, layers: Iterable | int | str | None = None,
@@ -109,7 +112,7 @@ def smoothing_plan(model: Any, *, method: str = "detX", percent: float = 0.8, la
 
     Returns one dict per analysable layer: layer_id, longname, key, layer_type, N, M, rf, k (components kept
     in the layer, 0 = left unchanged), k_slice (⌈k/rf⌉, per slice), method (the one used; "auto" resolves to
-    "rmt" or "detX"), alpha, and reason (why a layer is left unchanged, else "").
+    "rmt" or "detX"), alpha, and reason (why a layer is left unchanged — k = 0, or k_slice >= M — else "").
     """
     if method not in SMOOTHING_METHODS:
         raise ValueError(f"method must be one of {SMOOTHING_METHODS}, got {method!r}")
@@ -247,7 +250,7 @@ def _apply(model: Any, plan: list[dict]) -> Any:
     dup, write = _edited_copy(model)
     inventory = None
     for row in plan:
-        if row["k"] == 0:
+        if row["k"] == 0 or row["reason"]:  # nothing to do (the reason says why)
             continue
         if inventory is None:
             from .inventory import open_model

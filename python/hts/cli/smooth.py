@@ -127,7 +127,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         plan = smoothing.sharpness_plan(state, seed=args.seed, **gates)
     else:
         plan = smoothing.smoothing_plan(state, method=args.method, percent=args.percent, **gates)
-    edited = sum(1 for p in plan if p["k"])
+    edited = sum(1 for p in plan if not p["reason"])
     lines = [f"{p['layer_id']:>5}  {p['longname']:<48} k={p['k']:>6}  per slice {p['k_slice']:>5}"
              f"{'  ' + p['reason'] if p['reason'] else ''}" for p in plan]
     what = "kept the top k components" if not args.sharpen else "removed the top |k| components (traps)"
