@@ -69,6 +69,9 @@ def test_randomized_and_intra_raw():
     np.testing.assert_allclose(b.esd(2, scaled=False) * np.sqrt(0.5), b.esd(2), rtol=1e-12)
     with pytest.raises(ValueError, match="intra=True"):
         b.esd(1, model=conv)
+    tuned = {k: v + 0.01 for k, v in conv.items()}
+    with pytest.raises(ValueError, match="base= result"):  # rows of W_tuned − W_base: no single-model ESD
+        hts.analyze(tuned, base=conv, min_evals=40).esd("x", model=tuned)
 
 
 def test_raw_esd_matches_weightwatcher_get_esd():

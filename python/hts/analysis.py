@@ -234,8 +234,9 @@ class Analysis:
         from .layer_esd import layer_esd
 
         opts = self.options
-        if opts.get("intra"):
-            raise ValueError("an intra=True result holds pair ESDs only; use hts.layer_esd.layer_esd(model, layer)")
+        if opts.get("intra") or opts.get("base") is not None:
+            raise ValueError("an intra=True or base= result holds pair / update ESDs only; for one layer of a model "
+                             "use hts.layer_esd.layer_esd(model, layer)")
         return layer_esd(model, layer, slice_id=slice_id, scaled=scaled, pool=opts.get("pool", True),
                          conv_method=opts.get("conv_method", "slices"), conv_input_size=opts.get("conv_input_size"),
                          normalize=opts.get("normalize", False), inverse=opts.get("inverse", False),
