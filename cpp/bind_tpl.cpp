@@ -16,6 +16,25 @@ void bind_tpl(py::module_& m) {
   m.def("log_upper_gamma", &hts::log_upper_gamma, py::arg("a"), py::arg("z"),
         "ln Γ(a, z), the upper incomplete gamma function, for a < 0.5 and z > 0 (NaN outside).");
   m.def(
+      "tpl_fit_tail",
+      [](const hts::bind::Vector& x, double xmin) {
+        hts::bind::check_vector(x, "x");
+        hts::TplFit f;
+        {
+          py::gil_scoped_release release;
+          try {
+            f = hts::tpl_fit_tail(x.data(), static_cast<std::size_t>(x.shape(0)), xmin);
+          } catch (const std::invalid_argument& e) {
+            py::gil_scoped_acquire acquire;
+            throw py::value_error(e.what());
+          }
+        }
+        return py::make_tuple(f.alpha, f.Lambda, f.loglikelihood, f.in_range);
+      },
+      py::arg("x").noconvert(), py::arg("xmin"),
+      "Truncated power law fitted (powerlaw 1.5's Nelder–Mead) to ascending x >= xmin: (alpha, Lambda, "
+      "loglikelihood, in_range).");
+  m.def(
       "tpl_scan",
       [](const hts::bind::Vector& x, py::array_t<std::int64_t, py::array::c_style> idx, int threads) {
         hts::bind::check_vector(x, "x");

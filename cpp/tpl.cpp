@@ -40,17 +40,17 @@ struct Data {
 /// Γ(1 − alpha, Lambda·x) as a double (what float(mpmath.gammainc(...)) gives: inf / 0 beyond the range).
 double upper_gamma(double a, double z) { return std::exp(log_upper_gamma(a, z)); }
 
-/// −Σ ln p(x_j) over the tail x[i..n), powerlaw's objective (out-of-range parameters: every p = 1e-307).
-double neg_loglik(const Data& d, std::size_t i, double alpha, double Lambda) {
+/// −Σ ln p(x_j) over the tail x[i..n) (all >= xmin), powerlaw's objective (out-of-range parameters: every
+/// p = 1e-307).
+double neg_loglik(const Data& d, std::size_t i, double xmin, double alpha, double Lambda) {
   const double m = static_cast<double>(d.n - i);
   if (!(Lambda > 0 && alpha > 1)) return -(m * kLogTiny);
-  const double xmin = d.x[i];
   const double a = 1.0 - alpha;
   const double lg = log_upper_gamma(a, Lambda * xmin);
   const double pw = std::pow(Lambda, a);
   const double logC = a * std::log(Lambda) - lg;
   // ln p is decreasing in x: its extremes are at the ends of the tail.
-  const double top = -alpha * d.lx[i] - Lambda * xmin + logC;
+  const double top = -alpha * d.lx[i] - Lambda * d.x[i] + logC;
   const double bottom = -alpha * d.lx[d.n - 1] - Lambda * d.x[d.n - 1] + logC;
   if (std::isfinite(pw) && pw > 1e-300 && std::fabs(lg) < 700 && top < 700 && bottom > -700)
     return -(-alpha * d.sum_lx[i] - Lambda * d.sum_x[i] + m * logC);
@@ -199,18 +199,47 @@ double ks_distance(const Data& d, std::size_t i, double alpha, double Lambda, bo
   return nan ? kNaN : std::max(dplus, dminus);
 }
 
-}  // namespace
 
-std::vector<TplFit> tpl_scan(const double* x, std::size_t n, const std::int64_t* idx, std::size_t k, int threads) {
+Data make_data(const double* x, std::size_t n) {
   Data d{x, n, std::vector<double>(n), {}, {}, std::vector<double>(n)};
   for (std::size_t j = 0; j < n; ++j) {
-    if (!(x[j] > 0) || !std::isfinite(x[j])) throw std::invalid_argument("tpl_scan: values must be finite and > 0");
-    if (j > 0 && x[j] < x[j - 1]) throw std::invalid_argument("tpl_scan: values must be ascending");
+    if (!(x[j] > 0) || !std::isfinite(x[j])) throw std::invalid_argument("tpl: values must be finite and > 0");
+    if (j > 0 && x[j] < x[j - 1]) throw std::invalid_argument("tpl: values must be ascending");
     d.lx[j] = std::log(x[j]);
     d.first[j] = j > 0 && x[j] == x[j - 1] ? d.first[j - 1] : static_cast<double>(j);
   }
   d.sum_lx = suffix_sums(d.lx);
   d.sum_x = suffix_sums(std::vector<double>(x, x + n));
+  return d;
+}
+
+/// powerlaw's Nelder–Mead fit on x[i..n) with lower bound xmin, from (1 + m/Σ ln(x/xmin), 1/mean x).
+TplFit fit_tail(const Data& d, std::size_t i, double xmin) {
+  const double m = static_cast<double>(d.n - i);
+  const double S = d.sum_lx[i] - m * std::log(xmin);
+  const double alpha0 = 1 + m / S, Lambda0 = 1 / (d.sum_x[i] / m);
+  const auto p = nelder_mead_2d([&](double al, double la) { return neg_loglik(d, i, xmin, al, la); },
+                                {alpha0, Lambda0});
+  TplFit r;
+  r.alpha = p[0];
+  r.Lambda = p[1];
+  r.in_range = r.Lambda > 0 && r.alpha > 1;
+  r.loglikelihood = -neg_loglik(d, i, xmin, r.alpha, r.Lambda);
+  r.D = kNaN;
+  return r;
+}
+
+}  // namespace
+
+TplFit tpl_fit_tail(const double* x, std::size_t n, double xmin) {
+  if (n < 1) throw std::invalid_argument("tpl_fit_tail: no values");
+  if (!(xmin > 0) || !(xmin <= x[0])) throw std::invalid_argument("tpl_fit_tail: need 0 < xmin <= the smallest value");
+  const Data d = make_data(x, n);
+  return fit_tail(d, 0, xmin);
+}
+
+std::vector<TplFit> tpl_scan(const double* x, std::size_t n, const std::int64_t* idx, std::size_t k, int threads) {
+  const Data d = make_data(x, n);
   for (std::size_t c = 0; c < k; ++c) {
     if (idx[c] < 0 || static_cast<std::size_t>(idx[c]) + 1 >= n)
       throw std::invalid_argument("tpl_scan: candidate index out of range (a tail needs 2 values)");
@@ -220,16 +249,8 @@ std::vector<TplFit> tpl_scan(const double* x, std::size_t n, const std::int64_t*
   std::vector<TplFit> out(k);
   parallel_for(k, threads, [&](std::size_t c) {
     const std::size_t i = static_cast<std::size_t>(idx[c]);
-    const double m = static_cast<double>(n - i);
-    // powerlaw's start: the power-law MLE and 1/mean of the tail.
-    const double S = d.sum_lx[i] - m * d.lx[i];
-    const double alpha0 = 1 + m / S, Lambda0 = 1 / (d.sum_x[i] / m);
-    const auto p = nelder_mead_2d([&](double al, double la) { return neg_loglik(d, i, al, la); }, {alpha0, Lambda0});
     TplFit& r = out[c];
-    r.alpha = p[0];
-    r.Lambda = p[1];
-    r.in_range = r.Lambda > 0 && r.alpha > 1;
-    r.loglikelihood = -neg_loglik(d, i, r.alpha, r.Lambda);
+    r = fit_tail(d, i, x[i]);
     r.D = ks_distance(d, i, r.alpha, r.Lambda, r.in_range);
   });
   return out;

@@ -120,7 +120,8 @@ def add_analysis_options(parser: argparse.ArgumentParser, *, layers: bool = True
                    help="add WeightWatcher's detX/ERG columns (detX_num, detX_val, num_ERG_spikes, ERG_gap)")
     g.add_argument("--fit-tests", nargs="?", const=True, default=False, type=_positive_int, metavar="R",
                    help="add goodness-of-fit columns: bootstrap p-value of the power law (R replicates, "
-                        "default 1000), likelihood-ratio tests vs exponential/stretched exponential/lognormal, "
+                        "default 1000), likelihood-ratio tests vs exponential/stretched exponential/lognormal/"
+                        "truncated power law, "
                         "best_fit and a plain-words verdict")
     g.add_argument("--vectors", action="store_true",
                    help="add WeightWatcher's eigenvector localisation columns (a full eigendecomposition)")
