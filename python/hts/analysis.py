@@ -424,7 +424,8 @@ def analyze(
     fit_tests
         Add goodness-of-fit columns (``hts.fit_tests``): pl_pvalue (bootstrap, True = 1000 replicates or the
         int given, seeded by ``seed``), R_/p_ of the likelihood-ratio tests against exponential, stretched
-        exponential, lognormal and truncated power law, best_fit and fit_verdict. About 3 ms per replicate per 1000 eigenvalues.
+        exponential, lognormal and truncated power law, best_fit and fit_verdict. About 0.5 ms per replicate
+        per 1000 eigenvalues (bench/results/goodness.md).
     vectors
         Add WeightWatcher's eigenvector localisation columns {bulk,tail}_{mean,var}_{vec_entropy,loc_ratio,
         part_ratio} (see ``hts.vectors``; a full eigendecomposition per matrix).
