@@ -80,6 +80,9 @@ def main() -> None:
              "| contender | replicates | total s | ms / replicate | speed-up vs numpy |", "|---|---|---|---|---|"]
     for name, r, total, per in rows:
         lines.append(f"| {name} | {r} | {total:.2f} | {per * 1e3:.2f} | {base / per:.1f}× |")
+    if hasattr(os, "getloadavg"):
+        lines += ["", f"Load average at the end of the run: {os.getloadavg()[0]:.2f} on {cores} usable cores (above "
+                      "about 1 per core the machine is shared and the 2-thread row cannot show a speed-up)."]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

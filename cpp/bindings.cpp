@@ -21,6 +21,7 @@ namespace py = pybind11;
 void bind_conv(py::module_& m);  // cpp/bind_conv.cpp
 void bind_rmt(py::module_& m);  // bind_rmt.cpp
 void bind_dequant(py::module_& m);  // cpp/bind_dequant.cpp
+void bind_tpl(py::module_& m);  // cpp/bind_tpl.cpp
 
 namespace {
 
@@ -240,4 +241,5 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
 
   bind_conv(m);
   bind_dequant(m);
+  bind_tpl(m);
 }

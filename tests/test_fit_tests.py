@@ -41,3 +41,23 @@ def test_columns_match_the_modules(model):
 def test_bad_value(model):
     with pytest.raises(ValueError, match="fit_tests"):
         hts.analyze(model, fit_tests=-3)
+
+
+def test_html_report_shows_lambda_and_the_verdict_next_to_alpha(tmp_path):
+    """Issue 17 part A item 4: with fit="TPL" and fit_tests the layer table reads alpha, Lambda, the verdict."""
+    pytest.importorskip("matplotlib", reason="HTML reports need matplotlib")
+    import html as html_lib
+    import re
+
+    rng = np.random.default_rng(4)
+    path = tmp_path / "m.npz"
+    np.savez(path, **{"a.weight": rng.standard_t(3, size=(150, 60)), "b.weight": rng.normal(size=(120, 50))})
+    analysis = hts.analyze(str(path), fit="TPL", fit_tests=20)
+    text = analysis.to_html()
+    header = re.search(r"<table class=\"sortable\" id=\"layers\"><thead><tr>(.*?)</tr>", text)
+    heads = re.findall(r"<th>(.*?)</th>", header.group(1) if header else text)
+    assert heads[heads.index("alpha"):heads.index("alpha") + 3] == ["alpha", "Lambda", "fit_verdict"]
+    for row in analysis.analysed:
+        assert row["fit_verdict"] and html_lib.escape(row["fit_verdict"]) in text
+    plain = hts.analyze(str(path)).to_html()
+    assert "<th>Lambda</th>" not in plain and "<th>fit_verdict</th>" not in plain

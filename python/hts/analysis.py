@@ -26,7 +26,7 @@ from .adapters import WeightTensor
 from .detx import detx_columns
 from .vectors import vector_columns
 from .fit_tests import DEFAULT_REPLICATES, fit_test_columns
-from .fitting import FIX_FINGERS, LayerFit, fit_layer
+from .fitting import FIX_FINGERS, LayerFit, fit_layer, normalize_fit
 from .inventory import open_model
 from .matrices import CONV_METHODS, LayerPlan, plan_layer, skip_reason, stack
 from .metrics import COLUMNS, layer_row, rank_loss, skipped_row
@@ -359,6 +359,7 @@ def analyze(
     precision: str = "float64",
     fix_fingers: str | None = None,
     xmin_max: float | None = None,
+    fit: str = "PL",
     mp_fit: bool = False,
     detX: bool = False,
     ERG: bool = False,
@@ -413,13 +414,18 @@ def analyze(
         to ``xmin_max`` (default 1.5 × the peak of the log-ESD histogram); see ``hts.fitting.fit_layer``.
     xmin_max
         The upper end of the xmin search of ``fix_fingers="xmin_peak"`` (ignored otherwise).
+    fit
+        "PL" (the power law), "TPL" (the truncated power law x^(−alpha) e^(−Lambda x), WeightWatcher's
+        ``fit="TPL"``: alpha, xmin, D of that fit, a ``Lambda`` column, sigma NaN) or "E_TPL" (TPL with the
+        xmin_peak search); see ``hts.tpl``. WeightWatcher's names power_law / truncated_power_law work too.
     detX, ERG
         (The same switch.) Add WeightWatcher's detX columns: detX_num = num_ERG_spikes, detX_val,
         detX_val_unrescaled, ERG_gap (see ``hts.detx``).
     fit_tests
         Add goodness-of-fit columns (``hts.fit_tests``): pl_pvalue (bootstrap, True = 1000 replicates or the
         int given, seeded by ``seed``), R_/p_ of the likelihood-ratio tests against exponential, stretched
-        exponential and lognormal, best_fit and fit_verdict. About 3 ms per replicate per 1000 eigenvalues.
+        exponential, lognormal and truncated power law, best_fit and fit_verdict. About 0.5 ms per replicate
+        per 1000 eigenvalues (bench/results/goodness.md).
     vectors
         Add WeightWatcher's eigenvector localisation columns {bulk,tail}_{mean,var}_{vec_entropy,loc_ratio,
         part_ratio} (see ``hts.vectors``; a full eigendecomposition per matrix).
@@ -494,6 +500,7 @@ def analyze(
     stop = StopCheck(cancel, time_budget)
     conv_input_size = _check_options(conv_method, conv_input_size, min_evals, max_evals, max_N, precision,
                                      fix_fingers, randomize, seed, randomize_precision)
+    fit = normalize_fit(fit, fix_fingers)
     _check_ww_options(tolerance, inverse, start_ids, precision=precision, normalize=normalize, vectors=vectors,
                       randomize=randomize)
     if intra and (randomize or vectors or inverse or conv_method != "slices"):
@@ -505,7 +512,8 @@ def analyze(
     options = dict(layers=layers,
                    pool=pool, conv_method=conv_method, conv_input_size=conv_input_size, normalize=normalize,
                    min_evals=min_evals, max_evals=max_evals, max_N=max_N, precision=precision,
-                   fix_fingers=fix_fingers, xmin_max=xmin_max, mp_fit=mp_fit, detX=bool(detX or ERG),
+                   fix_fingers=fix_fingers, xmin_max=xmin_max, **({"fit": fit} if fit != "PL" else {}),
+                   mp_fit=mp_fit, detX=bool(detX or ERG),
                    fit_tests=fit_tests, vectors=vectors, tolerance=tolerance, inverse=inverse, start_ids=start_ids,
                    **({"intra": True, "sparsify": bool(sparsify)} if intra else {}),
                    randomize=randomize,
@@ -531,7 +539,7 @@ def analyze(
     esds: dict = {}
     runner = _Runner(pool=pool, precision=precision, fix_fingers=fix_fingers, threads=n_threads, mp_fit=mp_fit,
                      randomize=randomize, randomize_precision=randomize_precision, seed=seed,
-                     xmin_max=xmin_max, detX=bool(detX or ERG), fit_tests=_replicates(fit_tests),
+                     xmin_max=xmin_max, fit=fit, detX=bool(detX or ERG), fit_tests=_replicates(fit_tests),
                      vectors=vectors, tolerance=tolerance, inverse=inverse)
     if intra:
         return _intra_analysis(runner, work, slots, sparsify=sparsify, seed=seed, options=options)
@@ -643,8 +651,9 @@ class _Runner:
     """Runs batches of layers through the kernel; one instance per ``analyze`` call (no shared state)."""
 
     def __init__(self, *, pool, precision, fix_fingers, threads, mp_fit, randomize, randomize_precision, seed,
-                 xmin_max=None, detX=False, fit_tests=0, vectors=False, tolerance=1e-6, inverse=False):
+                 xmin_max=None, fit="PL", detX=False, fit_tests=0, vectors=False, tolerance=1e-6, inverse=False):
         self.mp_fit = mp_fit
+        self.fit = fit
         self.tolerance = tolerance
         self.inverse = inverse
         self.vectors = vectors
@@ -852,6 +861,8 @@ class _Runner:
             if self.fit_tests:
                 row.update(fit_test_columns(raw, lf.fit.xmin * plan.normalizer, replicates=self.fit_tests,
                                             seed=self.seed))
+            if self.fit != "PL":
+                row["Lambda"] = lf.Lambda * plan.normalizer  # a rate: scales inversely with the eigenvalues
             if self.fix_fingers == "clip_xmax":
                 row["num_fingers"] = lf.num_fingers
                 row["raw_alpha"] = lf.raw_alpha
@@ -936,10 +947,10 @@ class _Runner:
 
     def _fit(self, pooled: np.ndarray, plan: LayerPlan) -> LayerFit:
         """Fit the ESD before normalisation (so neither the 1e-5 threshold nor alpha moves), then rescale."""
-        lf = fit_layer(pooled, fix_fingers=self.fix_fingers, xmin_max=self.xmin_max)
+        lf = fit_layer(pooled, fix_fingers=self.fix_fingers, xmin_max=self.xmin_max, fit=self.fit)
         if plan.normalizer == 1.0:
             return lf
         f = lf.fit
         fit = spectra.PowerLawFit(**{**f.__dict__, "xmin": f.xmin / plan.normalizer,
                                      "xmax": f.xmax / plan.normalizer})
-        return LayerFit(fit, lf.raw_alpha, lf.num_fingers, lf.fingers_removed)
+        return LayerFit(fit, lf.raw_alpha, lf.num_fingers, lf.fingers_removed, lf.Lambda)

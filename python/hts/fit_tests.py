@@ -2,12 +2,14 @@
 
 - ``pl_pvalue``: the Clauset–Shalizi–Newman bootstrap p-value (``hts.goodness.power_law_pvalue``; R replicates,
   seeded by the analysis's ``seed``): small (<= 0.1) rules the power law out.
-- ``R_<alt>``, ``p_<alt>`` for alt in exponential, stretched_exponential, lognormal: the normalised Vuong
-  log-likelihood ratio of the power law against alt on the tail >= xmin and its p (``hts.likelihood_ratio``);
-  R > 0 favours the power law.
-- ``best_fit``: WeightWatcher's ``best_dist`` rule without the truncated power law: "power_law", unless an
-  alternative is significantly better (R < 0 and p <= 0.05), checked in the order exponential, stretched
-  exponential, lognormal (the first one wins).
+- ``R_<alt>``, ``p_<alt>`` for alt in exponential, stretched_exponential, lognormal, truncated_power_law: the
+  normalised log-likelihood ratio of the power law against alt on the tail >= xmin and its p
+  (``hts.likelihood_ratio``; Vuong's test, the nested χ² test for the truncated power law); R > 0 favours the
+  power law.
+- ``best_fit``: "power_law", unless an alternative is significantly better (R < 0 and p <= 0.05), checked in
+  the order exponential, stretched exponential, lognormal, truncated power law (the first one wins). Like
+  WeightWatcher's (unused) ``best_dist``, except that every alternative is compared with the power law
+  (WeightWatcher, once the truncated power law wins, compares the others with it instead).
 - ``fit_verdict``: the same in plain words, e.g. "a power law fits (p = 0.41)", "lognormal fits better
   (R = -2.3, p = 0.02)", "power law ruled out (p = 0.03)".
 

@@ -62,6 +62,7 @@ _BF16 = 16
 _FOLDABLE = {"Cast", "Mul", "Div", "Add", "Sub", "DequantizeLinear", "Identity", "Transpose"}
 _OPAQUE = re.compile(r"^(onnx::|val_\d|_v_\d|\d)|^[A-Za-z]+_\d+$")
 _MAX_DEPTH = 16
+_MAX_DIMS = 32  # numpy broadcasts at most 32 dimensions; no weight has more than a handful
 
 
 def _import_onnx(path: str):
@@ -114,30 +115,61 @@ class _Graph:
         for n in self.nodes:
             for i in n.input:
                 self.consumers.setdefault(i, []).append(n)
-        self.limit = max([_count(t.dims) for t in self.consts.values()] + [1])
+        # a folded value may be no larger than the largest stored constant whose data is really there
+        self.limit = max([min(_count(t.dims), _present(t)) for t in self.consts.values()] + [1])
         self._shapes: dict[str, tuple] = {}
+        self.depth = self._const_depths()
+        self._roots: dict[str, tuple] = {}
 
     # --- structure -------------------------------------------------------------------------------------------
-    def is_const(self, name: str, depth: int = 0) -> bool:
-        if not name or depth > _MAX_DEPTH:
-            return False
-        if name in self.consts:
-            return True
-        node = self.producer.get(name)
-        return (node is not None and node.op_type in _FOLDABLE
-                and all(self.is_const(i, depth + 1) for i in node.input if i))
+    def _const_depths(self) -> dict:
+        """name -> length of the longest chain of foldable nodes computing it from stored constants (0 for a
+        stored one), for every name within ``_MAX_DEPTH`` of them. Computed pass by pass over the node list
+        (one pass for a topologically sorted graph), so cycles never resolve and a DAG whose paths multiply
+        costs one visit per node."""
+        depth = dict.fromkeys(self.consts, 0)
+        foldable = [n for n in self.nodes if n.op_type in _FOLDABLE and n.output and n.output[0]
+                    and n.output[0] not in self.consts and self.producer.get(n.output[0]) is n]
+        for _ in range(_MAX_DEPTH + 1):
+            changed = False
+            for n in foldable:
+                ins = [i for i in n.input if i]
+                if n.output[0] in depth or not ins or not all(i in depth for i in ins):
+                    continue
+                d = 1 + max(depth[i] for i in ins)
+                if d <= _MAX_DEPTH:
+                    depth[n.output[0]] = d
+                    changed = True
+            if not changed:
+                break
+        return depth
 
-    def roots(self, name: str, depth: int = 0) -> list:
-        """The stored constants a folded constant is computed from."""
-        if name in self.consts or depth > _MAX_DEPTH:
-            return [self.consts[name]] if name in self.consts else []
-        return [r for i in self.producer[name].input if i for r in self.roots(i, depth + 1)]
+    def is_const(self, name: str) -> bool:
+        return bool(name) and name in self.depth
+
+    def roots(self, name: str) -> list:
+        """The stored constants a folded constant is computed from (each once)."""
+        if name not in self._roots:
+            if name in self.consts:
+                found = (name,)
+            elif name in self.depth:
+                found = tuple(dict.fromkeys(r for i in self.producer[name].input if i for r in self._root_names(i)))
+            else:
+                found = ()
+            self._roots[name] = found
+        return [self.consts[r] for r in self._roots[name]]
+
+    def _root_names(self, name: str) -> tuple:
+        self.roots(name)
+        return self._roots[name]
 
     def shape(self, name: str, depth: int = 0) -> tuple:
         if name in self._shapes:
             return self._shapes[name]
         if name in self.consts:
             shape = tuple(int(d) for d in self.consts[name].dims)
+            if len(shape) > _MAX_DIMS:
+                raise ModelFileError(self.path, f"{len(shape)} dimensions (more than {_MAX_DIMS})", tensor=name)
         else:
             node = self.producer[name]
             ins = [self.shape(i, depth + 1) for i in node.input[:1 if node.op_type == "DequantizeLinear" else None]
@@ -151,7 +183,7 @@ class _Graph:
             else:
                 try:
                     shape = tuple(np.broadcast_shapes(*ins))
-                except ValueError:
+                except (ValueError, RuntimeError):  # RuntimeError: more than 32 dimensions
                     raise ModelFileError(self.path, f"node {node.name or node.op_type!r}: operands of shapes "
                                                     f"{ins} do not broadcast", tensor=name) from None
         if any(d < 0 for d in shape):
@@ -240,16 +272,22 @@ class _Graph:
     # --- data ------------------------------------------------------------------------------------------------
     def load_weight(self, wname: str, qnode) -> np.ndarray:
         try:
-            w = self.evaluate(wname)
-            if qnode is not None:
-                w = self._dequantise_node(qnode, wname, w)
-            if w.dtype.kind in "iub":
-                w = w.astype(np.float32)
-            if w.shape != self.shape(wname):
-                raise ValueError(f"folded to shape {w.shape}, expected {self.shape(wname)}")
-            return w
+            with np.errstate(all="ignore"):  # overflowing scales give inf, as the runtime would
+                return self._load_weight(wname, qnode)
+        except ModelFileError:
+            raise
         except (ValueError, TypeError, IndexError, ZeroDivisionError, FloatingPointError) as err:
             raise ModelFileError(self.path, f"cannot compute the weight: {err}", tensor=wname) from None
+
+    def _load_weight(self, wname: str, qnode) -> np.ndarray:
+        w = self.evaluate(wname)
+        if qnode is not None:
+            w = self._dequantise_node(qnode, wname, w)
+        if w.dtype.kind in "iub":
+            w = w.astype(np.float32)
+        if w.shape != self.shape(wname):
+            raise ValueError(f"folded to shape {w.shape}, expected {self.shape(wname)}")
+        return w
 
     def _bias_path(self, node) -> str:
         """The module path from the bias a MatMul/Gemm output is added to ('' when there is none): a dynamo
@@ -317,23 +355,35 @@ class _Graph:
         zp_i = 5 if op.startswith("QLinear") else 3
         conv = "Conv" in op
         z = self.evaluate(ins[zp_i]) if len(ins) > zp_i and ins[zp_i] else np.zeros((), np.int32)
-        w = w.astype(np.float32) - _per_channel(z.astype(np.float32), w.ndim, conv)
+        z = _per_channel(z.astype(np.float32), w.ndim, conv)
+        _same_shape(w, z)
+        w = w.astype(np.float32) - z
         sname = self._qscale_names(node)
         if sname:
-            s = self.evaluate(sname[0]).astype(np.float32)
-            return w * _per_channel(s, w.ndim, conv)
+            s = _per_channel(self.evaluate(sname[0]).astype(np.float32), w.ndim, conv)
+            _same_shape(w, s)
+            return w * s
         logger.warning("%s: %s %r: no weight scale found; analysing the integer levels (B - zero point)",
                        self.path, op, wname)
         return w
 
-    def evaluate(self, name: str, depth: int = 0) -> np.ndarray:
+    def evaluate(self, name: str, memo: dict | None = None) -> np.ndarray:
+        """The value of a constant (stored, or folded from stored ones; each name computed once per call)."""
+        memo = {} if memo is None else memo
+        if name in memo:
+            return memo[name]
         if name in self.consts:
-            return self.load_const(name)
-        if depth > _MAX_DEPTH:
-            raise ValueError("constant chain too deep")
+            memo[name] = self.load_const(name)
+            return memo[name]
+        if name not in self.depth:
+            raise ValueError(f"operand {name!r} is not a constant of the graph")
         node = self.producer[name]
         op = node.op_type
-        args = [self.evaluate(i, depth + 1) if i else None for i in node.input]
+        args = [self.evaluate(i, memo) if i else None for i in node.input]
+        memo[name] = self._fold(node, op, args)
+        return memo[name]
+
+    def _fold(self, node, op: str, args: list) -> np.ndarray:
         if op in ("Mul", "Div", "Add", "Sub"):
             shape = np.broadcast_shapes(args[0].shape, args[1].shape)
             if _count(shape) > self.limit:
@@ -356,8 +406,13 @@ class _Graph:
             block = _attr(node, "block_size", 0)
             if block and s.ndim == x.ndim:
                 ax = axis % x.ndim
-                s = np.repeat(s, block, axis=ax)[tuple(slice(0, d) for d in x.shape)]
-                z = np.repeat(z, block, axis=ax)[tuple(slice(0, d) for d in x.shape)] if z.ndim else z
+                want = tuple(-(-d // block) if i == ax else d for i, d in enumerate(x.shape))
+                if block < 1 or s.shape != want or z.ndim and z.shape != want:
+                    raise ValueError(f"DequantizeLinear blocks of {block} along axis {axis}: scale of shape "
+                                     f"{s.shape} for data of shape {x.shape}")
+                index = np.arange(x.shape[ax]) // block  # each element's block, never more than x holds
+                s = np.take(s, index, axis=ax)
+                z = np.take(z, index, axis=ax) if z.ndim else z
             elif s.ndim == 1 and x.ndim > 0:
                 ax = axis % x.ndim
                 if s.shape[0] != x.shape[ax]:
@@ -369,6 +424,7 @@ class _Graph:
                 z = z.reshape(shp) if z.ndim == 1 else z
             elif s.size != 1:
                 raise ValueError(f"DequantizeLinear scale of shape {s.shape} for data of shape {x.shape}")
+            _same_shape(x, s, z)
             return (x.astype(np.float32) - z.astype(np.float32)) * s
         raise ValueError(f"cannot fold node type {op}")
 
@@ -419,20 +475,48 @@ class _Graph:
         if length != nbytes or offset < 0:
             raise ModelFileError(self.path, f"external data of {length} bytes at offset {offset}; the shape needs "
                                             f"{nbytes}", tensor=name)
+        if not os.path.isfile(file):  # a folder, a FIFO (opening it would block) or nothing
+            raise ModelFileError(self.path, f"external data file {loc!r} is missing or not a regular file",
+                                 tensor=name)
         try:
             with open(file, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 if offset + length > size:
-                    raise ModelFileError(file, f"external data file of {size} bytes is too short for {length} "
-                                               f"bytes at offset {offset}", tensor=name)
+                    raise ModelFileError(self.path, f"external data file {loc!r} of {size} bytes is too short for "
+                                                    f"{length} bytes at offset {offset}", tensor=name)
                 f.seek(offset)
                 out = np.empty(nbytes // dt.itemsize, dtype=dt)
                 got = f.readinto(memoryview(out).cast("B"))
         except OSError as err:
-            raise ModelFileError(file, f"cannot read external data: {err.strerror or err}", tensor=name) from None
+            raise ModelFileError(self.path, f"cannot read external data file {loc!r}: {err.strerror or err}",
+                                 tensor=name) from None
         if got != nbytes:
-            raise ModelFileError(file, f"external data truncated: expected {nbytes} bytes, got {got}", tensor=name)
+            raise ModelFileError(self.path, f"external data file {loc!r} truncated: expected {nbytes} bytes, got {got}",
+                                 tensor=name)
         return out
+
+
+def _same_shape(x: np.ndarray, *operands: np.ndarray) -> None:
+    """Refuse scales / zero points that would broadcast the weight to a larger shape."""
+    try:
+        shape = np.broadcast_shapes(x.shape, *(o.shape for o in operands))
+    except (ValueError, RuntimeError):  # RuntimeError: more than 32 dimensions
+        shape = None
+    if shape != x.shape:
+        raise ValueError(f"scale / zero point of shapes {[o.shape for o in operands]} do not fit data of shape "
+                         f"{x.shape}")
+
+
+def _present(t) -> int:
+    """How many bytes (or typed values) of data a TensorProto really carries: a bound on its element count."""
+    if t.data_location == 1:
+        for e in t.external_data:
+            if e.key == "length":
+                return int(e.value) if e.value.isdigit() else 0
+        return 2**62  # the whole rest of the external file; checked when read
+    if t.HasField("raw_data"):
+        return len(t.raw_data)
+    return max(len(t.float_data), len(t.int32_data), len(t.int64_data), len(t.double_data), len(t.uint64_data))
 
 
 def _per_channel(v: np.ndarray, ndim: int, conv: bool) -> np.ndarray:

@@ -111,12 +111,17 @@ def add_analysis_options(parser: argparse.ArgumentParser, *, layers: bool = True
                    help="WeightWatcher's fix_fingers: clip_xmax refits with the largest eigenvalues removed; "
                         "xmin_peak searches xmin only up to the ESD's peak (see --xmin-max)")
     g.add_argument("--xmin-max", type=float, default=None, metavar="X",
-                   help="with --fix-fingers xmin_peak: the largest xmin considered (default: from the peak)")
+                   help="with --fix-fingers xmin_peak or --fit e_tpl: the largest xmin considered (default: from "
+                        "the peak)")
+    g.add_argument("--fit", type=str.lower, choices=("pl", "tpl", "e_tpl"), default="pl",
+                   help="pl: power law (default); tpl: truncated power law x^-alpha e^(-Lambda x) (adds a Lambda "
+                        "column); e_tpl: tpl with the xmin_peak search (WeightWatcher's fit='TPL'/'E_TPL')")
     g.add_argument("--detx", "--erg", dest="detX", action="store_true",
                    help="add WeightWatcher's detX/ERG columns (detX_num, detX_val, num_ERG_spikes, ERG_gap)")
     g.add_argument("--fit-tests", nargs="?", const=True, default=False, type=_positive_int, metavar="R",
                    help="add goodness-of-fit columns: bootstrap p-value of the power law (R replicates, "
-                        "default 1000), likelihood-ratio tests vs exponential/stretched exponential/lognormal, "
+                        "default 1000), likelihood-ratio tests vs exponential/stretched exponential/lognormal/"
+                        "truncated power law, "
                         "best_fit and a plain-words verdict")
     g.add_argument("--vectors", action="store_true",
                    help="add WeightWatcher's eigenvector localisation columns (a full eigendecomposition)")
@@ -151,8 +156,10 @@ def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         parser.error("--randomize is not available with --conv-method fft")
     if args.conv_input_size is not None and args.conv_method != "fft":
         parser.error("--conv-input-size needs --conv-method fft")
-    if args.xmin_max is not None and args.fix_fingers != "xmin_peak":
-        parser.error("--xmin-max needs --fix-fingers xmin_peak")
+    if args.xmin_max is not None and args.fix_fingers != "xmin_peak" and args.fit != "e_tpl":
+        parser.error("--xmin-max needs --fix-fingers xmin_peak or --fit e_tpl")
+    if args.fit != "pl" and args.fix_fingers == "clip_xmax":
+        parser.error(f"--fit {args.fit} is not available with --fix-fingers clip_xmax")
     if args.inverse and (args.randomize or args.vectors or args.normalize or args.precision != "float64"):
         parser.error("--inverse is not available with --randomize, --vectors, --normalize or --precision other "
                      "than float64")
@@ -171,12 +178,13 @@ def analysis_options(args: argparse.Namespace, parser: argparse.ArgumentParser) 
                 threads=args.threads, **({"time_budget": args.time_budget} if hasattr(args, "time_budget") else {}),
                 **{k: v for k, v in (("tolerance", args.tolerance), ("inverse", args.inverse),
                                      ("start_ids", args.start_ids), ("intra", args.intra),
-                                     ("sparsify", args.sparsify)) if v != _DEFAULTS[k]})
+                                     ("sparsify", args.sparsify), ("fit", args.fit.upper()))
+                   if v != _DEFAULTS[k]})
 
 
 #: Options passed on only when changed, so that the options of studies and servers set up before they existed
 #: stay the same.
-_DEFAULTS = {"tolerance": 1e-6, "inverse": False, "start_ids": 0, "intra": False, "sparsify": True}
+_DEFAULTS = {"tolerance": 1e-6, "inverse": False, "start_ids": 0, "intra": False, "sparsify": True, "fit": "PL"}
 
 
 def check_output_path(path: str | None, parser: argparse.ArgumentParser, option: str = "-o") -> None:

@@ -11,7 +11,7 @@ from ._common import add_verbosity
 from ._model_args import add_base_option, add_model_argument, model_path
 
 #: Columns of the ``table`` format (every column is in csv, json and parquet).
-TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "rf", "num_evals", "alpha", "xmin", "D",
+TABLE_COLUMNS = ["layer_id", "longname", "layer_type", "N", "M", "rf", "num_evals", "alpha", "Lambda", "xmin", "D",
                  "alpha_weighted", "log_norm", "log_spectral_norm", "stable_rank", "status", "warning"]
 #: Key columns of base-vs-tuned rows (--base, LoRA adapters): the row's role, the LoRA scale, the changes.
 ROLE_COLUMNS = ["role", "lora_rank", "lora_scale", "delta_alpha", "delta_alpha_weighted", "delta_log_norm"]

@@ -19,9 +19,11 @@ __all__ = ["MIN_CONFIDENT_EVALS", "TABLE_COLUMNS", "analysis_html", "comparison_
            "worst_layers"]
 
 #: Columns of the per-layer table (and of the embedded JSON rows), when present.
-#: The verdict (alpha, warning, status, confidence) sits next to the name, so it is read without scrolling.
-TABLE_COLUMNS = ("layer_id", "longname", "slice_id", "role", "lora_scale", "layer_type", "alpha", "delta_alpha",
-                 "warning", "status", "confidence",
+#: The verdict (alpha, warning, status, confidence) sits next to the name, so it is read without scrolling;
+#: next to alpha: Lambda (``fit="TPL"``) and, when ``fit_tests`` ran, the plain-words reading of the fit
+#: ("a power law fits (p = 0.41)", "lognormal fits better (R = -2.3, p = 0.02)").
+TABLE_COLUMNS = ("layer_id", "longname", "slice_id", "role", "lora_scale", "layer_type", "alpha", "Lambda",
+                 "fit_verdict", "delta_alpha", "warning", "status", "confidence", "pl_pvalue", "best_fit",
                  "num_evals", "shape", "N", "M", "rf", "alpha_weighted", "D", "xmin", "num_pl_spikes", "log_norm",
                  "log_spectral_norm", "log_alpha_norm", "stable_rank", "mp_softrank", "num_spikes",
                  "rand_distance", "lora_rank", "delta_alpha_weighted", "delta_log_norm", "delta_log_spectral_norm",
