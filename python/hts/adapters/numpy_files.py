@@ -1,7 +1,9 @@
 """NumPy files: ``.npy`` (one array, named after the file) and ``.npz`` (one array per member, read lazily).
 
 ``allow_pickle=False`` always: object arrays (which would unpickle) are refused. ``.npy`` files are
-memory-mapped read-only; ``.npz`` members are read one at a time when analysed.
+memory-mapped read-only; ``.npz`` members are read one at a time when analysed, through one zip directory
+parsed once per listing (re-opening the archive for every member made an archive of 40,000 tiny members take
+over five minutes: the directory is read whole on every open).
 
 Before any ``.npz`` member is read, its .npy header is checked against the zip directory: the bytes its shape
 and dtype declare must be exactly what the member holds (a lying header would make numpy allocate the claimed
@@ -12,6 +14,8 @@ array first), and a compressed member may not declare more than ``MAX_INFLATION`
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 import zipfile
 import zlib
 
@@ -50,9 +54,12 @@ def from_npz(path: str | os.PathLike) -> list[WeightTensor]:
         # Open the file here: np.load leaks its own handle when the zip directory is unreadable.
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             entries = []
+            archive = _Archive(path)
+            members = set(z.zip.namelist())
             for key in z.files:
-                shape, dtype = _npz_member_header(z, key, path)
-                entries.append(Entry(key, shape, dtype, _npz_loader(path, key), _dtype_skip(dtype)))
+                member = key if key in members else key + ".npy"
+                shape, dtype = _npz_member_header(z, key, member, path)
+                entries.append(Entry(key, shape, dtype, archive.loader(key, member), _dtype_skip(dtype)))
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as err:
         raise ModelFileError(path, f"not a readable .npz file: {str(err).splitlines()[0] if str(err) else err}") from None
     if not entries:
@@ -60,9 +67,8 @@ def from_npz(path: str | os.PathLike) -> list[WeightTensor]:
     return from_entries(entries, source="npz")
 
 
-def _npz_member_header(z, key: str, path: str) -> tuple:
+def _npz_member_header(z, key: str, member: str, path: str) -> tuple:
     """Shape and dtype of a member from its .npy header, without reading the data."""
-    member = key if key in z.zip.namelist() else key + ".npy"
     info = z.zip.getinfo(member)
     bomb = info.file_size > MAX_INFLATION * info.compress_size + _INFLATION_SLACK
     if info.compress_type != zipfile.ZIP_STORED and bomb:
@@ -87,19 +93,34 @@ def _npz_member_header(z, key: str, path: str) -> tuple:
     return tuple(shape), dtype.name
 
 
-def _npz_loader(path: str, key: str):
-    def load() -> np.ndarray:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return z[key]
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, RuntimeError,
-                NotImplementedError) as err:  # RuntimeError: an encrypted member; zlib.error: a corrupt stream
-            raise ModelFileError(path, f"cannot read: {type(err).__name__}: {err}", tensor=key) from None
-        except MemoryError:
-            raise ModelFileError(path, "cannot read: not enough memory for the array it declares",
-                                 tensor=key) from None
+class _Archive:
+    """The members of one .npz listing, read through one ``ZipFile`` opened at the first load (its directory
+    parsed once) and closed when the last loader is gone; reads are serialised by a lock."""
 
-    return load
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.zip: zipfile.ZipFile | None = None
+
+    def _open(self) -> zipfile.ZipFile:
+        if self.zip is None:
+            self.zip = zipfile.ZipFile(self.path)
+            weakref.finalize(self, self.zip.close)
+        return self.zip
+
+    def loader(self, key: str, member: str):
+        def load() -> np.ndarray:
+            try:
+                with self.lock, self._open().open(member) as f:
+                    return np.lib.format.read_array(f, allow_pickle=False)
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, RuntimeError,
+                    NotImplementedError) as err:  # RuntimeError: an encrypted member; zlib.error: a corrupt stream
+                raise ModelFileError(self.path, f"cannot read: {type(err).__name__}: {err}", tensor=key) from None
+            except MemoryError:
+                raise ModelFileError(self.path, "cannot read: not enough memory for the array it declares",
+                                     tensor=key) from None
+
+        return load
 
 
 def _dtype_skip(dtype: str) -> str:

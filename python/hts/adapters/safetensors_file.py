@@ -32,15 +32,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ModelFileError
+from .limits import MAX_TENSORS as _MAX_TENSORS
 from .dtypes import CHUNK_ELEMENTS, bf16_to_float32, float8_to_float32
 
 __all__ = ["MAX_HEADER_BYTES", "MAX_TENSORS", "SafetensorsFile", "TensorInfo", "natural_key", "read_header"]
 
 #: The largest header accepted (the reference implementation's limit too).
 MAX_HEADER_BYTES = 100_000_000
-#: The most tensors one file may hold (real checkpoints: at most a few tens of thousands per file). Each entry
-#: is one object and two lists, so a header may open at most 3 containers per tensor (+ metadata).
-MAX_TENSORS = 200_000
+#: The most tensors one file may hold: ``limits.MAX_TENSORS``, as for every format. Each entry is one object
+#: and two lists, so a header may open at most 3 containers per tensor (+ metadata).
+MAX_TENSORS = _MAX_TENSORS
 
 #: dtype -> (bytes per element, what ``load`` returns).
 DTYPES = {

@@ -1,0 +1,158 @@
+"""Bounded memory for every reader (issue 19 item 9): a large hostile file — a flood of tiny tensors, or one
+header claiming a huge shape — is read (or refused with ``ModelFileError``) with peak memory at most
+4 × the file's size + the largest tensor loaded + ``PER_TENSOR_BYTES`` per tensor listed (``hts.adapters.limits``;
+the count is capped at ``MAX_TENSORS``), measured as the peak RSS (``VmHWM``) of a fresh process
+(``tests/_memory_probe.py``; the interpreter's and the libraries' own pages are excluded).
+
+The files are tens of MB (the fuzz tests only ever use files of a few kB). Limits: docs/formats.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hts.adapters.limits import PER_TENSOR_BYTES
+
+PROBE = os.path.join(os.path.dirname(__file__), "_memory_probe.py")
+MB = 2**20
+#: RSS counts pages, the interpreter's allocator keeps arenas: a few MB of slack on top of the bound.
+SLACK = 16 * MB
+
+
+def probe(path, *preload: str) -> dict:
+    proc = subprocess.run([sys.executable, PROBE, str(path), *preload], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check_bounded(path, *preload: str, outcome: str | None = None) -> dict:
+    size = os.path.getsize(path)
+    got = probe(path, *preload)
+    used = got["peak"] - got["base"]
+    bound = 4 * size + got["largest"] + PER_TENSOR_BYTES * got["tensors"] + SLACK
+    assert used <= bound, (f"{os.path.basename(str(path))}: {used / MB:.0f} MB peak for a {size / MB:.0f} MB "
+                           f"file (bound {bound / MB:.0f} MB): {got}")
+    if outcome:
+        assert got["outcome"] == outcome, got
+    print(f"{os.path.basename(str(path))}: {size / MB:.1f} MB file, {used / MB:.1f} MB peak, {got['outcome']}, "
+          f"{got['tensors']} tensors, largest {got['largest']} B")
+    return got
+
+
+# --- safetensors ---------------------------------------------------------------------------------------------
+def _safetensors(path, header: dict, data: bytes) -> None:
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+
+
+def test_safetensors_flood_of_tiny_tensors(tmp_path):
+    n = 60_000
+    header = {f"model.layers.{i}.w": {"dtype": "F32", "shape": [1, 1], "data_offsets": [4 * i, 4 * i + 4]}
+              for i in range(n)}
+    path = tmp_path / "flood.safetensors"
+    _safetensors(path, header, np.arange(n, dtype=np.float32).tobytes())
+    assert os.path.getsize(path) > 4 * MB
+    check_bounded(path)
+
+
+def test_safetensors_huge_claimed_shape_in_a_large_file(tmp_path):
+    data = np.zeros(8 * MB // 4, np.float32).tobytes()
+    header = {"a.weight": {"dtype": "F32", "shape": [1 << 20, 1 << 20], "data_offsets": [0, len(data)]}}
+    path = tmp_path / "claim.safetensors"
+    _safetensors(path, header, data)
+    check_bounded(path, outcome="refused")
+
+
+# --- PyTorch checkpoints -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+def test_torch_flood_of_tiny_tensors(tmp_path, zipped):
+    torch = pytest.importorskip("torch")
+    n = 20_000
+    state = {f"layers.{i}.weight": torch.full((1, 2), float(i)) for i in range(n)}
+    path = tmp_path / "flood.pt"
+    torch.save(state, path, _use_new_zipfile_serialization=zipped)
+    del state
+    assert os.path.getsize(path) > 4 * MB
+    check_bounded(path, "torch")
+
+
+# --- numpy ---------------------------------------------------------------------------------------------------
+def test_npz_flood_of_members(tmp_path):
+    path = tmp_path / "flood.npz"
+    np.savez(path, **{f"w{i}": np.full((2, 2), i, np.float32) for i in range(15_000)})
+    assert os.path.getsize(path) > 2 * MB
+    check_bounded(path)
+
+
+def test_npy_huge_claimed_shape(tmp_path):
+    path = tmp_path / "claim.npy"
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1048576, 1048576), }"
+    header += " " * (63 - (len(header) + 10) % 64) + "\n"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode()
+                     + bytes(16 * MB))
+    check_bounded(path, outcome="refused")
+
+
+# --- GGUF ----------------------------------------------------------------------------------------------------
+def test_gguf_flood_of_tiny_tensors(tmp_path):
+    pytest.importorskip("gguf")
+    import _gguf_files
+
+    tensors = {f"blk.{i}.ffn_up.weight": np.full((2, 256), i, np.float32) for i in range(20_000)}
+    path = _gguf_files.write(tmp_path / "flood.gguf", tensors)
+    assert os.path.getsize(path) > 4 * MB
+    check_bounded(path)
+
+
+# --- ONNX ----------------------------------------------------------------------------------------------------
+def test_onnx_flood_of_initializers(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    n = 40_000
+    value = np.ones((16, 16), np.float32).tobytes()
+    inits = [helper.make_tensor(f"w{i}", TensorProto.FLOAT, [16, 16], value, raw=True) for i in range(n)]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w0"], ["y"])], "flood", [x], [y], inits)
+    path = tmp_path / "flood.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    del inits, graph
+    assert os.path.getsize(path) > 30 * MB
+    check_bounded(path, "onnx")
+
+
+# --- Flax msgpack --------------------------------------------------------------------------------------------
+def test_flax_flood_of_tiny_arrays(tmp_path):
+    msgpack = pytest.importorskip("msgpack")
+
+    def ext(a):
+        return msgpack.ExtType(1, msgpack.packb((a.shape, a.dtype.name, a.tobytes("C")), use_bin_type=True))
+
+    state = {"params": {f"Dense_{i}": {"kernel": ext(np.full((2, 2), i, np.float32))} for i in range(50_000)}}
+    path = tmp_path / "flood.msgpack"
+    path.write_bytes(msgpack.packb(state, use_bin_type=True))
+    del state
+    assert os.path.getsize(path) > 2 * MB
+    check_bounded(path)
+
+
+# --- Keras (HDF5) --------------------------------------------------------------------------------------------
+def test_keras_weights_flood_of_layers(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "flood.weights.h5"
+    with h5py.File(path, "w") as f:
+        layers = f.create_group("layers")
+        for i in range(3_000):
+            g = layers.create_group(f"dense_{i}").create_group("vars")
+            g.create_dataset("0", data=np.full((32, 32), i, np.float32))
+    assert os.path.getsize(path) > 2 * MB
+    check_bounded(path, "h5py")
