@@ -36,7 +36,7 @@ void bind_tpl(py::module_& m) {
       "loglikelihood, in_range).");
   m.def(
       "tpl_scan",
-      [](const hts::bind::Vector& x, py::array_t<std::int64_t, py::array::c_style> idx, int threads) {
+      [](const hts::bind::Vector& x, py::array_t<std::int64_t, py::array::c_style> idx, int threads, bool exact) {
         hts::bind::check_vector(x, "x");
         if (idx.ndim() != 1) throw py::value_error("idx must be 1-D");
         if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
@@ -45,7 +45,7 @@ void bind_tpl(py::module_& m) {
         {
           py::gil_scoped_release release;
           try {
-            fits = hts::tpl_scan(x.data(), static_cast<std::size_t>(x.shape(0)), idx.data(), k, threads);
+            fits = hts::tpl_scan(x.data(), static_cast<std::size_t>(x.shape(0)), idx.data(), k, threads, exact);
           } catch (const std::invalid_argument& e) {
             py::gil_scoped_acquire acquire;
             throw py::value_error(e.what());
@@ -68,7 +68,8 @@ void bind_tpl(py::module_& m) {
         d["in_range"] = in_range;
         return d;
       },
-      py::arg("x").noconvert(), py::arg("idx").noconvert(), py::arg("threads") = 1,
+      py::arg("x").noconvert(), py::arg("idx").noconvert(), py::arg("threads") = 1, py::arg("exact") = true,
       "Truncated power law fitted (powerlaw 1.5's Nelder–Mead) on the tail x[i:] of ascending x for each i in "
-      "idx, with its KS distance: dict of arrays alpha, Lambda, D, loglikelihood, in_range.");
+      "idx, with its KS distance: dict of arrays alpha, Lambda, D, loglikelihood, in_range. exact=False: only "
+      "the D that can be the smallest (in the domain) are exact, the others are lower bounds above it.");
 }

@@ -17,6 +17,7 @@ namespace {
 constexpr double kTiny = 1e-307;  // powerlaw's 10**float_info.min_10_exp
 const double kLogTiny = std::log(kTiny);
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
 
 /// Neumaier-compensated suffix sums of v: out[i] = Σ_{j>=i} v[j].
 std::vector<double> suffix_sums(const std::vector<double>& v) {
@@ -168,7 +169,10 @@ std::array<double, 2> nelder_mead_2d(F&& func, std::array<double, 2> x0) {
 }
 
 /// powerlaw's KS distance of the fitted law on the tail x[i..n) (Distribution.KS with a parent Fit).
-double ks_distance(const Data& d, std::size_t i, double alpha, double Lambda, bool in_range) {
+/// With a finite `bound` the scan stops as soon as the running maximum exceeds it (a coarse pass over every 16th
+/// point first) and returns that partial maximum (> bound): the exact D whenever D <= bound.
+double ks_distance(const Data& d, std::size_t i, double alpha, double Lambda, bool in_range,
+                   double bound = std::numeric_limits<double>::infinity()) {
   const double n = static_cast<double>(d.n);
   const double dropped = static_cast<double>(i) / n;
   const double a = 1.0 - alpha;
@@ -179,8 +183,8 @@ double ks_distance(const Data& d, std::size_t i, double alpha, double Lambda, bo
   }
   double dplus = -std::numeric_limits<double>::infinity(), dminus = dplus;
   bool nan = false;
-  for (std::size_t j = i; j < d.n; ++j) {
-    if (j > i && d.x[j] == d.x[j - 1]) continue;  // one bin per distinct value
+  // |diff| at point j: a tied value's bin is that of its first occurrence (first[j]), so any j may be probed.
+  auto diff_at = [&](std::size_t j) {
     const double actual = (d.first[j] / n - dropped) / (1 - dropped);
     double theory;
     if (!in_range) {
@@ -191,7 +195,22 @@ double ks_distance(const Data& d, std::size_t i, double alpha, double Lambda, bo
       const double base = 1.0 - upper_gamma(a, Lambda * d.x[j]) / pw;
       theory = (base - cdf_xmin) / (1.0 - cdf_xmin);
     }
-    const double diff = theory - actual;
+    return theory - actual;
+  };
+  if (std::isfinite(bound)) {  // (a scan that never exceeds the bound, e.g. through a NaN, is redone exactly)
+    constexpr std::size_t stride = 16;
+    for (std::size_t j = i; j < d.n; j += stride) {
+      const double e = std::fabs(diff_at(j));
+      if (e > bound) return e;
+    }
+    for (std::size_t j = i; j < d.n; ++j) {
+      const double e = std::fabs(diff_at(j));
+      if (e > bound) return e;
+    }
+  }
+  for (std::size_t j = i; j < d.n; ++j) {
+    if (j > i && d.x[j] == d.x[j - 1]) continue;  // one bin per distinct value
+    const double diff = diff_at(j);
     if (std::isnan(diff)) nan = true;
     dplus = std::max(dplus, diff);
     dminus = std::max(dminus, -diff);
@@ -238,7 +257,8 @@ TplFit tpl_fit_tail(const double* x, std::size_t n, double xmin) {
   return fit_tail(d, 0, xmin);
 }
 
-std::vector<TplFit> tpl_scan(const double* x, std::size_t n, const std::int64_t* idx, std::size_t k, int threads) {
+std::vector<TplFit> tpl_scan(const double* x, std::size_t n, const std::int64_t* idx, std::size_t k, int threads,
+                             bool exact) {
   const Data d = make_data(x, n);
   for (std::size_t c = 0; c < k; ++c) {
     if (idx[c] < 0 || static_cast<std::size_t>(idx[c]) + 1 >= n)
@@ -249,9 +269,31 @@ std::vector<TplFit> tpl_scan(const double* x, std::size_t n, const std::int64_t*
   std::vector<TplFit> out(k);
   parallel_for(k, threads, [&](std::size_t c) {
     const std::size_t i = static_cast<std::size_t>(idx[c]);
-    TplFit& r = out[c];
-    r = fit_tail(d, i, x[i]);
-    r.D = ks_distance(d, i, r.alpha, r.Lambda, r.in_range);
+    out[c] = fit_tail(d, i, x[i]);
+  });
+  auto score = [&](std::size_t c, double bound) {
+    const TplFit& r = out[c];
+    out[c].D = ks_distance(d, static_cast<std::size_t>(idx[c]), r.alpha, r.Lambda, r.in_range, r.in_range ? bound
+                                                                                                   : kInf);
+  };
+  if (exact) {
+    parallel_for(k, threads, [&](std::size_t c) { score(c, kInf); });
+    return out;
+  }
+  // Pruned: the exact D of ~64 evenly spread candidates gives a bound B (the smallest D among those in the
+  // domain); every other candidate's scan stops once it exceeds B. B depends only on the data, so the result
+  // does not depend on the threads; the minimum (over candidates in the domain) is exact, as it is <= B.
+  const std::size_t step = std::max<std::size_t>(1, k / 64);
+  std::vector<std::size_t> probes;
+  for (std::size_t c = 0; c < k; c += step) probes.push_back(c);
+  parallel_for(probes.size(), threads, [&](std::size_t p) { score(probes[p], kInf); });
+  double bound = kInf;
+  for (std::size_t c : probes)
+    if (out[c].in_range && out[c].D < bound) bound = out[c].D;
+  std::vector<char> done(k, 0);
+  for (std::size_t c : probes) done[c] = 1;
+  parallel_for(k, threads, [&](std::size_t c) {
+    if (!done[c]) score(c, bound);
   });
   return out;
 }

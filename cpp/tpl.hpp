@@ -13,12 +13,15 @@ struct TplFit {
   bool in_range = false;  ///< Lambda > 0 and alpha > 1
 };
 
-/// Fits the tail x[i..n) for every candidate index i in `idx` (x ascending, positive; each x[i] the first of its
-/// value). Candidates are independent and spread over `threads` threads (0 = all cores): the result does not
-/// depend on the thread count. Throws std::invalid_argument for bad input.
 /// The fit on the values x[0..n) (ascending, all >= xmin > 0) with the given lower bound xmin (D is NaN).
 TplFit tpl_fit_tail(const double* x, std::size_t n, double xmin);
 
-std::vector<TplFit> tpl_scan(const double* x, std::size_t n, const std::int64_t* idx, std::size_t k, int threads);
+/// Fits the tail x[i..n) for every candidate index i in `idx` (x ascending, positive; each x[i] the first of its
+/// value). Candidates are independent and spread over `threads` threads (0 = all cores): the result does not
+/// depend on the thread count. `exact`: every D exact; otherwise only the D that can be the smallest among the
+/// candidates in the domain are (the others are lower bounds above it), which is what the xmin choice needs.
+/// Throws std::invalid_argument for bad input.
+std::vector<TplFit> tpl_scan(const double* x, std::size_t n, const std::int64_t* idx, std::size_t k, int threads,
+                             bool exact = true);
 
 }  // namespace hts

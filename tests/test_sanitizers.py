@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 KERNEL_TESTS = ("test_eigenvalues.py", "test_powerlaw.py", "test_norms.py", "test_conv_fft.py", "test_rmt.py",
                 "test_concurrency.py", "test_hostile_matrices.py", "test_gram_scheduling.py", "test_chunked_gram.py",
-                "test_shuffle.py", "test_randomize.py", "test_fuzz_gguf.py", "test_kernel_stop.py")
+                "test_shuffle.py", "test_randomize.py", "test_fuzz_gguf.py", "test_kernel_stop.py",
+                "test_tpl_kernel.py")
 BUILD_MODULES = ("scikit_build_core", "pybind11", "cmeel", "cmake", "ninja")
 
 #: Imports the sanitized copy (first on sys.path; editable-install finders removed), then runs pytest.

@@ -1,8 +1,8 @@
 """Issue 17 part A item 1: the truncated power law (``fit="TPL"`` / ``"E_TPL"``) natively.
 
-Checked against mpmath (the incomplete gamma function), against powerlaw 1.5 itself (the fit, candidate by
-candidate, on synthetic samples), against a sample with a known answer, and against WeightWatcher 0.7.7 on
-EfficientNet-Lite0 layers (measured agreement: alpha, Lambda, xmin, D within ~5e-14 relative).
+Checked against powerlaw 1.5 itself (the fit, candidate by candidate, on synthetic samples) and against
+WeightWatcher 0.7.7 on EfficientNet-Lite0 layers (measured agreement: alpha, Lambda, xmin, D within ~5e-14
+relative); the API and CLI. The kernel's own tests (mpmath, known answer, threads) are in test_tpl_kernel.py.
 """
 
 from __future__ import annotations
@@ -17,38 +17,9 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import hts
-from hts import _core
-from hts.tpl import fit_truncated_power_law, upper_gamma
-
-mpmath = pytest.importorskip("mpmath", reason="the reference incomplete gamma function")
-mpmath.mp.dps = 40
-
-
-@settings(max_examples=300, deadline=None)
-@given(a=st.floats(-25.0, 0.45), logz=st.floats(-12.0, 3.5))
-def test_log_upper_gamma_matches_mpmath(a, logz):
-    z = 10.0 ** logz
-    ref = float(mpmath.log(mpmath.gammainc(a, z)))
-    got = _core.log_upper_gamma(a, z)
-    assert abs(got - ref) <= 1e-13 * max(1.0, abs(ref)), (a, z, got, ref)
-
-
-@pytest.mark.parametrize("a", [0.0, -1e-13, -1.0, -2.0, -3.0000000001, -0.5, -7.5])
-@pytest.mark.parametrize("z", [1e-300, 1e-8, 0.3, 0.999999, 1.0, 7.0, 900.0])
-def test_log_upper_gamma_at_poles_and_edges(a, z):
-    ref = float(mpmath.log(mpmath.gammainc(a, z)))
-    assert _core.log_upper_gamma(a, z) == pytest.approx(ref, rel=1e-13, abs=1e-13)
-
-
-def test_log_upper_gamma_outside_its_domain_is_nan():
-    assert math.isnan(_core.log_upper_gamma(0.6, 1.0)) and math.isnan(_core.log_upper_gamma(-1.0, 0.0))
-    assert math.isnan(_core.log_upper_gamma(-1.0, -2.0)) and math.isnan(_core.log_upper_gamma(math.nan, 1.0))
-    assert upper_gamma(-2.0, 1000.0) == 0.0  # underflows to 0 as float(mpmath.gammainc(...)) does
-
+from hts.tpl import fit_truncated_power_law
 
 def _powerlaw_fit(x, xmin=None):
     powerlaw = pytest.importorskip("powerlaw", reason="the reference: powerlaw 1.5 (compare extra)")
@@ -74,7 +45,7 @@ def test_fit_matches_powerlaw_1_5(name, x):
     Nelder–Mead took the same path (nearly all; a path can split at a near-tie, then both are within the
     optimizer's tolerance of the same optimum)."""
     f, alpha, Lambda = _powerlaw_fit(x)
-    h = fit_truncated_power_law(x)
+    h = fit_truncated_power_law(x, curve=True)
     assert h.fit.status == "success"
     assert h.fit.xmin == f.xmin and h.fit.num_pl_spikes == np.count_nonzero(x >= f.xmin)
     assert h.fit.alpha == pytest.approx(alpha, rel=1e-9)
@@ -99,44 +70,6 @@ def test_e_tpl_is_tpl_over_the_xmin_peak_range():
     assert h.fit.xmin == f.xmin and h.fit.alpha == pytest.approx(alpha, rel=1e-9)
     assert h.Lambda == pytest.approx(Lambda, rel=1e-9) and h.fit.D == pytest.approx(f.D, rel=1e-9)
     assert h.candidates["xmin"].max() <= hi
-
-
-def test_a_truncated_power_law_sample_gives_back_its_parameters():
-    """x >= 1 drawn from x^-2.5 e^(-0.05 x) (rejection sampling, as powerlaw's generator): the fit at xmin = 1
-    recovers alpha and Lambda within a few standard errors (n = 20000)."""
-    rng = np.random.default_rng(11)
-    alpha, Lambda, xmin, out = 2.5, 0.05, 1.0, []
-    while len(out) < 20000:
-        x = xmin - np.log(1 - rng.random(50000)) / Lambda
-        out.extend(x[rng.random(x.size) < (x / xmin) ** -alpha])
-    x = np.sort(np.array(out[:20000]))
-    r = _core.tpl_scan(x, np.array([0], dtype=np.int64), 1)
-    assert r["in_range"][0]
-    assert r["alpha"][0] == pytest.approx(alpha, abs=0.05) and r["Lambda"][0] == pytest.approx(Lambda, rel=0.15)
-    assert r["D"][0] < 0.015
-
-
-def test_results_do_not_depend_on_the_thread_count():
-    rng = np.random.default_rng(5)
-    x = np.sort(rng.pareto(2.0, 400) + 1.0)
-    idx = np.arange(x.size - 1, dtype=np.int64)
-    one, four = _core.tpl_scan(x, idx, 1), _core.tpl_scan(x, idx, 4)
-    for k in one:
-        np.testing.assert_array_equal(one[k], four[k])
-
-
-def test_bad_input_and_failures():
-    with pytest.raises(ValueError, match="NaN"):
-        fit_truncated_power_law([1.0, np.nan, 2.0])
-    with pytest.raises(ValueError, match="ascending"):
-        _core.tpl_scan(np.array([2.0, 1.0, 3.0]), np.array([0], dtype=np.int64), 1)
-    with pytest.raises(ValueError, match="out of range"):
-        _core.tpl_scan(np.array([1.0, 2.0]), np.array([1], dtype=np.int64), 1)
-    with pytest.raises(ValueError, match="first of its value"):
-        _core.tpl_scan(np.array([1.0, 2.0, 2.0, 3.0]), np.array([2], dtype=np.int64), 1)
-    failed = fit_truncated_power_law([3.0, 3.0, 3.0])
-    assert failed.fit.status == "failed" and math.isnan(failed.Lambda) and "candidate" in failed.fit.reason
-    assert fit_truncated_power_law([1e-9, 1.0]).fit.status == "failed"
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +163,29 @@ def test_parity_with_weightwatcher(fit, layers):
             assert h[col] == pytest.approx(float(w[col]), rel=1e-9), (w.layer_id, col)
         assert math.isnan(w["sigma"]) and math.isnan(h["sigma"])
         assert int(h["num_pl_spikes"]) == int(w["num_pl_spikes"])
+
+
+@pytest.mark.parametrize("fit", ["TPL", "E_TPL"])
+def test_figures_draw_the_truncated_power_law(fit):
+    """With fit="TPL" the ESD figure draws x^-α e^(-Λx) (a density: it integrates to m/n over [xmin, ∞)), and
+    the KS-distance and α-vs-xmin figures show the truncated power law's scan, whose minimum is the chosen xmin
+    (E_TPL: inside the shaded xmin_peak range)."""
+    pytest.importorskip("matplotlib", reason="figures need matplotlib")
+    from hts.report import layer_figures
+
+    w = {"w.weight": np.random.default_rng(5).standard_t(2.5, size=(300, 120))}
+    analysis = hts.analyze(w, fit=fit, normalize=True)
+    row = analysis.analysed[0]
+    ax = hts.plot.esd(analysis, "w").axes[0]
+    line = next(ln for ln in ax.get_lines() if "truncated power law" in str(ln.get_label()))
+    lam, p = line.get_data()
+    ev = analysis.esd(row["layer_id"])
+    tail = ev[ev >= row["xmin"]]
+    expected = (tail.size / np.count_nonzero(ev > 0)) * lam ** -row["alpha"] * np.exp(-row["Lambda"] * lam)
+    np.testing.assert_allclose(p / expected, (p / expected)[0], rtol=1e-9)  # the right shape
+    x, d = hts.plot.ks_distance(analysis, "w").axes[0].get_lines()[0].get_data()
+    assert x[np.argmin(d)] == pytest.approx(row["xmin"], rel=1e-12) and d.min() == pytest.approx(row["D"])
+    x, a = layer_figures.alpha_vs_xmin(analysis, "w").axes[0].get_lines()[0].get_data()
+    assert a[np.argmin(np.abs(x - row["xmin"]))] == pytest.approx(row["alpha"], rel=1e-9)
+    shaded = [pt for pt in hts.plot.ks_distance(analysis, "w").axes[0].patches if "search" in str(pt.get_label())]
+    assert bool(shaded) == (fit == "E_TPL")

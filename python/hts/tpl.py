@@ -16,7 +16,8 @@ reports that fit's xmin, D and its TPL alpha and Lambda. hts computes the same n
 2. at each, (alpha, Lambda) maximise Σ ln p(x_i) over the tail x_i >= xmin by Nelder–Mead from the start
    (1 + m/Σ ln(x_i/xmin), 1/mean(x_i)) — scipy ``fmin``'s algorithm and defaults (xatol = fatol = 1e-4, 400
    iterations), transcribed step for step; parameters outside the domain give every point the likelihood 1e-307;
-3. D = max over the tail's distinct values of |F(x) − ECDF(x)| (the lower-step ECDF of the tail);
+3. D = max over the tail's distinct values of |F(x) − ECDF(x)| (the lower-step ECDF of the tail; scans that
+   cannot give the smallest D are cut short, see ``fit_truncated_power_law``);
 4. the xmin with the smallest D among fits in the domain (``powerlaw``'s rule, also when none is) is reported.
 
 sigma is NaN (``powerlaw`` has none for this law; WeightWatcher reports NaN too). The scan over candidates runs in
@@ -58,10 +59,14 @@ class TruncatedPowerLawFit:
 
 
 def fit_truncated_power_law(
-    evals, *, xmin_peak: bool = False, xmin_max: float | None = None, threads: int = 1
+    evals, *, xmin_peak: bool = False, xmin_max: float | None = None, threads: int = 1, curve: bool = False
 ) -> TruncatedPowerLawFit:
     """Fit the truncated power law to a layer's eigenvalues (any order), as WeightWatcher 0.7.7's
     ``fit="TPL"`` (``xmin_peak=False``) or ``fit="E_TPL"`` (``xmin_peak=True``, with ``xmin_max`` as there).
+
+    ``candidates["D"]`` is exact for every candidate only with ``curve=True``; by default the KS scan of a
+    candidate stops once it exceeds a bound known to be above the minimum (the D of ~64 evenly spread
+    candidates), which changes no result (the same xmin, alpha, Lambda, D) and is ~10× faster on 4000 values.
 
     Never raises for data reasons (a fit that cannot be made has status "failed"); ValueError for NaN input.
     """
@@ -90,7 +95,7 @@ def fit_truncated_power_law(
     idx = first[:-1].astype(np.int64)  # powerlaw never tries the largest value
     if idx.size == 0:
         return failed("TPL: no xmin candidate" + (f" in [{lo:.6g}, {hi:.6g}]" if xmin_peak else ""))
-    r = _core.tpl_scan(x, idx, threads)
+    r = _core.tpl_scan(x, idx, threads, curve)
     D, good = r["D"], r["in_range"]
     if good.all() or not good.any():  # powerlaw's selection, numpy's argmin (NaN first) included
         best = int(np.argmin(D))

@@ -35,6 +35,8 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,6 +47,7 @@ __all__ = ["from_keras"]
 
 _CONV2D = {"Conv2D", "Conv2DTranspose", "SeparableConv2D", "DepthwiseConv2D", "Convolution2D"}
 _MAX_CONFIG_BYTES = 64 * 2**20
+_MAX_GROUP_DEPTH = 64
 
 
 def _h5py(path: str):
@@ -65,25 +68,32 @@ def from_keras(path: str | os.PathLike) -> list[WeightTensor]:
                 names = z.namelist()
                 if "model.weights.h5" not in names:
                     raise ModelFileError(path, "a zip without model.weights.h5: not a Keras 3 .keras archive")
+                winfo = z.getinfo("model.weights.h5")
+                if winfo.compress_type != zipfile.ZIP_STORED:
+                    raise ModelFileError(path, "model.weights.h5 is compressed inside the archive (Keras stores it "
+                                               "uncompressed; reading HDF5 through a decompressor is unbounded): "
+                                               "unzip the archive and read its model.weights.h5")
                 info = z.getinfo("config.json") if "config.json" in names else None
                 if info is not None and info.file_size > _MAX_CONFIG_BYTES:
                     raise ModelFileError(path, f"config.json larger than {_MAX_CONFIG_BYTES} bytes")
                 config = _json(z.read("config.json"), path) if info is not None else None
-                with z.open("model.weights.h5") as member, h5py.File(member, "r") as f:
-                    layers = _keras3_layers(f, path)
+                with z.open(winfo) as member, h5py.File(member, "r") as f:
+                    layers = _keras3_layers(_File(f, path, min(winfo.file_size, winfo.compress_size)))
             opener = _ZipH5(path)
         else:
             with h5py.File(path, "r") as f:
                 raw = f.attrs.get("model_config")
                 config = _json(raw, path) if raw is not None else None
-                if "layers" in f and "layer_names" not in f.attrs and "model_weights" not in f:
-                    layers = _keras3_layers(f, path)
+                h5 = _File(f, path, os.path.getsize(path))
+                if h5.get(f, "layers") is not None and "layer_names" not in f.attrs \
+                        and h5.get(f, "model_weights") is None:
+                    layers = _keras3_layers(h5)
                 else:
-                    layers = _legacy_layers(f, path)
+                    layers = _legacy_layers(h5)
             opener = _PlainH5(path)
     except ModelFileError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile, EOFError) as err:
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile, EOFError, zlib.error) as err:
         raise ModelFileError(path, f"not a readable Keras/HDF5 file (truncated or damaged?): {str(err)[:200]}") \
             from None
     classes = _classes(config) if config is not None else {}
@@ -92,13 +102,69 @@ def from_keras(path: str | os.PathLike) -> list[WeightTensor]:
     out = []
     for layer, variables in layers:
         cls = classes.get(layer, "")
-        for index, (dpath, shape, dtype) in enumerate(variables):
-            if len(shape) < 2 or cls.endswith("Normalization"):
+        for index, variable in enumerate(variables):
+            if len(variable.shape) < 2 or cls.endswith("Normalization"):
                 continue
-            out.append(_record(len(out) + 1, path, layer, cls, index, dpath, shape, dtype, opener))
+            out.append(_record(len(out) + 1, path, layer, cls, index, variable, opener))
     if not out:
         raise ModelFileError(path, "the Keras file holds no weight matrices")
     return out
+
+
+class _Variable(NamedTuple):
+    dpath: str
+    shape: tuple
+    dtype: str
+    problem: str  # why its data cannot be loaded ("" when it can)
+
+
+class _File:
+    """An open HDF5 file and the checks every object taken from it passes (links, storage, sizes)."""
+
+    def __init__(self, f, path: str, size: int) -> None:
+        self.f, self.path, self.size = f, path, size
+
+    def get(self, group, rel: str):
+        """``group[rel]`` or None, following the path one link at a time: a link to another file (an HDF5
+        external link, which would open whatever file it names) is refused, an object found is this file's."""
+        import h5py
+
+        obj = group
+        for part in [p for p in rel.split("/") if p]:
+            if not isinstance(obj, h5py.Group) or part not in obj:
+                return None
+            link = obj.get(part, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                raise ModelFileError(self.path, f"{rel!r} is a link to another file ({link.filename!r}); hts reads "
+                                                "only the file it was given")
+            obj = obj.get(part)
+            if obj is None:  # a dangling soft link
+                return None
+        if obj.file != self.f:
+            raise ModelFileError(self.path, f"{rel!r} lives in another file; hts reads only the file it was given")
+        return obj
+
+    def variable(self, ds, dpath: str) -> _Variable:
+        import h5py
+
+        if not isinstance(ds, h5py.Dataset) or ds.shape is None:
+            raise ModelFileError(self.path, "not a dataset", tensor=dpath)
+        if ds.is_virtual or ds.external:
+            raise ModelFileError(self.path, "its data lives outside the file (HDF5 external storage or a virtual "
+                                            "dataset); hts reads only the file it was given", tensor=dpath)
+        shape = tuple(int(d) for d in ds.shape)
+        dt = np.dtype(ds.dtype)
+        problem = ""
+        if dt.kind not in "fiub" or dt.fields is not None or dt.subdtype is not None:
+            problem = f"{dt} data, not numbers"
+        else:
+            nbytes = dt.itemsize
+            for d in shape:
+                nbytes *= d
+            if nbytes > self.size:
+                problem = (f"declares {nbytes} bytes of data, more than the {self.size}-byte file holds (data never "
+                           "written, or compressed: Keras writes neither)")
+        return _Variable(dpath, shape, dt.name, problem)
 
 
 def _json(raw, path: str):
@@ -126,55 +192,63 @@ def _classes(config) -> dict:
     return out
 
 
-def _keras3_layers(f, path: str) -> list:
-    """[(layer name, [(dataset path, shape, dtype), ...])] in the weights file's order."""
-    layers = []
+def _keras3_layers(h5: _File) -> list:
+    """[(layer name, [_Variable, ...])] in the weights file's order. Soft links (aliases of objects listed where
+    they live; a loop otherwise) and objects seen before (hard-link cycles) are not followed."""
+    import h5py
 
-    def walk(group, prefix):
+    layers = []
+    seen = set()
+
+    def walk(group, prefix, depth):
+        if depth > _MAX_GROUP_DEPTH:
+            raise ModelFileError(h5.path, f"groups nested deeper than {_MAX_GROUP_DEPTH} levels", tensor=prefix)
         for key in group:
-            obj = group[key]
-            if not hasattr(obj, "keys"):
+            if isinstance(group.get(key, getlink=True), h5py.SoftLink):
                 continue
+            obj = h5.get(group, key)
+            if not isinstance(obj, h5py.Group) or obj.id in seen:
+                continue
+            seen.add(obj.id)
             if key == "vars":
                 name = obj.attrs.get("name", prefix.rstrip("/").rsplit("/", 1)[-1])
-                name = name.decode() if isinstance(name, bytes) else str(name)
+                name = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
                 order = sorted((k for k in obj if k.isdigit()), key=int)
-                layers.append((name, [_describe(obj[k], f"{prefix}vars/{k}", path) for k in order]))
+                layers.append((name, [h5.variable(h5.get(obj, k), f"{prefix}vars/{k}") for k in order]))
             else:
-                walk(obj, f"{prefix}{key}/")
+                walk(obj, f"{prefix}{key}/", depth + 1)
 
-    walk(f, "")
+    walk(h5.f, "", 0)
     return [(n, v) for n, v in layers if v]
 
 
-def _legacy_layers(f, path: str) -> list:
-    root = f.get("model_weights", f)
+def _legacy_layers(h5: _File) -> list:
+    import h5py
+
+    root = h5.get(h5.f, "model_weights") or h5.f
     names = root.attrs.get("layer_names")
     if names is None:
-        raise ModelFileError(path, "an HDF5 file without Keras 'layer_names': not a Keras model")
+        raise ModelFileError(h5.path, "an HDF5 file without Keras 'layer_names': not a Keras model")
     layers = []
-    for raw in names:
-        name = raw.decode() if isinstance(raw, bytes) else str(raw)
-        if name not in root:
-            raise ModelFileError(path, "layer listed in layer_names has no weights group", tensor=name)
-        group = root[name]
+    for raw in np.atleast_1d(names):
+        name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        group = h5.get(root, name)
+        if not isinstance(group, h5py.Group):
+            raise ModelFileError(h5.path, "layer listed in layer_names has no weights group", tensor=name)
         variables = []
-        for wraw in group.attrs.get("weight_names", []):
-            wname = wraw.decode() if isinstance(wraw, bytes) else str(wraw)
-            if wname not in group:
-                raise ModelFileError(path, f"weight {wname!r} listed but missing", tensor=name)
-            variables.append(_describe(group[wname], group[wname].name, path))
+        for wraw in np.atleast_1d(group.attrs.get("weight_names", [])):
+            wname = wraw.decode("utf-8", "replace") if isinstance(wraw, bytes) else str(wraw)
+            ds = h5.get(group, wname)
+            if ds is None:
+                raise ModelFileError(h5.path, f"weight {wname!r} listed but missing", tensor=name)
+            variables.append(h5.variable(ds, ds.name))
         layers.append((name, variables))
     return layers
 
 
-def _describe(ds, dpath: str, path: str) -> tuple:
-    if not hasattr(ds, "shape") or ds.shape is None:
-        raise ModelFileError(path, "not a dataset", tensor=dpath)
-    return dpath, tuple(int(d) for d in ds.shape), np.dtype(ds.dtype).name
-
-
-def _record(layer_id, path, layer, cls, index, dpath, shape, dtype, opener) -> WeightTensor:
+def _record(layer_id, path, layer, cls, index, variable: _Variable, opener) -> WeightTensor:
+    dpath, shape, dtype = variable.dpath, variable.shape, variable.dtype
+    stored = shape
     kernel = index == 0 or dpath.rsplit("/", 1)[-1].split(":")[0] in ("kernel", "embeddings")
     groups = 0
     transform = None
@@ -198,34 +272,56 @@ def _record(layer_id, path, layer, cls, index, dpath, shape, dtype, opener) -> W
         skip = skip or "depthwise convolution: each channel's kernel is a (multiplier × 1) map, not a matrix"
 
     def load():
-        w = opener.read(dpath, layer)
-        if tuple(w.shape) != (shape if transform is None else (shape[2], shape[1], shape[0])):
-            raise ModelFileError(path, f"dataset shape {w.shape} changed since the file was listed", tensor=name)
+        if variable.problem:
+            raise ModelFileError(path, variable.problem, tensor=name)
+        w = opener.read(dpath, name, stored)
         return transform(w) if transform else w
 
     return WeightTensor(layer_id=layer_id, name=name.rsplit("/", 1)[-1], longname=name, key=dpath,
                         layer_type=ltype, shape=shape, dtype=dtype, orientation=orient, load=load,
-                        skip_reason=skip, source="keras", groups=groups)
+                        skip_reason=variable.problem or skip, source="keras", groups=groups)
 
 
 class _PlainH5:
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def read(self, dpath: str, layer: str) -> np.ndarray:
+    def read(self, dpath: str, layer: str, shape: tuple) -> np.ndarray:
         h5py = _h5py(self.path)
         try:
             with h5py.File(self.path, "r") as f:
-                return np.asarray(f[dpath][()])
+                return self._checked(_File(f, self.path, os.path.getsize(self.path)), dpath, layer, shape)
+        except ModelFileError:
+            raise
         except (OSError, KeyError, ValueError, RuntimeError, TypeError) as err:
             raise ModelFileError(self.path, f"cannot read {dpath}: {str(err)[:200]}", tensor=layer) from None
 
+    def _checked(self, h5: _File, dpath: str, layer: str, shape: tuple) -> np.ndarray:
+        """The dataset's data, after the listing's checks again (the file may have changed since)."""
+        ds = h5.get(h5.f, dpath)
+        if ds is None:
+            raise ModelFileError(self.path, f"{dpath} is gone (the file changed since it was listed)", tensor=layer)
+        v = h5.variable(ds, dpath)
+        if v.problem or v.shape != shape:
+            raise ModelFileError(self.path, v.problem or f"dataset shape {v.shape} changed since the file was listed",
+                                 tensor=layer)
+        return np.asarray(ds[()])
+
 
 class _ZipH5(_PlainH5):
-    def read(self, dpath: str, layer: str) -> np.ndarray:
+    def read(self, dpath: str, layer: str, shape: tuple) -> np.ndarray:
         h5py = _h5py(self.path)
         try:
-            with zipfile.ZipFile(self.path) as z, z.open("model.weights.h5") as member, h5py.File(member, "r") as f:
-                return np.asarray(f[dpath][()])
-        except (OSError, KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile, EOFError) as err:
+            with zipfile.ZipFile(self.path) as z:
+                info = z.getinfo("model.weights.h5")
+                if info.compress_type != zipfile.ZIP_STORED:
+                    raise ModelFileError(self.path, "model.weights.h5 became compressed since the file was listed",
+                                         tensor=layer)
+                with z.open(info) as member, h5py.File(member, "r") as f:
+                    h5 = _File(f, self.path, min(info.file_size, info.compress_size))
+                    return self._checked(h5, dpath, layer, shape)
+        except ModelFileError:
+            raise
+        except (OSError, KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile, EOFError,
+                zlib.error) as err:
             raise ModelFileError(self.path, f"cannot read {dpath}: {str(err)[:200]}", tensor=layer) from None
