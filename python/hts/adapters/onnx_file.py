@@ -49,6 +49,7 @@ import re
 import numpy as np
 
 from ..errors import ModelFileError
+from . import limits
 from .base import WeightTensor
 
 __all__ = ["from_onnx"]
@@ -85,6 +86,9 @@ def from_onnx(path: str | os.PathLike) -> list[WeightTensor]:
         raise ModelFileError(path, f"not a readable ONNX model (truncated or damaged?): {str(err)[:200]}") from None
     except OSError as err:
         raise ModelFileError(path, f"cannot read: {err.strerror or err}") from None
+    count = len(model.graph.initializer) + sum(n.op_type == "Constant" for n in model.graph.node)
+    if count > limits.MAX_TENSORS:
+        raise ModelFileError(path, f"{count} constant tensors: more than the {limits.MAX_TENSORS} a file may hold")
     try:
         graph = _Graph(path, model.graph)
         tensors = graph.weights()
