@@ -120,6 +120,13 @@ def test_cli_fit(model):
     assert doc["options"]["fit"] == "TPL"
     r = run("--fit", "tpl", "--fix-fingers", "clip_xmax")
     assert r.returncode == 2 and "clip_xmax" in r.stderr and "Traceback" not in r.stderr
+    r = run("--fit", "e_tpl", "--xmin-max", "50", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    expected = hts.analyze(str(model), fit="E_TPL", xmin_max=50.0).details
+    assert [row["alpha"] for row in json.loads(r.stdout)["layers"]] == [
+        None if math.isnan(v) else v for v in expected["alpha"]]  # JSON: a failed fit's NaN is null
+    r = run("--fit", "tpl", "--xmin-max", "50")
+    assert r.returncode == 2 and "--xmin-max needs" in r.stderr
 
 
 @pytest.mark.parametrize("fit,layers", [("TPL", [1, 31]), ("E_TPL", [6, 31])])
@@ -163,3 +170,29 @@ def test_parity_with_weightwatcher(fit, layers):
             assert h[col] == pytest.approx(float(w[col]), rel=1e-9), (w.layer_id, col)
         assert math.isnan(w["sigma"]) and math.isnan(h["sigma"])
         assert int(h["num_pl_spikes"]) == int(w["num_pl_spikes"])
+
+
+@pytest.mark.parametrize("fit", ["TPL", "E_TPL"])
+def test_figures_draw_the_truncated_power_law(fit):
+    """With fit="TPL" the ESD figure draws x^-α e^(-Λx) (a density: it integrates to m/n over [xmin, ∞)), and
+    the KS-distance and α-vs-xmin figures show the truncated power law's scan, whose minimum is the chosen xmin
+    (E_TPL: inside the shaded xmin_peak range)."""
+    pytest.importorskip("matplotlib", reason="figures need matplotlib")
+    from hts.report import layer_figures
+
+    w = {"w.weight": np.random.default_rng(5).standard_t(2.5, size=(300, 120))}
+    analysis = hts.analyze(w, fit=fit, normalize=True)
+    row = analysis.analysed[0]
+    ax = hts.plot.esd(analysis, "w").axes[0]
+    line = next(ln for ln in ax.get_lines() if "truncated power law" in str(ln.get_label()))
+    lam, p = line.get_data()
+    ev = analysis.esd(row["layer_id"])
+    tail = ev[ev >= row["xmin"]]
+    expected = (tail.size / np.count_nonzero(ev > 0)) * lam ** -row["alpha"] * np.exp(-row["Lambda"] * lam)
+    np.testing.assert_allclose(p / expected, (p / expected)[0], rtol=1e-9)  # the right shape
+    x, d = hts.plot.ks_distance(analysis, "w").axes[0].get_lines()[0].get_data()
+    assert x[np.argmin(d)] == pytest.approx(row["xmin"], rel=1e-12) and d.min() == pytest.approx(row["D"])
+    x, a = layer_figures.alpha_vs_xmin(analysis, "w").axes[0].get_lines()[0].get_data()
+    assert a[np.argmin(np.abs(x - row["xmin"]))] == pytest.approx(row["alpha"], rel=1e-9)
+    shaded = [pt for pt in hts.plot.ks_distance(analysis, "w").axes[0].patches if "search" in str(pt.get_label())]
+    assert bool(shaded) == (fit == "E_TPL")

@@ -35,6 +35,7 @@ import struct
 import numpy as np
 
 from ..errors import ModelFileError
+from . import limits
 from .base import WeightTensor
 
 __all__ = ["from_flax"]
@@ -198,6 +199,8 @@ def _walk(r: _Reader, n: int, prefix: list, leaves: list, depth: int) -> None:
         elif kind == "ext" and m[0] == 1:
             shape, dtype, offset, nbytes = r.ndarray_header(m[1], key)
             r.skip(nbytes)
+            if len(leaves) >= limits.MAX_TENSORS:
+                raise ModelFileError(r.path, f"more than the {limits.MAX_TENSORS} arrays a file may hold")
             leaves.append((_strip(key), shape, dtype, [(offset, nbytes)]))
         elif kind in ("str", "bin"):
             r.skip(m)

@@ -27,6 +27,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ..errors import ModelFileError
+from . import limits
 
 __all__ = ["GGML_TYPES", "GGUFFile", "GGUFTensorInfo", "MAX_ARRAY_DEPTH", "read_gguf"]
 
@@ -167,6 +168,9 @@ def _parse(f, path: str, size: int, mtime_ns: int) -> GGUFFile:
         raise ModelFileError(path, f"header claims {kv_count} metadata entries, more than the file can hold")
     if tensor_count * (width + 4 + 4 + 8) > r.left():
         raise ModelFileError(path, f"header claims {tensor_count} tensors, more than the file can hold")
+    if tensor_count > limits.MAX_TENSORS:
+        raise ModelFileError(path, f"header claims {tensor_count} tensors: more than the {limits.MAX_TENSORS} a "
+                                   "file may hold")
     metadata: dict = {}
     for i in range(kv_count):
         key = _string(r, n, f"metadata key #{i}", strict=True)

@@ -22,6 +22,7 @@ import zlib
 import numpy as np
 
 from ..errors import ModelFileError
+from . import limits
 from .base import WeightTensor
 from .mapping import Entry, from_entries
 from .torch_checkpoint import _INFLATION_SLACK, MAX_INFLATION
@@ -53,6 +54,9 @@ def from_npz(path: str | os.PathLike) -> list[WeightTensor]:
     try:
         # Open the file here: np.load leaks its own handle when the zip directory is unreadable.
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            if len(z.files) > limits.MAX_TENSORS:
+                raise ModelFileError(path, f"{len(z.files)} members: more than the {limits.MAX_TENSORS} arrays a "
+                                           "file may hold")
             entries = []
             archive = _Archive(path)
             members = set(z.zip.namelist())
@@ -60,6 +64,8 @@ def from_npz(path: str | os.PathLike) -> list[WeightTensor]:
                 member = key if key in members else key + ".npy"
                 shape, dtype = _npz_member_header(z, key, member, path)
                 entries.append(Entry(key, shape, dtype, archive.loader(key, member), _dtype_skip(dtype)))
+    except ModelFileError:
+        raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as err:
         raise ModelFileError(path, f"not a readable .npz file: {str(err).splitlines()[0] if str(err) else err}") from None
     if not entries:

@@ -51,6 +51,7 @@ import re
 import numpy as np
 
 from ..errors import ModelFileError
+from . import limits
 from .base import WeightTensor
 
 __all__ = ["from_onnx"]
@@ -83,6 +84,9 @@ def from_onnx(path: str | os.PathLike) -> list[WeightTensor]:
 
     proto, spans = read_graph(path)
     try:
+        count = len(proto.initializer) + sum(n.op_type == "Constant" for n in proto.node)
+        if count > limits.MAX_TENSORS:
+            raise ModelFileError(path, f"{count} constant tensors: more than the {limits.MAX_TENSORS} a file may hold")
         graph = _Graph(path, proto, spans)
         tensors = graph.weights()
     except ModelFileError:

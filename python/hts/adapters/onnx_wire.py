@@ -15,6 +15,7 @@ import mmap
 import os
 
 from ..errors import ModelFileError
+from . import limits
 
 __all__ = ["read_graph"]
 
@@ -95,6 +96,8 @@ def read_graph(path: str):
                 tensors.append(_strip_raw(wire, p, q))
             else:
                 rest += buf[at:q]
+            if len(tensors) > limits.MAX_TENSORS:  # before protobuf builds them
+                raise ModelFileError(path, f"more than the {limits.MAX_TENSORS} constant tensors a file may hold")
         try:
             graph = onnx.GraphProto.FromString(bytes(rest))
             spans = {}

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 import zipfile
 
 from ..errors import ModelFileError
+from . import limits
 from .base import WeightTensor
 from .mapping import _unwrap, from_mapping
 
@@ -53,6 +55,10 @@ def _zip_members_are_stored(path: str) -> bool:
     if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
         raise ModelFileError(path, "a TorchScript archive (torch.jit.save), not a state-dict checkpoint: hts does "
                                    "not load TorchScript; save model.state_dict() with torch.save and analyse that")
+    storages = sum("/data/" in i.filename for i in infos)
+    if storages > limits.MAX_TENSORS:
+        raise ModelFileError(path, f"{storages} tensor storages: more than the {limits.MAX_TENSORS} tensors a file "
+                                   "may hold")
     encrypted = [i.filename for i in infos if i.flag_bits & 0x1]
     if encrypted:
         raise ModelFileError(path, f"zip member {encrypted[0]!r} is encrypted; hts cannot read it")
@@ -92,6 +98,31 @@ def _check_pickle_protocol(path: str) -> None:
                                    "torch.save's default protocol")
 
 
+def _check_legacy_count(path: str) -> None:
+    """Count the tensors of a legacy (pre-1.6, non-zip) checkpoint before torch builds them: its main pickle
+    (the fourth of the file's pickles) loads each tensor's storage through one persistent id, so its
+    ``BINPERSID``/``PERSID`` opcodes are counted, without building any object, up to ``MAX_TENSORS``."""
+    import pickletools
+
+    count = 0
+    try:
+        with open(path, "rb") as f:
+            if zipfile.is_zipfile(f):
+                return
+            f.seek(0)
+            for index in range(4):
+                for opcode, _, _ in pickletools.genops(f):
+                    if index == 3 and opcode.name in ("BINPERSID", "PERSID"):
+                        count += 1
+                        if count > limits.MAX_TENSORS:
+                            break
+    except (OSError, ValueError, EOFError, KeyError, IndexError, struct.error, UnicodeDecodeError):
+        return  # not a well-formed legacy checkpoint: torch.load says what is wrong
+    if count > limits.MAX_TENSORS:
+        raise ModelFileError(path, f"more than the {limits.MAX_TENSORS} tensors a file may hold (a legacy pickle, "
+                                   "counted before loading)")
+
+
 def load_checkpoint(path: str):
     """``torch.load`` with ``weights_only=True`` (memory-mapped when the format allows), errors named."""
     try:
@@ -100,6 +131,8 @@ def load_checkpoint(path: str):
         raise ModelFileError(path, "reading a PyTorch checkpoint needs torch: pip install torch==2.13.0") from err
     mmap = _zip_members_are_stored(path)
     _check_pickle_protocol(path)
+    if not mmap:
+        _check_legacy_count(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:

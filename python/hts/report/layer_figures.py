@@ -86,14 +86,10 @@ def alpha_vs_xmin(analysis, layer, *, slice_id: int | None = None, path: str | o
     """The power-law MLE α for every candidate xmin (the scan the analysis made), the chosen one marked."""
     row = plots._layer_row(analysis, layer, slice_id)
     ev = analysis.esd(row["layer_id"], row.get("slice_id"))
-    thresh = 1e-5 / row["N"] if analysis.options.get("normalize") else 1e-5
-    fit = spectra.fit_power_law(ev, evals_thresh=thresh, curve=True, threads=1)
-    if fit.candidates is None:
-        raise ValueError(f"layer {row['longname']!r}: no power-law candidates ({fit.reason})")
+    curve = plots.candidate_curve(analysis, row, ev)  # the truncated power law's with fit="TPL"/"E_TPL"
     fig = plots._figure()
     ax = fig.add_subplot()
-    ax.plot(fit.candidates["xmin"], fit.candidates["alpha"], color="C0", linewidth=1.2, marker=".",
-            markersize=3, label="α(xmin)")
+    ax.plot(curve["xmin"], curve["alpha"], color="C0", linewidth=1.2, marker=".", markersize=3, label="α(xmin)")
     searched = plots.xmin_search_range(analysis, row, ev)
     if searched is not None:
         ax.axvspan(*searched, color="C2", alpha=0.15, label="xmin_peak search range")

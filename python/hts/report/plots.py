@@ -157,7 +157,8 @@ def esd(analysis, layer: int | str, *, slice_id: int | None = None, randomized: 
     """A layer's ESD on log-log axes with its power-law fit (the seed paper's Fig. 1).
 
     Draws the density of the eigenvalues λ > 0 on ``bins`` log-spaced bins (default 2√n, within 10..80), the fitted tail density
-    p(λ) = (m/n)·(α − 1)/xmin·(λ/xmin)^(−α) on [xmin, xmax] (m of the n eigenvalues are >= xmin), a dashed
+    p(λ) = (m/n)·(α − 1)/xmin·(λ/xmin)^(−α) on [xmin, xmax] (m of the n eigenvalues are >= xmin; with
+    ``fit="TPL"``/``"E_TPL"`` the truncated power law (m/n)·λ^(−α) e^(−Λλ)·Λ^(1−α)/Γ(1−α, Λ xmin)), a dashed
     line at xmin, and optionally:
 
     randomized
@@ -200,8 +201,16 @@ def esd(analysis, layer: int | str, *, slice_id: int | None = None, randomized: 
         m = int(np.count_nonzero(pos >= xmin))
         top = xmax if np.isfinite(xmax) and xmax > xmin else hi
         lam = np.logspace(math.log10(xmin), math.log10(top), 100)
-        ax.plot(lam, (m / pos.size) * (alpha - 1) / xmin * (lam / xmin) ** (-alpha), color="C1", linewidth=2,
-                label=f"power law, α = {alpha:.2f}")
+        Lambda = row.get("Lambda")
+        if _finite(Lambda) and Lambda > 0 and alpha > 1:  # the truncated power law (fit="TPL" / "E_TPL")
+            from .. import _core
+
+            log_c = (1 - alpha) * math.log(Lambda) - _core.log_upper_gamma(1 - alpha, Lambda * xmin)
+            ax.plot(lam, (m / pos.size) * np.exp(-alpha * np.log(lam) - Lambda * lam + log_c), color="C1",
+                    linewidth=2, label=f"truncated power law, α = {alpha:.2f}, Λ = {Lambda:.3g}")
+        else:
+            ax.plot(lam, (m / pos.size) * (alpha - 1) / xmin * (lam / xmin) ** (-alpha), color="C1",
+                    linewidth=2, label=f"power law, α = {alpha:.2f}")
         ax.axvline(xmin, color="C1", linestyle="--", linewidth=1, label=f"xmin = {xmin:.3g}")
     _draw_mp(ax, row, pos, edges, mp)
     ax.set_xscale("log")
@@ -245,7 +254,7 @@ def _finite(v: Any) -> bool:
 def xmin_search_range(analysis, row: dict, ev: np.ndarray) -> tuple[float, float] | None:
     """With ``fix_fingers="xmin_peak"``: the (lo, hi) eigenvalue range the analysis searched xmin in
     (``hts.xmin_peak.peak_xmin_range``, on the ESD's scale; lo clipped to the smallest fitted value); else None."""
-    if analysis.options.get("fix_fingers") != "xmin_peak":
+    if analysis.options.get("fix_fingers") != "xmin_peak" and analysis.options.get("fit") != "E_TPL":
         return None
     from ..xmin_peak import EVALS_THRESH, peak_xmin_range
 
@@ -258,21 +267,41 @@ def xmin_search_range(analysis, row: dict, ev: np.ndarray) -> tuple[float, float
     return max(lo, nz[0]) / scale, min(hi, nz[-1]) / scale
 
 
+def candidate_curve(analysis, row: dict, ev: np.ndarray) -> dict:
+    """xmin, alpha, D for every candidate xmin of the layer's fit, recomputed from its stored ESD ``ev``: the
+    power-law scan of ``spectra.fit_power_law(curve=True)``, or with ``fit="TPL"``/``"E_TPL"`` the truncated
+    power law's (``hts.tpl.fit_truncated_power_law(curve=True)``, on the unnormalised ESD the analysis fitted).
+    Raises ValueError when there is no candidate."""
+    fit_name = analysis.options.get("fit", "PL")
+    if fit_name in ("TPL", "E_TPL"):
+        from ..tpl import fit_truncated_power_law
+
+        scale = float(row["N"]) if analysis.options.get("normalize") else 1.0
+        t = fit_truncated_power_law(ev * scale, xmin_peak=fit_name == "E_TPL",
+                                    xmin_max=analysis.options.get("xmin_max"), curve=True)
+        if not t.candidates["xmin"].size:
+            raise ValueError(f"layer {row['longname']!r}: no truncated-power-law candidates ({t.fit.reason})")
+        return {"xmin": t.candidates["xmin"] / scale, "alpha": t.candidates["alpha"], "D": t.candidates["D"]}
+    thresh = 1e-5 / row["N"] if analysis.options.get("normalize") else 1e-5
+    fit = spectra.fit_power_law(ev, evals_thresh=thresh, curve=True, threads=1)
+    if fit.candidates is None:
+        raise ValueError(f"layer {row['longname']!r}: no power-law candidates ({fit.reason})")
+    return fit.candidates
+
+
 def ks_distance(analysis, layer: int | str, *, slice_id: int | None = None,
                 path: str | os.PathLike | None = None):
     """The KS distance D of the power-law fit for every candidate xmin of a layer, the chosen one marked.
 
     Recomputed from the stored ESD with ``spectra.fit_power_law(curve=True)`` (the same scan the analysis
     made; with ``fix_fingers`` the analysis fitted a clipped ESD, so its xmin may differ from the minimum here;
-    with ``fix_fingers="xmin_peak"`` the searched range is shaded and the chosen xmin is its minimum).
+    with ``fix_fingers="xmin_peak"`` the searched range is shaded and the chosen xmin is its minimum; with
+    ``fit="TPL"`` the truncated power law's D, ``candidate_curve``).
     """
     row = _layer_row(analysis, layer, slice_id)
     ev = analysis.esd(row["layer_id"], slice_id)
-    thresh = 1e-5 / row["N"] if analysis.options.get("normalize") else 1e-5
-    fit = spectra.fit_power_law(ev, evals_thresh=thresh, curve=True, threads=1)
-    if fit.candidates is None:
-        raise ValueError(f"layer {layer!r}: no power-law candidates ({fit.reason})")
-    x, d = fit.candidates["xmin"], fit.candidates["D"]
+    curve = candidate_curve(analysis, row, ev)
+    x, d = curve["xmin"], curve["D"]
     fig = _figure()
     ax = fig.add_subplot()
     ax.plot(x, d, color="C0", linewidth=1.2, marker=".", markersize=3, label="D(xmin)")
@@ -284,7 +313,8 @@ def ks_distance(analysis, layer: int | str, *, slice_id: int | None = None,
     ax.set_xscale("log")
     ax.set_xlabel("candidate xmin (eigenvalue λ)")
     ax.set_ylabel("KS distance D")
-    ax.set_title(f"{_layer_title(row)}: power-law fit quality")
+    kind = "truncated-power-law" if analysis.options.get("fit") in ("TPL", "E_TPL") else "power-law"
+    ax.set_title(f"{_layer_title(row)}: {kind} fit quality")
     ax.legend()
     return _finish(fig, path)
 
