@@ -120,6 +120,13 @@ def test_cli_fit(model):
     assert doc["options"]["fit"] == "TPL"
     r = run("--fit", "tpl", "--fix-fingers", "clip_xmax")
     assert r.returncode == 2 and "clip_xmax" in r.stderr and "Traceback" not in r.stderr
+    r = run("--fit", "e_tpl", "--xmin-max", "50", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    expected = hts.analyze(str(model), fit="E_TPL", xmin_max=50.0).details
+    assert [row["alpha"] for row in json.loads(r.stdout)["layers"]] == [
+        None if math.isnan(v) else v for v in expected["alpha"]]  # JSON: a failed fit's NaN is null
+    r = run("--fit", "tpl", "--xmin-max", "50")
+    assert r.returncode == 2 and "--xmin-max needs" in r.stderr
 
 
 @pytest.mark.parametrize("fit,layers", [("TPL", [1, 31]), ("E_TPL", [6, 31])])
