@@ -130,3 +130,27 @@ def test_report_layer_patterns_and_options(tmp_path):
     assert data["options"]["precision"] == "float32"
     with pytest.raises(SystemExit):
         main(["report", str(model), "--worst", "-1"])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="byte file names")
+def test_report_and_table_render_a_non_utf8_file_name_and_a_lone_surrogate_tensor_name(tmp_path, capsys):
+    """Issue 19 item 11: both render as their Python escapes (``\\udce9``, ``\\ud800``), as errors show them."""
+    import os
+
+    import _st_writer as writer
+
+    rng = np.random.default_rng(0)
+    model = os.path.join(os.fsencode(tmp_path), b"caf\xe9.safetensors")
+    writer.write(model, {"enc.\ud800x.weight": rng.standard_t(3, size=(200, 60)).astype(np.float32),
+                         "enc.ok.weight": rng.standard_t(3, size=(200, 50)).astype(np.float32)})
+    name = os.fsdecode(model)
+    out = tmp_path / "report.html"
+    assert main(["report", name, "-o", str(out), "--json", str(tmp_path / "a.json"), "--no-progress"]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "caf\\udce9.safetensors" in page and "enc.\\ud800x" in page and "enc.ok" in page
+    assert json.loads((tmp_path / "a.json").read_text())["layers"][1]["longname"] == "enc.\ud800x"
+    capsys.readouterr()
+    assert main(["analyze", name, "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "enc.\\ud800x" in table
+    table.encode("utf-8")  # what reaches stdout is valid UTF-8

@@ -99,7 +99,7 @@ class Analysis:
         xmax, D, sigma, num_pl_spikes, alpha_weighted, log_alpha_norm, norm, log_norm, spectral_norm,
         log_spectral_norm, lambda_max, stable_rank, matrix_rank, rank_loss, weak_rank_loss, entropy, sv_max,
         sv_min, has_esd, status, warning; slice_id with pool=False; num_fingers, raw_alpha with
-        fix_fingers), then hts's: reason (why skipped or failed), key, shape (as stored), dtype, conv_method,
+        fix_fingers; Lambda with fit="TPL"/"E_TPL"), then hts's: reason (why skipped or failed), key, shape (as stored), dtype, conv_method,
         num_fit (eigenvalues fitted), precision, time (seconds, the layer's share of the batch).
         """
         try:

@@ -60,6 +60,9 @@ def write(analysis, args: argparse.Namespace) -> None:
         text = analysis.details.to_csv(index=False)
     else:
         text = table_text(analysis)
+    # a lone surrogate (a tensor name from a JSON "\ud800" escape, a file name that is not UTF-8) is written as
+    # its Python escape, as errors show it, instead of failing the whole output
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text)

@@ -193,10 +193,16 @@ def _plain(x: Any) -> Any:
 
 
 def _page(title: str, body: str, data: Any) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+    """The whole document, always encodable as UTF-8: a lone surrogate (a file name that is not UTF-8, a tensor
+    name decoded from a JSON ``\\ud800`` escape) is shown as its Python escape, ``\\udcff``, as errors show it."""
+    return _utf8_safe(f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n{body}\n"
             f"{_json_script(data)}\n<script>{_JS}</script></body></html>\n")
+
+
+def _utf8_safe(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # -- one analysis --------------------------------------------------------------------------------------

@@ -57,8 +57,9 @@ FONT = {"title": 10, "label": 9, "ticks": 8, "legend": 8, "annotation": 7}
 
 
 def _plain_text(name: str) -> str:
-    """A name shown verbatim: ``$`` escaped so mathtext never turns ``_`` into a subscript."""
-    return str(name).replace("$", r"\$")
+    """A name shown verbatim: ``$`` escaped so mathtext never turns ``_`` into a subscript, a lone surrogate
+    (a name that is not UTF-8) as its Python escape ``\\udcXX`` (the font engine refuses surrogates)."""
+    return str(name).encode("utf-8", "backslashreplace").decode("utf-8").replace("$", r"\$")
 
 
 def _layer_label(metric: str) -> str:
