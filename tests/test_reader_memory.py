@@ -71,6 +71,15 @@ def test_safetensors_huge_claimed_shape_in_a_large_file(tmp_path):
     check_bounded(path, outcome="refused")
 
 
+def test_safetensors_header_bomb_of_empty_objects(tmp_path):
+    n = 3_000_000  # a legal JSON header of ~40 MB: refused before it is parsed (tensor count)
+    raw = ("{" + ",".join(f'"{i:x}":{{}}' for i in range(n)) + "}").encode()
+    path = tmp_path / "bomb.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    assert os.path.getsize(path) > 30 * MB
+    check_bounded(path, outcome="refused")
+
+
 # --- PyTorch checkpoints -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
 def test_torch_flood_of_tiny_tensors(tmp_path, zipped):
