@@ -45,3 +45,17 @@ def test_seeded_inputs_reach_both_outcomes_with_bounded_allocation(tmp_path):
     finally:
         tracemalloc.stop()
     assert outcomes["read"] > 100 and outcomes["refused"] > 20, outcomes
+
+
+def test_huge_dims_next_to_a_zero_dim_are_refused(tmp_path):
+    """Found by bench/fuzz_onnx.py: dims [2**62, 0, 2**62] hold no element, but numpy cannot describe the array;
+    the reader must refuse it with a ModelFileError, not a ValueError from numpy."""
+    import hts
+    import onnx
+    from onnx import helper
+
+    t = onnx.TensorProto(name="w", data_type=onnx.TensorProto.FLOAT, dims=[2**62, 0, 2**62], raw_data=b"")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [], [], initializer=[t])
+    onnx.save(helper.make_model(graph), str(tmp_path / "m.onnx"))
+    with pytest.raises(hts.ModelFileError, match="too large"):
+        hts.open(str(tmp_path / "m.onnx"))

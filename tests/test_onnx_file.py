@@ -218,3 +218,63 @@ def test_int8_minilm_alpha_shift_against_the_float_checkpoint_is_small_for_most_
     shifts = np.array([r["alpha"] - f[n]["alpha"] for r, n in zip(q, names)])
     assert len(shifts) == 36
     assert np.median(np.abs(shifts)) < 0.01 and np.mean(np.abs(shifts) < 0.02) >= 0.85
+
+
+def test_constant_nodes_qlinear_and_per_tensor_dequantisation(tmp_path):
+    """A weight in a Constant node; QLinearMatMul per channel, QLinearConv per tensor, DequantizeLinear per tensor,
+    ConvInteger per channel rescaled by a Mul: each dequantised to (q - z)·s."""
+    rng = np.random.default_rng(5)
+    wc = rng.standard_normal((6, 5)).astype(np.float32)
+    q1 = rng.integers(-128, 127, (16, 12), dtype=np.int8)
+    s1, z1 = rng.uniform(0.01, 0.1, 12).astype(np.float32), rng.integers(-3, 3, 12, dtype=np.int8)
+    q2 = rng.integers(0, 255, (4, 2, 3, 3), dtype=np.uint8)
+    q3 = rng.integers(-128, 127, (12, 8), dtype=np.int8)
+    q4 = rng.integers(-128, 127, (6, 4, 3, 3), dtype=np.int8)
+    s4 = rng.uniform(0.01, 0.1, 6).astype(np.float32)
+    a = numpy_helper.from_array
+    inits = [a(q1, "q1"), a(s1, "s1"), a(z1, "z1"), a(q2, "q2"), a(np.float32(0.05), "s2"), a(np.uint8(128), "z2"),
+             a(q3, "q3"), a(np.float32(0.02), "s3"), a(np.int8(1), "z3"), a(q4, "q4"), a(s4, "s4"),
+             a(np.int8(0), "z4")]
+    nodes = [helper.make_node("Constant", [], ["wc"], value=a(wc, "wc")),
+             helper.make_node("MatMul", ["x", "wc"], ["h0"], name="/block/fc0/MatMul"),
+             helper.make_node("QLinearMatMul", ["x", "xs", "xz", "q1", "s1", "z1", "ys", "yz"], ["h1"]),
+             helper.make_node("QLinearConv", ["x", "xs", "xz", "q2", "s2", "z2", "ys", "yz"], ["h2"]),
+             helper.make_node("DequantizeLinear", ["q3", "s3", "z3"], ["w3"]),
+             helper.make_node("MatMul", ["x", "w3"], ["h3"]),
+             helper.make_node("ConvInteger", ["xq", "q4", "xz", "z4"], ["acc"]),
+             helper.make_node("Cast", ["acc"], ["accf"], to=1),
+             helper.make_node("Mul", ["accf", "s4"], ["y"])]
+    by = {t.key: t for t in from_onnx(_model(nodes, inits, tmp_path / "q.onnx"))}
+    np.testing.assert_array_equal(by["wc"].load(), wc)
+    assert by["wc"].longname == "block.fc0" and by["wc"].layer_type == "dense"
+    assert (by["q1"].quant, by["q2"].quant, by["w3"].quant, by["q4"].quant) == \
+        ("int8 per-channel", "uint8 per-tensor", "int8 per-tensor", "int8 per-channel")
+    np.testing.assert_allclose(by["q1"].load(), (q1.astype(np.float32) - z1) * s1, rtol=1e-6)
+    np.testing.assert_allclose(by["q2"].load(), (q2.astype(np.float32) - 128) * np.float32(0.05), rtol=1e-6)
+    assert by["q2"].layer_type == "conv2d"
+    np.testing.assert_allclose(by["w3"].load(), (q3.astype(np.float32) - 1) * np.float32(0.02), rtol=1e-6)
+    np.testing.assert_allclose(by["q4"].load(), q4.astype(np.float32) * s4.reshape(6, 1, 1, 1), rtol=1e-6)
+
+
+def test_listing_reads_no_weight_bytes_and_matches_onnx_load(tmp_path):
+    """The wire walker's graph is onnx.load's without the initializers' raw_data, whose spans in the file hold
+    exactly those bytes."""
+    from hts.adapters.onnx_wire import read_graph
+
+    rng = np.random.default_rng(6)
+    inits = [numpy_helper.from_array(rng.standard_normal((7, 9)).astype(np.float32), "a.weight"),
+             helper.make_tensor("typed", TensorProto.FLOAT, (2, 3), [1, 2, 3, 4, 5, 6])]
+    nodes = [helper.make_node("MatMul", ["x", "a.weight"], ["h"]), helper.make_node("MatMul", ["h", "typed"], ["y"])]
+    path = _model(nodes, inits, tmp_path / "m.onnx")
+    graph, spans = read_graph(path)
+    ref = onnx.load(path).graph
+    data = (tmp_path / "m.onnx").read_bytes()
+    assert set(spans) == {"a.weight"}
+    for got, want in zip(graph.initializer, ref.initializer):
+        assert not got.HasField("raw_data")
+        if got.name in spans:
+            offset, length = spans[got.name]
+            assert data[offset:offset + length] == want.raw_data
+            want.ClearField("raw_data")
+        assert got == want
+    assert list(graph.node) == list(ref.node)

@@ -34,9 +34,11 @@ bias its output is added to (``encoder.layer.0.query.bias`` → ``encoder.layer.
 exporter keeps bias names but not weight names). ``key`` is always the
 name of the constant in the graph. ``layer_id`` counts the weights from 1 in graph (execution) order.
 
-External data (``data_location = EXTERNAL``) is read lazily from the file its ``location`` names, which must be
-a relative path inside the model's folder; offset and length are checked against that file's size. The
-graph itself (and any data embedded in it) is parsed by ``onnx`` into memory (protobuf caps it at 2 GB).
+Lazy: the graph is listed without reading the weights' bytes (``onnx_wire.read_graph`` walks the protobuf and
+keeps each initializer's ``raw_data`` offset), and ``load`` reads one initializer from the file. External data
+(``data_location = EXTERNAL``) is read lazily from the file its ``location`` names, which must be a relative
+path inside the model's folder; offset and length are checked against that file's size. ``Constant`` nodes'
+tensors and typed (not raw) initializer data are parsed with the graph.
 Every failure is an ``hts.ModelFileError`` naming the file and the tensor.
 """
 
@@ -77,20 +79,15 @@ def _import_onnx(path: str):
 def from_onnx(path: str | os.PathLike) -> list[WeightTensor]:
     """The weight tensors of an ONNX model file (see the module docstring)."""
     path = os.fspath(path)
-    onnx = _import_onnx(path)
-    from google.protobuf.message import DecodeError
+    _import_onnx(path)
+    from .onnx_wire import read_graph
 
+    proto, spans = read_graph(path)
     try:
-        model = onnx.load(path, load_external_data=False)
-    except (DecodeError, ValueError, RuntimeError, UnicodeDecodeError, TypeError) as err:
-        raise ModelFileError(path, f"not a readable ONNX model (truncated or damaged?): {str(err)[:200]}") from None
-    except OSError as err:
-        raise ModelFileError(path, f"cannot read: {err.strerror or err}") from None
-    count = len(model.graph.initializer) + sum(n.op_type == "Constant" for n in model.graph.node)
-    if count > limits.MAX_TENSORS:
-        raise ModelFileError(path, f"{count} constant tensors: more than the {limits.MAX_TENSORS} a file may hold")
-    try:
-        graph = _Graph(path, model.graph)
+        count = len(proto.initializer) + sum(n.op_type == "Constant" for n in proto.node)
+        if count > limits.MAX_TENSORS:
+            raise ModelFileError(path, f"{count} constant tensors: more than the {limits.MAX_TENSORS} a file may hold")
+        graph = _Graph(path, proto, spans)
         tensors = graph.weights()
     except ModelFileError:
         raise
@@ -104,23 +101,26 @@ def from_onnx(path: str | os.PathLike) -> list[WeightTensor]:
 
 
 class _Graph:
-    def __init__(self, path: str, graph) -> None:
+    def __init__(self, path: str, graph, spans: dict) -> None:
         self.path = path
         self.folder = os.path.dirname(os.path.abspath(path))
         self.nodes = list(graph.node)
         self.consts = {t.name: t for t in graph.initializer}
+        self.raw = dict(spans)  # initializer name -> (offset, length) of its raw_data in the file
         for node in self.nodes:
             if node.op_type == "Constant" and node.output:
                 for a in node.attribute:
                     if a.name == "value" and a.HasField("t"):
                         self.consts[node.output[0]] = a.t
+                        self.raw.pop(node.output[0], None)
         self.producer = {o: n for n in self.nodes for o in n.output if o}
         self.consumers: dict[str, list] = {}
         for n in self.nodes:
             for i in n.input:
                 self.consumers.setdefault(i, []).append(n)
         # a folded value may be no larger than the largest stored constant whose data is really there
-        self.limit = max([min(_count(t.dims), _present(t)) for t in self.consts.values()] + [1])
+        self.limit = max([min(_count(t.dims), self.raw[n][1] if n in self.raw else _present(t))
+                          for n, t in self.consts.items()] + [1])
         self._shapes: dict[str, tuple] = {}
         self.depth = self._const_depths()
         self._roots: dict[str, tuple] = {}
@@ -174,6 +174,7 @@ class _Graph:
             shape = tuple(int(d) for d in self.consts[name].dims)
             if len(shape) > _MAX_DIMS:
                 raise ModelFileError(self.path, f"{len(shape)} dimensions (more than {_MAX_DIMS})", tensor=name)
+            _check_size(self.path, name, shape)
         else:
             node = self.producer[name]
             ins = [self.shape(i, depth + 1) for i in node.input[:1 if node.op_type == "DequantizeLinear" else None]
@@ -437,6 +438,7 @@ class _Graph:
         shape = tuple(int(d) for d in t.dims)
         if any(d < 0 for d in shape):
             raise ModelFileError(self.path, f"negative dimension in {shape}", tensor=name)
+        _check_size(self.path, name, shape)
         if t.data_type == _BF16:
             dt, out_fn = np.dtype(np.uint16), _bf16
         elif t.data_type in _DTYPES:
@@ -446,6 +448,8 @@ class _Graph:
         nbytes = _count(shape) * dt.itemsize
         if t.data_location == 1:
             arr = self._read_external(t, name, dt, nbytes)
+        elif name in self.raw:
+            arr = self._read_raw(name, dt, nbytes, shape)
         elif t.HasField("raw_data"):
             if len(t.raw_data) != nbytes:
                 raise ModelFileError(self.path, f"raw data holds {len(t.raw_data)} bytes, the shape {shape} needs "
@@ -463,6 +467,24 @@ class _Graph:
                                      tensor=name)
         arr = arr.reshape(shape)
         return out_fn(arr) if out_fn else arr
+
+    def _read_raw(self, name: str, dt, nbytes: int, shape: tuple) -> np.ndarray:
+        """An initializer's raw_data, read from the model file where the listing found it."""
+        offset, length = self.raw[name]
+        if length != nbytes:
+            raise ModelFileError(self.path, f"raw data holds {length} bytes, the shape {shape} needs {nbytes}",
+                                 tensor=name)
+        out = np.empty(nbytes // dt.itemsize, dtype=dt.newbyteorder("<"))
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                got = f.readinto(memoryview(out).cast("B"))
+        except OSError as err:
+            raise ModelFileError(self.path, f"cannot read: {err.strerror or err}", tensor=name) from None
+        if got != nbytes:
+            raise ModelFileError(self.path, f"truncated since it was listed: expected {nbytes} bytes, got {got}",
+                                 tensor=name)
+        return out.astype(dt, copy=False)
 
     def _read_external(self, t, name: str, dt, nbytes: int) -> np.ndarray:
         info = {e.key: e.value for e in t.external_data}
@@ -498,6 +520,15 @@ class _Graph:
             raise ModelFileError(self.path, f"external data file {loc!r} truncated: expected {nbytes} bytes, got {got}",
                                  tensor=name)
         return out
+
+
+def _check_size(path: str, name: str, shape: tuple) -> None:
+    """Refuse a shape numpy cannot even describe: dims whose product (zeros counted as 1) reaches 2^60."""
+    n = 1
+    for d in shape:
+        n *= max(d, 1)
+    if n >= 2**60:
+        raise ModelFileError(path, f"shape {shape} is too large for any array", tensor=name)
 
 
 def _same_shape(x: np.ndarray, *operands: np.ndarray) -> None:
