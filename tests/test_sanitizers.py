@@ -25,6 +25,10 @@ KERNEL_TESTS = ("test_eigenvalues.py", "test_powerlaw.py", "test_norms.py", "tes
                 "test_concurrency.py", "test_hostile_matrices.py", "test_gram_scheduling.py", "test_chunked_gram.py",
                 "test_shuffle.py", "test_randomize.py", "test_fuzz_gguf.py", "test_kernel_stop.py",
                 "test_tpl_kernel.py")
+#: Run too when ``HTS_SANITIZE_ALL=1`` (opt-in: several more minutes on 2 cores, so CI leaves them out): the
+#: analysis pipeline, its concurrency and cancellation, and the header fuzzing, all of which call the kernel.
+WIDER_TESTS = ("test_analysis.py", "test_analysis_concurrency.py", "test_cancellation.py",
+               "test_fuzz_safetensors.py")
 BUILD_MODULES = ("scikit_build_core", "pybind11", "cmeel", "cmake", "ninja")
 
 #: Imports the sanitized copy (first on sys.path; editable-install finders removed), then runs pytest.
@@ -107,9 +111,12 @@ def test_the_sanitizer_reports_a_wild_read(sanitized):
         p.unlink()
 
 
-def test_kernel_tests_pass_with_zero_sanitizer_reports(sanitized):
+@pytest.mark.parametrize("which", ["kernel", "wider"])
+def test_kernel_tests_pass_with_zero_sanitizer_reports(sanitized, which):
+    if which == "wider" and os.environ.get("HTS_SANITIZE_ALL") != "1":
+        pytest.skip("the analysis, concurrency, cancellation and fuzz tests run sanitized with HTS_SANITIZE_ALL=1")
     site, env, reports = sanitized
-    tests = [str(REPO / "tests" / name) for name in KERNEL_TESTS]
+    tests = [str(REPO / "tests" / name) for name in (KERNEL_TESTS if which == "kernel" else WIDER_TESTS)]
     out = run_child(site, env, "-q", "--capture=sys", "-p", "no:cacheprovider", *tests)
     found = report_text(reports)
     tail = (out.stdout + out.stderr)[-4000:]
