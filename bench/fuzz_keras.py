@@ -1,6 +1,6 @@
 """Fuzz hts's Keras reader: by default 100,000 generated hostile files (tests/_fuzz_keras.py: .keras zips,
 Keras 3 .weights.h5 and legacy .h5 written by h5py, with lying names, attributes, datasets, links, configs,
-zip members, truncation and flipped bytes), each opened and every tensor loaded; see bench/_fuzz_run.py for
+zip members and truncation), each opened and every tensor loaded; see bench/_fuzz_run.py for
 the allowed outcomes.
 
     python bench/fuzz_keras.py                 # 100,000 inputs, report in bench/results/fuzz_keras.md
