@@ -127,3 +127,30 @@ def test_hostile_bytes_only_raise_model_file_error(tmp_path, linen_state):
             assert str(p) in str(err)
 
     run()
+
+
+def test_folders_hf_flax_model_and_orbax_checkpoint(tmp_path, linen_state):
+    """A Hugging Face folder with flax_model.msgpack (linen names), and a flax.training / Orbax step folder whose
+    param tree is a msgpack file named ``checkpoint`` (nnx names: ``value`` wrappers); a TensorFlow ``checkpoint``
+    text file is not taken for one."""
+    import hts
+
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    _write(hf / "flax_model.msgpack", linen_state)
+    (hf / "config.json").write_text('{"model_type": "bert"}')
+    assert [t.key for t in hts.open(str(hf))] == [t.key for t in from_flax(str(hf / "flax_model.msgpack"))]
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((12, 8)).astype(np.float32)
+    orbax = tmp_path / "checkpoint_100"
+    orbax.mkdir()
+    _write(orbax / "checkpoint", {"model": {"linear1": {"kernel": {"value": w}}}, "step": 100})
+    (orbax / "_CHECKPOINT_METADATA").write_text("{}")
+    (t,) = hts.open(str(orbax))
+    assert (t.key, t.longname, t.layer_type) == ("model.linear1.kernel", "model.linear1", "dense")
+    np.testing.assert_array_equal(t.load(), w)
+    tf = tmp_path / "tf"
+    tf.mkdir()
+    (tf / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
+    with pytest.raises(ModelFileError, match="no model weights found"):
+        hts.open(str(tf))

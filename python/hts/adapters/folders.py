@@ -3,7 +3,9 @@
 Which weights, in this order (the first that exists wins): ``model.safetensors.index.json`` (sharded), then
 ``model.safetensors``, then a single other ``*.safetensors.index.json`` or ``*.safetensors`` file, then
 ``pytorch_model.bin.index.json`` (sharded ``.bin``), ``pytorch_model.bin``, then a single ``*.pt``/``*.pth``/
-``*.bin``/``*.npz``/``*.npy`` file, then a single ``*.gguf`` file. safetensors is preferred over ``.bin`` (no unpickling at all). Several
+``*.bin``/``*.npz``/``*.npy`` file, then a single ``*.gguf`` file, then a single ``*.msgpack`` file (Hugging Face's
+``flax_model.msgpack``), then a Flax/Orbax param tree saved as a msgpack file named ``checkpoint``
+(``flax.training.checkpoints``, Orbax's aggregate file; a TensorFlow ``checkpoint`` text file is not one). safetensors is preferred over ``.bin`` (no unpickling at all). Several
 candidates of one kind without an index is an error naming them (which one is the model cannot be guessed).
 
 A hub cache folder (``models--org--name``) resolves through ``refs/main`` (or its only snapshot) to
@@ -95,7 +97,8 @@ def weights_file(folder: str) -> str:
         if wanted in names:
             return os.path.join(folder, wanted)
     for pattern in (r".*\.safetensors\.index\.json", r".*\.safetensors", r"pytorch_model\.bin\.index\.json",
-                    r"pytorch_model\.bin", r".*\.(pt|pth|bin)", r".*\.npz", r".*\.npy", r".*\.gguf"):
+                    r"pytorch_model\.bin", r".*\.(pt|pth|bin)", r".*\.npz", r".*\.npy", r".*\.gguf",
+                    r".*\.msgpack"):
         found = [n for n in names if re.fullmatch(pattern, n)]
         if pattern == r".*\.safetensors" and found and not any(n.endswith(".index.json") for n in names) \
                 and len(found) > 1:
@@ -105,8 +108,15 @@ def weights_file(folder: str) -> str:
             return os.path.join(folder, found[0])
         if len(found) > 1:
             raise ModelFileError(folder, f"several candidate weight files ({', '.join(found[:5])}); pass one file")
+    if "checkpoint" in names:  # flax.training / Orbax: a msgpack param tree named "checkpoint" (TF's is text)
+        from .sniff import sniff
+
+        path = os.path.join(folder, "checkpoint")
+        if sniff(path).name == "flax":
+            return path
     raise ModelFileError(folder, "no model weights found (looked for *.safetensors, *.safetensors.index.json, "
-                                 "pytorch_model.bin(.index.json), *.pt, *.pth, *.bin, *.npz, *.npy, *.gguf)")
+                                 "pytorch_model.bin(.index.json), *.pt, *.pth, *.bin, *.npz, *.npy, *.gguf, "
+                                 "*.msgpack, a Flax/Orbax msgpack 'checkpoint')")
 
 
 def from_folder(folder: str, open_file) -> tuple[list[WeightTensor], str, dict]:

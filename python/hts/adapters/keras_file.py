@@ -32,8 +32,10 @@ Errors are ``hts.ModelFileError`` naming the file (and the layer).
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import struct
 import zipfile
 import zlib
 from typing import NamedTuple
@@ -77,8 +79,8 @@ def from_keras(path: str | os.PathLike) -> list[WeightTensor]:
                 if info is not None and info.file_size > _MAX_CONFIG_BYTES:
                     raise ModelFileError(path, f"config.json larger than {_MAX_CONFIG_BYTES} bytes")
                 config = _json(z.read("config.json"), path) if info is not None else None
-                with z.open(winfo) as member, h5py.File(member, "r") as f:
-                    layers = _keras3_layers(_File(f, path, min(winfo.file_size, winfo.compress_size)))
+            with _StoredMember(path, winfo) as member, h5py.File(member, "r") as f:
+                layers = _keras3_layers(_File(f, path, member.size))
             opener = _ZipH5(path)
         else:
             with h5py.File(path, "r") as f:
@@ -314,14 +316,66 @@ class _ZipH5(_PlainH5):
         try:
             with zipfile.ZipFile(self.path) as z:
                 info = z.getinfo("model.weights.h5")
-                if info.compress_type != zipfile.ZIP_STORED:
-                    raise ModelFileError(self.path, "model.weights.h5 became compressed since the file was listed",
-                                         tensor=layer)
-                with z.open(info) as member, h5py.File(member, "r") as f:
-                    h5 = _File(f, self.path, min(info.file_size, info.compress_size))
-                    return self._checked(h5, dpath, layer, shape)
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ModelFileError(self.path, "model.weights.h5 became compressed since the file was listed",
+                                     tensor=layer)
+            with _StoredMember(self.path, info) as member, h5py.File(member, "r") as f:
+                return self._checked(_File(f, self.path, member.size), dpath, layer, shape)
         except ModelFileError:
             raise
         except (OSError, KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile, EOFError,
                 zlib.error) as err:
             raise ModelFileError(self.path, f"cannot read {dpath}: {str(err)[:200]}", tensor=layer) from None
+
+
+class _StoredMember(io.RawIOBase):
+    """A stored (uncompressed) zip member as a seekable read-only file over the archive's own bytes: h5py reads
+    each dataset straight into its array (``readinto`` at the member's offset), where ``ZipFile.open`` would copy
+    everything through intermediate bytes objects (2x the tensor) and decompress from the start on every seek."""
+
+    def __init__(self, path: str, info: zipfile.ZipInfo) -> None:
+        super().__init__()
+        self.path = path
+        self.f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        try:
+            self.f.seek(info.header_offset)
+            head = self.f.read(30)
+            if len(head) != 30 or head[:4] != b"PK\x03\x04":
+                raise ModelFileError(path, "model.weights.h5: bad zip local header")
+            name_len, extra_len = struct.unpack("<HH", head[26:30])
+            self.offset = info.header_offset + 30 + name_len + extra_len
+            self.size = info.compress_size
+            if self.offset + self.size > os.fstat(self.f.fileno()).st_size:
+                raise ModelFileError(path, "model.weights.h5 runs past the end of the archive (truncated?)")
+        except BaseException:
+            self.f.close()
+            raise
+        self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self.pos = max(0, pos if whence == 0 else self.pos + pos if whence == 1 else self.size + pos)
+        return self.pos
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        n = max(0, min(len(view), self.size - self.pos))
+        got = 0
+        if n:
+            self.f.seek(self.offset + self.pos)
+            got = self.f.readinto(view[:n]) or 0
+        self.pos += got
+        return got
+
+    def close(self) -> None:
+        if not self.closed:
+            self.f.close()
+        super().close()
