@@ -4,18 +4,15 @@ WeightWatcher after ``np.random.seed``)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 
 import hts
+from _weightwatcher import weightwatcher_077
 from hts.intra import align
 
 
@@ -105,25 +102,11 @@ def test_parity_with_weightwatcher(kind, sparsify):
     dense layers (12 pairs), Lite0's first 40 layers (depthwise convs and 1×1 convs: the √½ and the top-M rule)."""
     import _models
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pytest.importorskip("torch", reason="needs torch==2.13.0")
-        ww = pytest.importorskip("weightwatcher", reason="needs the compare extra")
-        threadpoolctl = pytest.importorskip("threadpoolctl", reason="needs the compare extra")
-    if ww.__version__ != "0.7.7":
-        pytest.skip(f"parity is defined against weightwatcher 0.7.7, found {ww.__version__}")
-    model = _models.minilm_module() if kind == "minilm" else _models.efficientnet_lite_module(0)
-    ids = [r["layer_id"] for r in hts.open(model).rows() if r["analysed"] and r["N"] < 5000][:13 if kind == "minilm" else 40]
-    logger = logging.getLogger("weightwatcher")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), threadpoolctl.threadpool_limits(1):
-            warnings.simplefilter("ignore")
-            np.random.seed(7)
-            theirs = ww.WeightWatcher().analyze(model=model, intra=True, sparsify=sparsify, layers=ids)
-    finally:
-        logger.setLevel(level)
+    with weightwatcher_077() as ww:
+        model = _models.minilm_module() if kind == "minilm" else _models.efficientnet_lite_module(0)
+        ids = [r["layer_id"] for r in hts.open(model).rows() if r["analysed"] and r["N"] < 5000][:13 if kind == "minilm" else 40]
+        np.random.seed(7)
+        theirs = ww.WeightWatcher().analyze(model=model, intra=True, sparsify=sparsify, layers=ids)
     ours = hts.analyze(model, intra=True, sparsify=sparsify, layers=ids, seed=7).details
     ours = ours[ours.status != "skipped"]
     merged = theirs.merge(ours, on="layer_id", suffixes=("_ww", "_hts"), validate="one_to_one")

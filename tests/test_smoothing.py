@@ -8,12 +8,8 @@ MiniLM (smoothing) and on a model with planted correlation traps (sharpness).
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import logging
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -21,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hts
+from _weightwatcher import weightwatcher_077
 from hts.smoothing import sharpness_plan, smoothing_plan, truncate_components
 
 
@@ -152,25 +149,8 @@ def test_sharpness_removes_planted_traps_and_is_seeded():
 # ------------------------------------------------------------------------------------------------------
 # WeightWatcher 0.7.7
 # ------------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
 def _weightwatcher():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pytest.importorskip("torch", reason="needs torch==2.13.0")
-        ww = pytest.importorskip("weightwatcher", reason="needs the compare extra")
-        threadpoolctl = pytest.importorskip("threadpoolctl", reason="needs the compare extra")
-        pytest.importorskip("sklearn", reason="WeightWatcher's smoothing needs scikit-learn")
-    if ww.__version__ != "0.7.7":
-        pytest.skip(f"parity is defined against weightwatcher 0.7.7, found {ww.__version__}")
-    logger = logging.getLogger("weightwatcher")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), threadpoolctl.threadpool_limits(1):
-            warnings.simplefilter("ignore")
-            yield ww
-    finally:
-        logger.setLevel(level)
+    return weightwatcher_077(("sklearn", "WeightWatcher's smoothing needs scikit-learn"))
 
 
 def _slices(w):

@@ -10,11 +10,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -22,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hts
+from _weightwatcher import weightwatcher_077
 
 
 def _sd(seed=0):
@@ -127,24 +124,8 @@ def test_command_line(tmp_path):
 # ------------------------------------------------------------------------------------------------------
 # WeightWatcher 0.7.7
 # ------------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
 def _weightwatcher():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pytest.importorskip("torch", reason="needs torch==2.13.0")
-        ww = pytest.importorskip("weightwatcher", reason="needs the compare extra")
-        threadpoolctl = pytest.importorskip("threadpoolctl", reason="needs the compare extra")
-    if ww.__version__ != "0.7.7":
-        pytest.skip(f"parity is defined against weightwatcher 0.7.7, found {ww.__version__}")
-    logger = logging.getLogger("weightwatcher")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), threadpoolctl.threadpool_limits(1):
-            warnings.simplefilter("ignore")
-            yield ww
-    finally:
-        logger.setLevel(level)
+    return weightwatcher_077()
 
 
 FLOATS = ("alpha", "xmin", "D", "sigma", "norm", "log_norm", "lambda_max", "spectral_norm", "stable_rank", "entropy",
