@@ -126,6 +126,15 @@ def test_minilm_adapter_with_base_side_by_side(peft_adapter):
             assert r["delta_alpha"] == pytest.approx(merged_row["alpha"] - base_row["alpha"], nan_ok=True)
             assert r["base_key"] == r["key"]
     json.loads(result.to_json())
+    # the over-/under-trained counts, like the summary, are the update rows' only
+    updates = [r for r in result.rows if r["role"] == "lora_delta"]
+    assert result.counts["under_trained"] == sum(r["warning"] == "under-trained" for r in updates)
+    assert result.counts["over_trained"] == sum(r["warning"] == "over-trained" for r in updates)
+    # alpha by depth keeps the roles apart: one legend entry per role (and layer type)
+    from hts.report import plots
+    fig = plots.alpha_by_layer(result)
+    labels = {t.get_text() for t in fig.axes[0].get_legend().get_texts()}
+    assert {label.split()[0] for label in labels} == {"lora_delta", "base", "merged"}, labels
 
 
 def test_adapter_targets_missing_from_base_is_an_error(peft_adapter):

@@ -166,14 +166,18 @@ class Analysis:
 
     @property
     def counts(self) -> dict:
-        """How many rows were analysed, failed, skipped, and labelled over-/under-trained."""
+        """How many rows were analysed, failed, skipped, and labelled over-/under-trained.
+
+        With ``base=`` (rows with a ``role``) the over-/under-trained labels are counted, like ``summary``, over
+        the update rows only: a base or merged row's label says nothing about the fine-tune."""
         rows = self.rows
+        labelled = [r for r in rows if r.get("role") in UPDATE_ROLES] if any("role" in r for r in rows) else rows
         return {
             "analysed": sum(r["status"] == "success" for r in rows),
             "failed": sum(r["status"] == "failed" for r in rows),
             "skipped": sum(r["status"] == "skipped" for r in rows),
-            "over_trained": sum(r["warning"] == "over-trained" for r in rows),
-            "under_trained": sum(r["warning"] == "under-trained" for r in rows),
+            "over_trained": sum(r["warning"] == "over-trained" for r in labelled),
+            "under_trained": sum(r["warning"] == "under-trained" for r in labelled),
         }
 
     def esd(self, layer: int | str, slice_id: int | None = None, *, randomized: bool = False, scaled: bool = True,

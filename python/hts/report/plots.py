@@ -336,23 +336,32 @@ def alpha_by_layer(analyses, *, metric: str = "alpha", path: str | os.PathLike |
     """``metric`` (default alpha; e.g. "alpha_weighted") of each analysed matrix against its position in
     the model (the seed paper's Fig. 3). One model: coloured by layer type. Several models (a mapping
     name → Analysis): one colour per model (points and the line joining them), one marker per layer type.
+    One model whose rows have a ``role`` (``base=``: update, base and merged rows side by side): one colour per
+    role, one marker per layer type, so the fine-tune's update rows are never read as the weights' own.
     Dotted lines mark α = 2 and α = 6 when the metric is alpha."""
     fig = _figure(7.2, 4.2)
     ax = fig.add_subplot()
     named = _named_analyses(analyses)
     types = sorted({r["layer_type"] for _, a in named for r in a.analysed})
     several = len(named) > 1
-    colour = {t: f"C{i % 10}" for i, t in enumerate(types)}
+    roles = [] if several else [x for x in dict.fromkeys(r.get("role") for _, a in named for r in a.analysed) if x]
+    colour = {t: f"C{i % 10}" for i, t in enumerate(roles or types)}
     marker = {t: _MARKERS[i % len(_MARKERS)] for i, t in enumerate(types)}
     for k, (name, a) in enumerate(named):
         rows = [r for r in a.analysed if _finite(r.get(metric))]
-        for t in types:
-            pts = [(i, r[metric]) for i, r in enumerate(rows) if r["layer_type"] == t]
-            if pts:
+        for role in roles or [None]:
+            for t in types:
+                pts = [(i, r[metric]) for i, r in enumerate(rows)
+                       if r["layer_type"] == t and (role is None or r.get("role") == role)]
+                if not pts:
+                    continue
                 xs, ys = zip(*pts)
-                label = f"{_plain_text(name)} {t}".strip() if several else t
-                ax.scatter(xs, ys, s=16, color=f"C{k % 10}" if several else colour[t],
-                           marker=marker[t] if several else "o", alpha=0.8, label=label)
+                if roles:
+                    ax.scatter(xs, ys, s=16, color=colour[role], marker=marker[t], alpha=0.8, label=f"{role} {t}")
+                else:
+                    label = f"{_plain_text(name)} {t}".strip() if several else t
+                    ax.scatter(xs, ys, s=16, color=f"C{k % 10}" if several else colour[t],
+                               marker=marker[t] if several else "o", alpha=0.8, label=label)
         if several and rows:
             ax.plot(range(len(rows)), [r[metric] for r in rows], color=f"C{k % 10}", linewidth=0.6, alpha=0.5,
                     zorder=0)
@@ -363,7 +372,7 @@ def alpha_by_layer(analyses, *, metric: str = "alpha", path: str | os.PathLike |
     ax.set_ylabel(_layer_label(metric))
     ax.set_title(f"{_plain_text(metric)} by depth")
     if types:
-        ax.legend(ncols=2 if len(types) * len(named) > 6 else 1)
+        ax.legend(ncols=2 if len(types) * max(len(named), len(roles)) > 6 else 1)
     return _finish(fig, path)
 
 
