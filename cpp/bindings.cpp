@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "array_views.hpp"
+#include "bulge_chasing.hpp"
 #include "eigen_batch.hpp"
 #include "lapack.hpp"
+#include "lapack_two_stage.hpp"
 #include "norms.hpp"
 #include "powerlaw.hpp"
 
@@ -28,7 +30,8 @@ namespace {
 hts::EigenOptions eigen_options(int threads, std::int64_t eigen_solver_max, std::int64_t tiled_gram_min,
                                 std::int64_t gram_tile, std::int64_t two_stage_min,
                                 std::int64_t chunked_convert_min = -2, std::int64_t chunk_bytes = -1,
-                                double slab_min_cost = -2) {
+                                double slab_min_cost = -2, std::int64_t staged_min = -1,
+                                int staged_band = -1) {
   if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
   hts::EigenOptions opt;
   opt.threads = threads;
@@ -39,6 +42,8 @@ hts::EigenOptions eigen_options(int threads, std::int64_t eigen_solver_max, std:
   if (chunked_convert_min >= -1) opt.chunked_convert_min = chunked_convert_min;  // -2: keep the default
   if (chunk_bytes > 0) opt.chunk_bytes = chunk_bytes;
   if (slab_min_cost >= -1) opt.slab_min_cost = slab_min_cost;  // -2: keep the default
+  opt.staged_min = staged_min;
+  if (staged_band > 0) opt.staged_band = staged_band;
   return opt;
 }
 
@@ -152,9 +157,10 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
       [](const std::vector<py::array>& arrays, const std::string& precision, int threads,
          std::int64_t eigen_solver_max, std::int64_t tiled_gram_min, std::int64_t gram_tile,
          std::int64_t two_stage_min, std::int64_t chunked_convert_min, std::int64_t chunk_bytes,
-         double slab_min_cost, const StopFlag* stop) {
+         double slab_min_cost, std::int64_t staged_min, int staged_band, const StopFlag* stop) {
         hts::EigenOptions opt = eigen_options(threads, eigen_solver_max, tiled_gram_min, gram_tile,
-                                              two_stage_min, chunked_convert_min, chunk_bytes, slab_min_cost);
+                                              two_stage_min, chunked_convert_min, chunk_bytes, slab_min_cost,
+                                              staged_min, staged_band);
         std::shared_ptr<std::atomic<bool>> keep = stop ? stop->flag : nullptr;  // alive for the whole call
         opt.stop = keep.get();
         if (precision == "float64") return gram_eigenvalues_impl<double>(arrays, opt);
@@ -164,9 +170,43 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
       py::arg("arrays"), py::arg("precision") = "float64", py::arg("threads") = 0,
       py::arg("eigen_solver_max") = -1, py::arg("tiled_gram_min") = -1, py::arg("gram_tile") = -1,
       py::arg("two_stage_min") = -1, py::arg("chunked_convert_min") = -2, py::arg("chunk_bytes") = -1,
-      py::arg("slab_min_cost") = -2.0, py::arg("stop") = nullptr,
+      py::arg("slab_min_cost") = -2.0, py::arg("staged_min") = -1, py::arg("staged_band") = -1,
+      py::arg("stop") = nullptr,
       "Ascending eigenvalues of WᵀW for each 2-D array (-> 1-D) or 3-D stack (-> 2-D) in a list; raises "
       "Stopped at the kernel's next safe point once the StopFlag `stop` is set.");
+
+  m.def(
+      "_band_eigenvalues",
+      [](py::array band, int kd, int threads, bool lapack_serial) {
+        // Test hook: eigenvalues of a symmetric band matrix given as `band` (n × (kd + 1): row c holds
+        // A(c .. c + kd, c)), by hts's threaded bulge chasing + sterf, or LAPACK's serial sytrd_sb2st + sterf.
+        if (band.ndim() != 2 || band.shape(1) != kd + 1 || kd < 0 || band.shape(0) < 1)
+          throw py::value_error("band must be n x (kd + 1) with kd >= 0");
+        if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
+        auto solve = [&](auto tag) {
+          using T = decltype(tag);
+          py::array_t<T, py::array::c_style | py::array::forcecast> ab(band);
+          const int n = static_cast<int>(ab.shape(0));
+          std::vector<T> copy(ab.data(), ab.data() + ab.size());
+          py::array_t<T> w(n);
+          T* out = w.mutable_data();
+          {
+            py::gil_scoped_release release;
+            hts::lapack::use_single_thread();
+            if (lapack_serial) {
+              hts::lapack::band_eigenvalues<T>(n, kd, copy.data(), kd + 1, out);
+            } else {
+              std::vector<T> e(static_cast<std::size_t>(n));
+              hts::band_to_tridiagonal<T>(n, kd, copy.data(), kd + 1, out, e.data(), threads);
+              hts::lapack::tridiagonal_eigenvalues<T>(n, out, e.data());
+            }
+          }
+          return py::array(w);
+        };
+        if (band.dtype().is(py::dtype::of<float>())) return solve(float{});
+        return solve(double{});
+      },
+      py::arg("band"), py::arg("kd"), py::arg("threads") = 1, py::arg("lapack_serial") = false);
 
   m.def(
       "fit_power_law",

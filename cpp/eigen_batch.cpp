@@ -1,4 +1,5 @@
 #include "eigen_batch.hpp"
+#include "staged_eigen.hpp"
 
 #include <Eigen/Eigenvalues>
 #include <unistd.h>
@@ -159,6 +160,13 @@ void check_finite_eigenvalues(std::size_t index, const T* ev, int n) {
     if (!std::isfinite(ev[i])) throw overflow_error<T>(index);
 }
 
+/// Gram sides from which the staged solver is faster than LAPACK's serial syevd_2stage on one thread
+/// (bench/results/parallel_eigensolver.md), so it can serve every thread count.
+template <class T>
+std::int64_t staged_min_default() {
+  return std::is_same<T, double>::value ? 2048 : 1536;
+}
+
 template <class T>
 void gram_to_eigenvalues(std::size_t index, int n, T* g, T* out, const EigenOptions& opt) {
   // |G_ij| <= sqrt(G_ii·G_jj), so a finite diagonal means a finite Gram matrix.
@@ -169,6 +177,12 @@ void gram_to_eigenvalues(std::size_t index, int n, T* g, T* out, const EigenOpti
     Eigen::SelfAdjointEigenSolver<ColMatrix<T>> solver(gm, Eigen::EigenvaluesOnly);
     if (solver.info() != Eigen::Success) throw std::runtime_error("Eigen's symmetric eigensolver did not converge");
     std::copy(solver.eigenvalues().data(), solver.eigenvalues().data() + n, out);
+  } else if (n >= (opt.staged_min >= 0 ? opt.staged_min : staged_min_default<T>())) {
+    StagedOptions staged;
+    staged.threads = opt.threads;
+    staged.band = opt.staged_band;
+    staged.stop = opt.stop;
+    staged_symmetric_eigenvalues<T>(n, g, n, out, staged);
   } else {
     const std::int64_t two_stage = opt.two_stage_min >= 0 ? opt.two_stage_min
                                                           : (std::is_same<T, double>::value ? 896 : 2048);

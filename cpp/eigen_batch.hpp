@@ -31,6 +31,11 @@ struct EigenOptions {
   /// Gram sides from this on use LAPACK's two-stage syevd_2stage; -1 = measured defaults (float64: 896,
   /// float32: 2048, where the two-stage reduction starts to win on one core).
   std::int64_t two_stage_min = -1;
+  /// Gram sides from this on use the staged eigensolver (staged_eigen.hpp: dense → band in fixed tiles
+  /// shared by the threads, then band → tridiagonal → eigenvalues), the same path for every thread count;
+  /// -1 = the measured default (staged_min_default), a side beyond every Gram = never.
+  std::int64_t staged_min = -1;
+  int staged_band = 64;  ///< the staged solver's bandwidth
   std::int64_t tiled_gram_min = 512;  ///< Gram sides from this on are built in fixed tiles shared by threads
   /// Tall matrices (large side ≥ 8× the small side n < tiled_gram_min) whose Gram product costs at least
   /// this many multiply-adds (n²k) are built from up to 8 slabs of the large side shared by threads, their

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 KERNEL_TESTS = ("test_eigenvalues.py", "test_powerlaw.py", "test_norms.py", "test_conv_fft.py", "test_rmt.py",
                 "test_concurrency.py", "test_hostile_matrices.py", "test_gram_scheduling.py", "test_chunked_gram.py",
                 "test_shuffle.py", "test_randomize.py", "test_fuzz_gguf.py", "test_kernel_stop.py",
-                "test_tpl_kernel.py")
+                "test_tpl_kernel.py", "test_staged_eigensolver.py")
 #: Run too when ``HTS_SANITIZE_ALL=1`` (opt-in: several more minutes on 2 cores, so CI leaves them out): the
 #: analysis pipeline, its concurrency and cancellation, and the header fuzzing, all of which call the kernel.
 WIDER_TESTS = ("test_analysis.py", "test_analysis_concurrency.py", "test_cancellation.py",

@@ -27,8 +27,13 @@ def gram_eigenvalues(
     chunked_convert_min: int = -2,
     chunk_bytes: int = -1,
     slab_min_cost: float = -2.0,
+    staged_min: int = -1,
+    staged_band: int = -1,
     stop: StopFlag | None = None,
 ) -> list[npt.NDArray[np.floating[Any]]]: ...
+def _band_eigenvalues(
+    band: npt.NDArray[np.floating[Any]], kd: int, threads: int = 1, lapack_serial: bool = False
+) -> npt.NDArray[np.floating[Any]]: ...
 def fit_power_law(
     evals: npt.NDArray[np.float64],
     evals_thresh: float = 1e-5,
