@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <stdexcept>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -27,9 +28,9 @@ struct Task {
   int type, first, last, sweep;  // LAPACK's TTYPE, ST, ED, SWEEP (1-based)
 };
 
-/// LAPACK sytrd_sb2st's serial task order (one thread group, group size 1, shift 3), cut into steps: each
-/// step holds the tasks LAPACK issues for one (column i, sub-step m); they are mutually independent.
-void schedule(int n, int kd, std::vector<Task>& tasks, std::vector<std::size_t>& step_end) {
+/// The tasks of LAPACK sytrd_sb2st (one thread group, group size 1, shift 3) in its serial order: for each
+/// column i and sub-step m, task (i − s)·3 + m of every sweep s still running.
+void schedule(int n, int kd, std::vector<Task>& tasks) {
   const int shift = 3;
   int first_sweep = 1;
   for (int i = 1; i <= n - 1; ++i) {
@@ -51,7 +52,6 @@ void schedule(int n, int kd, std::vector<Task>& tasks, std::vector<std::size_t>&
         tasks.push_back({type, colpt - kd + 1, std::min(colpt, n), sweep});
         if (last_row >= n - 1) ++first_sweep;  // this sweep has reached the end of the band
       }
-      if (step_end.empty() || step_end.back() != tasks.size()) step_end.push_back(tasks.size());
     }
   }
 }
@@ -68,27 +68,15 @@ void run_task(const Task& t, int n, int kd, T* a, int lda, T* v, T* tau, T* work
                           &ldvt, work, 1);
 }
 
-/// A reusable barrier for a fixed team that spins briefly, then yields (the team may share cores).
-class Barrier {
- public:
-  explicit Barrier(int count) : count_(count) {}
-  void resize(int count) { count_ = count; }  // only while no one waits
-  void wait() {
-    const unsigned gen = generation_.load(std::memory_order_acquire);
-    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == count_) {
-      arrived_.store(0, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_acq_rel);
-      return;
-    }
-    for (int spin = 0; generation_.load(std::memory_order_acquire) == gen; ++spin)
-      if (spin > 2000) std::this_thread::yield();
+/// Waits (spinning briefly, then yielding: the team may share cores with other work) until ready() or abort.
+template <class Ready>
+bool wait_until(Ready ready, const std::atomic<bool>& abort) {
+  for (int spin = 0; !ready(); ++spin) {
+    if (abort.load(std::memory_order_relaxed)) return false;
+    if (spin > 256) std::this_thread::yield();
   }
-
- private:
-  int count_;
-  std::atomic<int> arrived_{0};
-  std::atomic<unsigned> generation_{0};
-};
+  return true;
+}
 
 }  // namespace
 
@@ -112,31 +100,54 @@ void band_to_tridiagonal(int n, int kd, const T* ab, int ldab, T* d, T* e, int t
   std::vector<T> v(2 * static_cast<std::size_t>(n) + 1, T(0)), tau(2 * static_cast<std::size_t>(n) + 1, T(0));
 
   std::vector<Task> tasks;
-  std::vector<std::size_t> step_end;
-  schedule(n, kd, tasks, step_end);
+  schedule(n, kd, tasks);
+  // Each sweep's tasks in LAPACK's order (stable sort by sweep): sweep s (1-based) is first[s] .. first[s+1].
+  std::stable_sort(tasks.begin(), tasks.end(), [](const Task& x, const Task& y) { return x.sweep < y.sweep; });
+  const int sweeps = tasks.empty() ? 0 : tasks.back().sweep;
+  std::vector<std::size_t> first(static_cast<std::size_t>(sweeps) + 2, tasks.size());
+  for (std::size_t t = tasks.size(); t-- > 0;) first[static_cast<std::size_t>(tasks[t].sweep)] = t;
+  auto length = [&](int sw) { return static_cast<int>(first[static_cast<std::size_t>(sw) + 1] - first[static_cast<std::size_t>(sw)]); };
 
-  int team = effective_threads(threads, static_cast<std::size_t>(n / (3 * kd) + 1));
+  // Sweeps are dealt to the threads in turn; task j of sweep s starts once task j + 2 of sweep s − 1 is done
+  // (LAPACK's dependency), or, where sweep s − 1 is shorter, once every earlier sweep is done.
+  std::vector<std::atomic<int>> progress(static_cast<std::size_t>(sweeps) + 1);  // tasks done per sweep
+  for (auto& p : progress) p.store(0, std::memory_order_relaxed);
+  std::vector<char> finished(static_cast<std::size_t>(sweeps) + 1, 0);
+  int finished_prefix = 0;  // sweeps 1 .. finished_prefix are all done (guarded by prefix_mutex)
+  std::atomic<int> prefix{0};
+  std::mutex prefix_mutex;
+  std::atomic<bool> abort{false};
+  int team = effective_threads(threads, static_cast<std::size_t>(std::max(1, sweeps)));
   std::vector<T> work(static_cast<std::size_t>(team) * 2 * kd, T(0));
-  Barrier barrier(team);
-  std::atomic<bool> stopped{false};
+  std::atomic<int> team_size{team};
   auto member = [&](int rank) {
     T* my_work = work.data() + static_cast<std::size_t>(rank) * 2 * kd;
-    std::size_t begin = 0;
-    for (std::size_t s = 0; s < step_end.size(); ++s) {
-      if (s % 256 == 0) {  // every member sees the same flag value at the same step: all stop together
-        if (rank == 0) stopped.store(stop != nullptr && stop->load(std::memory_order_relaxed), std::memory_order_relaxed);
-        barrier.wait();
-        if (stopped.load(std::memory_order_relaxed)) return;
+    const int stride = team_size.load(std::memory_order_acquire);
+    std::size_t ran = 0;
+    for (int sw = rank + 1; sw <= sweeps; sw += stride) {
+      const int len = length(sw);
+      for (int j = 1; j <= len; ++j) {
+        if (++ran % 512 == 0 && stop != nullptr && stop->load(std::memory_order_relaxed))
+          abort.store(true, std::memory_order_relaxed);
+        if (abort.load(std::memory_order_relaxed)) return;
+        if (sw > 1) {
+          const bool ok = j + 2 <= length(sw - 1)
+              ? wait_until([&] { return progress[sw - 1].load(std::memory_order_acquire) >= j + 2; }, abort)
+              : wait_until([&] { return prefix.load(std::memory_order_acquire) >= sw - 1; }, abort);
+          if (!ok) return;
+        }
+        run_task<T>(tasks[first[static_cast<std::size_t>(sw)] + j - 1], n, kd, a.data(), lda, v.data(), tau.data(),
+                    my_work);
+        progress[sw].store(j, std::memory_order_release);
       }
-      const std::size_t end = step_end[s];
-      for (std::size_t t = begin + static_cast<std::size_t>(rank); t < end; t += static_cast<std::size_t>(team))
-        run_task<T>(tasks[t], n, kd, a.data(), lda, v.data(), tau.data(), my_work);
-      if (team > 1) barrier.wait();
-      begin = end;
+      std::lock_guard<std::mutex> lock(prefix_mutex);
+      finished[static_cast<std::size_t>(sw)] = 1;
+      while (finished_prefix < sweeps && finished[static_cast<std::size_t>(finished_prefix) + 1]) ++finished_prefix;
+      prefix.store(finished_prefix, std::memory_order_release);
     }
   };
-  // Helpers wait for `go` and then for the team's final size: a thread that cannot be started shrinks
-  // the team (the tasks' split changes, their arithmetic does not).
+  // Helpers wait for `go` and then read the team's final size: a thread that cannot be started shrinks the
+  // team (the sweeps' split changes, their arithmetic does not).
   std::atomic<int> go{0};
   std::vector<std::thread> helpers;
   try {
@@ -147,12 +158,11 @@ void band_to_tridiagonal(int n, int kd, const T* ab, int ldab, T* d, T* e, int t
       });
   } catch (...) {  // could not start a thread: run with those that started
   }
-  team = static_cast<int>(helpers.size()) + 1;
-  barrier.resize(team);
+  team_size.store(static_cast<int>(helpers.size()) + 1, std::memory_order_release);
   go.store(1, std::memory_order_release);
   member(0);
   for (auto& h : helpers) h.join();
-  if (stopped.load()) throw Stopped();
+  if (abort.load()) throw Stopped();
   for (int c = 0; c < n; ++c) d[c] = a[static_cast<std::size_t>(c) * lda];
   for (int c = 0; c + 1 < n; ++c) e[c] = a[static_cast<std::size_t>(c) * lda + 1];
 }
