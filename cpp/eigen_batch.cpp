@@ -164,7 +164,7 @@ void check_finite_eigenvalues(std::size_t index, const T* ev, int n) {
 /// (bench/results/parallel_eigensolver.md), so it can serve every thread count.
 template <class T>
 std::int64_t staged_min_default() {
-  return std::is_same<T, double>::value ? 2048 : 1536;
+  return std::is_same<T, double>::value ? 2560 : 1536;
 }
 
 template <class T>

@@ -102,9 +102,9 @@ def test_bad_band_arguments_are_errors():
 
 
 def test_default_path_for_a_large_gram_matches_numpy_and_every_thread_count(rng):
-    """A 2304-side Gram takes the staged path by default (from 2048 in float64): equal to numpy's
+    """A 2600-side Gram takes the staged path by default (from 2560 in float64): equal to numpy's
     eigvalsh to round-off and the same bits at 1 and 2 threads."""
-    w = rng.standard_t(4, (2600, 2304))
+    w = rng.standard_t(4, (2900, 2600))
     one = _core.gram_eigenvalues([w], threads=1)[0]
     two = _core.gram_eigenvalues([w], threads=2)[0]
     np.testing.assert_array_equal(one, two)
