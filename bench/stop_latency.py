@@ -72,7 +72,7 @@ def main() -> None:
     note = (f"Stop moments: {moments} evenly spread over each call. 'before' is the time the call still had to "
             "run (it could not be interrupted); 'now' is measured from setting the StopFlag to the call's "
             "return. Gram sides from 2560 (float64) use the staged eigensolver, which reads the flag between "
-            "panels and every 256 bulge-chasing steps; the longest uninterruptible calls left are one 512-wide "
+            "panels and every 512 bulge-chasing tasks; the longest uninterruptible calls left are one 512-wide "
             "Gram tile, one tridiagonal solve (sterf) and, below that side, LAPACK's syevd of the whole Gram "
             "matrix. A rank-deficient matrix's SVD refine (gesdd) is also one call: the flag is read before it.")
     write_report("Stop latency of a running kernel call", mode != "full", [table, note], out)
