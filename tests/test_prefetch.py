@@ -56,6 +56,22 @@ def test_prefetched_rows_equal_serial_rows(model, one_layer_per_batch, monkeypat
     assert max(n for _, _, n in seen) == 1  # bounded: one batch read at a time
 
 
+def test_a_layer_larger_than_the_read_ahead_bound_is_read_in_its_turn(model, one_layer_per_batch, monkeypatch):
+    """Bounded memory: fc5 (decoded float32 bytes above READ_AHEAD_BYTES here) is not read while fc4 is solved,
+    but by the calling thread when its turn comes; the rows do not change."""
+    serial = hts.analyze(model, threads=1)
+    big = model["fc5.weight"].size * 4
+    monkeypatch.setattr(analysis, "READ_AHEAD_BYTES", big - 1)
+    small = {k: v.astype(np.float32) for k, v in model.items()}
+    seen = record_loads(monkeypatch)
+    ahead = hts.analyze(small, threads=2, precision="float64")
+    assert [key for _, key, _ in seen] == [f"fc{i}" for i in range(8)]
+    where = {key: name for name, key, _ in seen}
+    assert where["fc5"] == threading.current_thread().name
+    assert all(name.startswith("hts-prefetch") for key, name in where.items() if key not in ("fc5", "fc6", "fc7"))
+    assert [r["alpha"] for r in ahead.rows] == pytest.approx([r["alpha"] for r in serial.rows], rel=1e-4)
+
+
 def test_one_thread_reads_in_the_calling_thread(model, one_layer_per_batch, monkeypatch):
     seen = record_loads(monkeypatch)
     hts.analyze(model, threads=1)

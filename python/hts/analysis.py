@@ -53,6 +53,8 @@ SUMMARY_METRICS = ("log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log
 
 #: Loaded weights per kernel batch; larger layers go alone.
 BATCH_BYTES = 256 * 2**20
+#: The most decoded weight bytes read ahead while the kernel solves the current batch (see ``_Prefetcher``).
+READ_AHEAD_BYTES = 256 * 2**20
 
 #: The ``precision`` choices of ``analyze``.
 PRECISIONS = ("float64", "float32", "auto")
@@ -592,8 +594,9 @@ def _intra_analysis(runner, work, slots, *, sparsify, seed, options) -> Analysis
 
 class _Prefetcher:
     """Bounded read-ahead over the batches: while batch k is being solved (the kernel releases the GIL), one
-    worker thread reads and decodes batch k + 1 — at most one batch ahead, so memory grows by one batch of
-    decoded weights (≤ ``BATCH_BYTES`` as float64, or one larger layer). Iterating yields ``(batch, loaded)``
+    worker thread reads and decodes batch k + 1 — at most one batch ahead, and only a batch whose decoded
+    weights fit in ``READ_AHEAD_BYTES`` (a single larger layer, e.g. an LLM's 32000×4096 embedding, is read when
+    its turn comes), so memory grows by at most ``READ_AHEAD_BYTES`` of decoded weights. Iterating yields ``(batch, loaded)``
     with ``loaded`` the batch's ``_Runner.load`` result (None when disabled: the runner reads it itself).
     Leaving the ``with`` block (also on ``Cancelled`` or an error) waits for a read in progress, so no thread
     outlives the call."""
@@ -618,16 +621,40 @@ class _Prefetcher:
         ahead = self.pool.submit(self.runner.load, self.batches[0], self.stop)
         for k, batch in enumerate(self.batches):
             got = ahead.result()
+            if got is _READ_LATER:  # not read ahead: the runner reads it itself
+                yield batch, None
+                continue
             if got is None:  # stopped while reading: the caller's stop.check raises
                 yield batch, None
                 return
-            if k + 1 < len(self.batches):
+            if k + 1 < len(self.batches) and _decoded_bytes(self.batches[k + 1]) <= READ_AHEAD_BYTES:
                 ahead = self.pool.submit(self.runner.load, self.batches[k + 1], self.stop)
+            elif k + 1 < len(self.batches):  # one layer larger than a batch: read when its turn comes
+                ahead = _Ready(_READ_LATER)
             yield batch, got
 
     def __exit__(self, *exc) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_READ_LATER = object()
+
+
+class _Ready:
+    """A finished future holding ``value`` (a batch that is not read ahead)."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _decoded_bytes(batch: list) -> int:
+    """Bytes of a batch's weights once decoded: float64 stays 8 bytes an element, every narrower type (BF16,
+    F16, quantised) is decoded to float32."""
+    return sum(item[1].size * (8 if str(item[1].dtype) in ("float64", "F64", "int64", "I64") else 4) for item in batch)
 
 
 def _batches(work: list) -> Iterable[list]:
