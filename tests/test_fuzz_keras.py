@@ -4,6 +4,7 @@ by the file's size. The long run is bench/fuzz_keras.py."""
 
 from __future__ import annotations
 
+import os
 import random
 import tracemalloc
 
@@ -27,7 +28,8 @@ def write(folder, files: dict):
     return folder / next(iter(files)), sum(len(b) for b in files.values())
 
 
-@settings(max_examples=500, **SETTINGS)
+#: Each input starts one child process that lists the HDF5 file (~0.3 s): hundreds here, the long run in bench/.
+@settings(max_examples=150, **SETTINGS)
 @given(data=st.data())
 def test_structure_aware_fuzz(tmp_path, data):
     path, _ = write(tmp_path, _fuzz_keras.hostile_keras(HypothesisSource(data.draw)))
@@ -39,9 +41,20 @@ def test_seeded_inputs_reach_both_outcomes_with_bounded_allocation(tmp_path):
     outcomes = {"read": 0, "refused": 0}
     tracemalloc.start()
     try:
-        for _ in range(300):
+        for _ in range(150):
             path, size = write(tmp_path, _fuzz_keras.hostile_keras(RandomSource(rng)))
             outcomes[_fuzz_check.check_bounded(path, _fuzz_keras.WIDEN, size=size)] += 1
     finally:
         tracemalloc.stop()
-    assert outcomes["read"] > 60 and outcomes["refused"] > 10, outcomes
+    assert outcomes["read"] > 30 and outcomes["refused"] > 5, outcomes
+
+
+def test_a_file_that_crashes_the_hdf5_library_is_refused_not_fatal():
+    """A byte-flipped .weights.h5 found by bench/fuzz_keras.py: reading one of its attributes makes HDF5 2.0
+    (h5py 3.16) segfault. hts lists HDF5 files in a child process, so only that child dies and the caller gets
+    a ModelFileError naming the file (with another HDF5 build it may be refused for another reason)."""
+    import hts
+
+    path = os.path.join(os.path.dirname(__file__), "..", "bench", "results", "fuzz_keras_hdf5_segfault.weights.h5")
+    with pytest.raises(hts.ModelFileError, match="fuzz_keras_hdf5_segfault"):
+        hts.open(path)

@@ -32,10 +32,12 @@ Errors are ``hts.ModelFileError`` naming the file (and the layer).
 
 from __future__ import annotations
 
-import io
 import json
 import os
+import signal
 import struct
+import subprocess
+import sys
 import zipfile
 import zlib
 from typing import NamedTuple
@@ -49,21 +51,22 @@ __all__ = ["from_keras"]
 
 _CONV2D = {"Conv2D", "Conv2DTranspose", "SeparableConv2D", "DepthwiseConv2D", "Convolution2D"}
 _MAX_CONFIG_BYTES = 64 * 2**20
-_MAX_GROUP_DEPTH = 64
 
 
-def _h5py(path: str):
-    try:
-        import h5py
-    except ImportError:
-        raise ModelFileError(path, "reading Keras files needs h5py: pip install 'hts[keras]'") from None
-    return h5py
+def _h5py(path: str) -> None:
+    """h5py must be installed (it runs in the child process that lists the file)."""
+    import importlib.util
+
+    if importlib.util.find_spec("h5py") is None:
+        raise ModelFileError(path, "reading Keras files needs h5py: pip install 'hts[keras]'")
 
 
 def from_keras(path: str | os.PathLike) -> list[WeightTensor]:
     """The weight tensors of a ``.keras``, ``.h5`` or ``.weights.h5`` file (see the module docstring)."""
     path = os.fspath(path)
-    h5py = _h5py(path)
+    _h5py(path)
+    member = None
+    config = None
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as z:
@@ -79,25 +82,18 @@ def from_keras(path: str | os.PathLike) -> list[WeightTensor]:
                 if info is not None and info.file_size > _MAX_CONFIG_BYTES:
                     raise ModelFileError(path, f"config.json larger than {_MAX_CONFIG_BYTES} bytes")
                 config = _json(z.read("config.json"), path) if info is not None else None
-            with _StoredMember(path, winfo) as member, h5py.File(member, "r") as f:
-                layers = _keras3_layers(_File(f, path, member.size))
-            opener = _ZipH5(path)
-        else:
-            with h5py.File(path, "r") as f:
-                raw = f.attrs.get("model_config")
-                config = _json(raw, path) if raw is not None else None
-                h5 = _File(f, path, os.path.getsize(path))
-                if h5.get(f, "layers") is not None and "layer_names" not in f.attrs \
-                        and h5.get(f, "model_weights") is None:
-                    layers = _keras3_layers(h5)
-                else:
-                    layers = _legacy_layers(h5)
-            opener = _PlainH5(path)
+            member = _member_region(path, winfo)
     except ModelFileError:
         raise
-    except (OSError, KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile, EOFError, zlib.error) as err:
-        raise ModelFileError(path, f"not a readable Keras/HDF5 file (truncated or damaged?): {str(err)[:200]}") \
+    except (OSError, KeyError, ValueError, RuntimeError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+        raise ModelFileError(path, f"not a readable Keras archive (truncated or damaged?): {str(err)[:200]}") \
             from None
+    stamp = _stamp(path)
+    listing = _probe(path, member)
+    if member is None and listing.get("config") is not None:
+        config = _json(listing["config"], path)
+    data = _Data(path, member, stamp)
+    layers = [(name, [_variable(path, v) for v in variables]) for name, variables in listing.get("layers", [])]
     classes = _classes(config) if config is not None else {}
     position = {name: i for i, name in enumerate(classes)}
     layers = sorted(layers, key=lambda item: position.get(item[0], len(position)))  # stable: file order otherwise
@@ -107,66 +103,145 @@ def from_keras(path: str | os.PathLike) -> list[WeightTensor]:
         for index, variable in enumerate(variables):
             if len(variable.shape) < 2 or cls.endswith("Normalization"):
                 continue
-            out.append(_record(len(out) + 1, path, layer, cls, index, variable, opener))
+            out.append(_record(len(out) + 1, path, layer, cls, index, variable, data))
     if not out:
         raise ModelFileError(path, "the Keras file holds no weight matrices")
     return out
 
 
+#: The child process that lists an HDF5 file may take this long (a damaged file can make libhdf5 loop): a base
+#: plus a second per MB of HDF5 file, at most PROBE_TIMEOUT_MAX_S.
+PROBE_TIMEOUT_S = 10.0
+PROBE_TIMEOUT_MAX_S = 300.0
+_PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hdf5_inventory.py")
+
+
+def _probe(path: str, member: tuple[int, int] | None) -> dict:
+    """Lists the HDF5 file in a child process (hdf5_inventory.py): a crash of the HDF5 C library on a damaged
+    file kills the child, never this process, and becomes a ModelFileError."""
+    args = [sys.executable, _PROBE, os.path.abspath(path)] + ([str(member[0]), str(member[1])] if member else [])
+    size = member[1] if member else os.path.getsize(path)
+    timeout = min(PROBE_TIMEOUT_MAX_S, PROBE_TIMEOUT_S + size / 1e6)
+    try:
+        proc = subprocess.run(args, capture_output=True, timeout=timeout, cwd=os.path.abspath(os.sep),
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ModelFileError(path, f"listing its HDF5 structure did not finish within {timeout:.0f} s "
+                                   "(a damaged file can make the HDF5 library loop)") from None
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        raise ModelFileError(path, f"the HDF5 library crashed reading it ({name}): the file is damaged "
+                                   "(hts lists HDF5 files in a separate process, so only that process died)")
+    try:
+        listing = json.loads(proc.stdout)
+    except ValueError:
+        listing = None
+    if proc.returncode != 0 or not isinstance(listing, dict):
+        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+        raise ModelFileError(path, f"listing its HDF5 structure failed: {tail[0][:300]}")
+    if not listing.get("ok"):
+        raise ModelFileError(path, str(listing.get("error", "not a Keras file")), tensor=listing.get("tensor"))
+    return listing
+
+
 class _Variable(NamedTuple):
     dpath: str
     shape: tuple
-    dtype: str
+    dtype: str  # numpy dtype string with byte order, e.g. "<f4"
     problem: str  # why its data cannot be loaded ("" when it can)
+    storage: dict | None
 
 
-class _File:
-    """An open HDF5 file and the checks every object taken from it passes (links, storage, sizes)."""
+def _variable(path: str, v) -> _Variable:
+    try:
+        return _Variable(str(v["dpath"]), tuple(int(d) for d in v["shape"]), str(np.dtype(v["dtype"]).str),
+                         str(v.get("problem", "")), v.get("storage"))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(path, f"listing its HDF5 structure gave a malformed entry: {str(err)[:200]}") from None
 
-    def __init__(self, f, path: str, size: int) -> None:
-        self.f, self.path, self.size = f, path, size
 
-    def get(self, group, rel: str):
-        """``group[rel]`` or None, following the path one link at a time: a link to another file (an HDF5
-        external link, which would open whatever file it names) is refused, an object found is this file's."""
-        import h5py
+def _stamp(path: str) -> tuple:
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
-        obj = group
-        for part in [p for p in rel.split("/") if p]:
-            if not isinstance(obj, h5py.Group) or part not in obj:
-                return None
-            link = obj.get(part, getlink=True)
-            if isinstance(link, h5py.ExternalLink):
-                raise ModelFileError(self.path, f"{rel!r} is a link to another file ({link.filename!r}); hts reads "
-                                                "only the file it was given")
-            obj = obj.get(part)
-            if obj is None:  # a dangling soft link
-                return None
-        if obj.file != self.f:
-            raise ModelFileError(self.path, f"{rel!r} lives in another file; hts reads only the file it was given")
-        return obj
 
-    def variable(self, ds, dpath: str) -> _Variable:
-        import h5py
+def _member_region(path: str, info: zipfile.ZipInfo) -> tuple[int, int]:
+    """(offset of the stored member's data in the archive, its size), from its local header."""
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        head = f.read(30)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            raise ModelFileError(path, "model.weights.h5: bad zip local header")
+        name_len, extra_len = struct.unpack("<HH", head[26:30])
+        offset = info.header_offset + 30 + name_len + extra_len
+        if offset + info.compress_size > os.fstat(f.fileno()).st_size:
+            raise ModelFileError(path, "model.weights.h5 runs past the end of the archive (truncated?)")
+    return offset, info.compress_size
 
-        if not isinstance(ds, h5py.Dataset) or ds.shape is None:
-            raise ModelFileError(self.path, "not a dataset", tensor=dpath)
-        if ds.is_virtual or ds.external:
-            raise ModelFileError(self.path, "its data lives outside the file (HDF5 external storage or a virtual "
-                                            "dataset); hts reads only the file it was given", tensor=dpath)
-        shape = tuple(int(d) for d in ds.shape)
-        dt = np.dtype(ds.dtype)
-        problem = ""
-        if dt.kind not in "fiub" or dt.fields is not None or dt.subdtype is not None:
-            problem = f"{dt} data, not numbers"
-        else:
-            nbytes = dt.itemsize
-            for d in shape:
-                nbytes *= d
-            if nbytes > self.size:
-                problem = (f"declares {nbytes} bytes of data, more than the {self.size}-byte file holds (data never "
-                           "written, or compressed: Keras writes neither)")
-        return _Variable(dpath, shape, dt.name, problem)
+
+class _Data:
+    """Reads a variable's raw bytes from the file at the offsets the child listed — hts never opens the HDF5
+    file with the HDF5 library in its own process — after checking that the file is the one listed."""
+
+    def __init__(self, path: str, member: tuple[int, int] | None, stamp: tuple) -> None:
+        self.path, self.stamp = path, stamp
+        self.base = member[0] if member else 0
+        self.size = member[1] if member else stamp[0]
+
+    def read(self, v: _Variable, layer: str) -> np.ndarray:
+        if _stamp(self.path) != self.stamp:
+            raise ModelFileError(self.path, "the file changed since it was listed", tensor=layer)
+        dt = np.dtype(v.dtype)
+        storage = v.storage or {}
+        count = int(np.prod(v.shape, dtype=np.int64))
+        nbytes = count * dt.itemsize
+        try:
+            if "inline" in storage:
+                raw = bytes.fromhex(storage["inline"])
+                if len(raw) != nbytes:
+                    raise ModelFileError(self.path, f"{v.dpath}: {len(raw)} bytes of data for {nbytes}", tensor=layer)
+                a = np.frombuffer(raw, dt).reshape(v.shape)
+            elif "contiguous" in storage:
+                a = self._bytes(int(storage["contiguous"]), nbytes, v, layer, dt).reshape(v.shape)
+            elif "chunks" in storage:
+                a = self._chunked(storage, v, layer, dt)
+            else:
+                raise ModelFileError(self.path, f"{v.dpath}: no data", tensor=layer)
+        except (KeyError, TypeError, ValueError, OverflowError) as err:
+            raise ModelFileError(self.path, f"{v.dpath}: bad storage listing: {str(err)[:200]}", tensor=layer) \
+                from None
+        return a.astype(dt.newbyteorder("="), copy=False) if not dt.isnative else a
+
+    def _bytes(self, offset: int, nbytes: int, v: _Variable, layer: str, dt: np.dtype) -> np.ndarray:
+        if offset < 0 or nbytes < 0 or offset + nbytes > self.size:
+            raise ModelFileError(self.path, f"{v.dpath}: its data (bytes {offset}..{offset + nbytes}) runs past the "
+                                            f"end of the {self.size}-byte HDF5 file (truncated?)", tensor=layer)
+        with open(self.path, "rb") as f:
+            f.seek(self.base + offset)
+            a = np.empty(nbytes // dt.itemsize if dt.itemsize else 0, dt)
+            got = f.readinto(memoryview(a).cast("B")) if nbytes else 0
+        if got != nbytes:
+            raise ModelFileError(self.path, f"{v.dpath}: short read ({got} of {nbytes} bytes)", tensor=layer)
+        return a
+
+    def _chunked(self, storage: dict, v: _Variable, layer: str, dt: np.dtype) -> np.ndarray:
+        cshape = tuple(int(c) for c in storage["chunk_shape"])
+        if len(cshape) != len(v.shape) or any(c <= 0 for c in cshape):
+            raise ModelFileError(self.path, f"{v.dpath}: bad chunk shape {cshape}", tensor=layer)
+        out = np.zeros(v.shape, dt)  # chunks never written read as HDF5's default fill value, 0
+        cbytes = int(np.prod(cshape, dtype=np.int64)) * dt.itemsize
+        for entry in storage["chunks"]:
+            start, offset, size = [int(x) for x in entry[:-2]], int(entry[-2]), int(entry[-1])
+            if len(start) != len(cshape) or size != cbytes or \
+                    any(s < 0 or s >= n or s % c for s, n, c in zip(start, v.shape, cshape)):
+                raise ModelFileError(self.path, f"{v.dpath}: bad chunk at {start} ({size} bytes)", tensor=layer)
+            block = self._bytes(offset, size, v, layer, dt).reshape(cshape)
+            sel = tuple(slice(s, min(s + c, n)) for s, c, n in zip(start, cshape, v.shape))
+            out[sel] = block[tuple(slice(0, x.stop - x.start) for x in sel)]
+        return out
 
 
 def _json(raw, path: str):
@@ -194,63 +269,8 @@ def _classes(config) -> dict:
     return out
 
 
-def _keras3_layers(h5: _File) -> list:
-    """[(layer name, [_Variable, ...])] in the weights file's order. Soft links (aliases of objects listed where
-    they live; a loop otherwise) and objects seen before (hard-link cycles) are not followed."""
-    import h5py
-
-    layers = []
-    seen = set()
-
-    def walk(group, prefix, depth):
-        if depth > _MAX_GROUP_DEPTH:
-            raise ModelFileError(h5.path, f"groups nested deeper than {_MAX_GROUP_DEPTH} levels", tensor=prefix)
-        for key in group:
-            if isinstance(group.get(key, getlink=True), h5py.SoftLink):
-                continue
-            obj = h5.get(group, key)
-            if not isinstance(obj, h5py.Group) or obj.id in seen:
-                continue
-            seen.add(obj.id)
-            if key == "vars":
-                name = obj.attrs.get("name", prefix.rstrip("/").rsplit("/", 1)[-1])
-                name = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
-                order = sorted((k for k in obj if k.isdigit()), key=int)
-                layers.append((name, [h5.variable(h5.get(obj, k), f"{prefix}vars/{k}") for k in order]))
-            else:
-                walk(obj, f"{prefix}{key}/", depth + 1)
-
-    walk(h5.f, "", 0)
-    return [(n, v) for n, v in layers if v]
-
-
-def _legacy_layers(h5: _File) -> list:
-    import h5py
-
-    root = h5.get(h5.f, "model_weights") or h5.f
-    names = root.attrs.get("layer_names")
-    if names is None:
-        raise ModelFileError(h5.path, "an HDF5 file without Keras 'layer_names': not a Keras model")
-    layers = []
-    for raw in np.atleast_1d(names):
-        name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        group = h5.get(root, name)
-        if not isinstance(group, h5py.Group):
-            raise ModelFileError(h5.path, "layer listed in layer_names has no weights group", tensor=name)
-        variables = []
-        for wraw in np.atleast_1d(group.attrs.get("weight_names", [])):
-            wname = wraw.decode("utf-8", "replace") if isinstance(wraw, bytes) else str(wraw)
-            ds = h5.get(group, wname)
-            if ds is None:
-                raise ModelFileError(h5.path, f"weight {wname!r} listed but missing", tensor=name)
-            variables.append(h5.variable(ds, ds.name))
-        layers.append((name, variables))
-    return layers
-
-
 def _record(layer_id, path, layer, cls, index, variable: _Variable, opener) -> WeightTensor:
-    dpath, shape, dtype = variable.dpath, variable.shape, variable.dtype
-    stored = shape
+    dpath, shape, dtype = variable.dpath, variable.shape, np.dtype(variable.dtype).name
     kernel = index == 0 or dpath.rsplit("/", 1)[-1].split(":")[0] in ("kernel", "embeddings")
     groups = 0
     transform = None
@@ -276,106 +296,9 @@ def _record(layer_id, path, layer, cls, index, variable: _Variable, opener) -> W
     def load():
         if variable.problem:
             raise ModelFileError(path, variable.problem, tensor=name)
-        w = opener.read(dpath, name, stored)
+        w = opener.read(variable, name)
         return transform(w) if transform else w
 
     return WeightTensor(layer_id=layer_id, name=name.rsplit("/", 1)[-1], longname=name, key=dpath,
                         layer_type=ltype, shape=shape, dtype=dtype, orientation=orient, load=load,
                         skip_reason=variable.problem or skip, source="keras", groups=groups)
-
-
-class _PlainH5:
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def read(self, dpath: str, layer: str, shape: tuple) -> np.ndarray:
-        h5py = _h5py(self.path)
-        try:
-            with h5py.File(self.path, "r") as f:
-                return self._checked(_File(f, self.path, os.path.getsize(self.path)), dpath, layer, shape)
-        except ModelFileError:
-            raise
-        except (OSError, KeyError, ValueError, RuntimeError, TypeError) as err:
-            raise ModelFileError(self.path, f"cannot read {dpath}: {str(err)[:200]}", tensor=layer) from None
-
-    def _checked(self, h5: _File, dpath: str, layer: str, shape: tuple) -> np.ndarray:
-        """The dataset's data, after the listing's checks again (the file may have changed since)."""
-        ds = h5.get(h5.f, dpath)
-        if ds is None:
-            raise ModelFileError(self.path, f"{dpath} is gone (the file changed since it was listed)", tensor=layer)
-        v = h5.variable(ds, dpath)
-        if v.problem or v.shape != shape:
-            raise ModelFileError(self.path, v.problem or f"dataset shape {v.shape} changed since the file was listed",
-                                 tensor=layer)
-        return np.asarray(ds[()])
-
-
-class _ZipH5(_PlainH5):
-    def read(self, dpath: str, layer: str, shape: tuple) -> np.ndarray:
-        h5py = _h5py(self.path)
-        try:
-            with zipfile.ZipFile(self.path) as z:
-                info = z.getinfo("model.weights.h5")
-            if info.compress_type != zipfile.ZIP_STORED:
-                raise ModelFileError(self.path, "model.weights.h5 became compressed since the file was listed",
-                                     tensor=layer)
-            with _StoredMember(self.path, info) as member, h5py.File(member, "r") as f:
-                return self._checked(_File(f, self.path, member.size), dpath, layer, shape)
-        except ModelFileError:
-            raise
-        except (OSError, KeyError, ValueError, RuntimeError, TypeError, zipfile.BadZipFile, EOFError,
-                zlib.error) as err:
-            raise ModelFileError(self.path, f"cannot read {dpath}: {str(err)[:200]}", tensor=layer) from None
-
-
-class _StoredMember(io.RawIOBase):
-    """A stored (uncompressed) zip member as a seekable read-only file over the archive's own bytes: h5py reads
-    each dataset straight into its array (``readinto`` at the member's offset), where ``ZipFile.open`` would copy
-    everything through intermediate bytes objects (2x the tensor) and decompress from the start on every seek."""
-
-    def __init__(self, path: str, info: zipfile.ZipInfo) -> None:
-        super().__init__()
-        self.path = path
-        self.f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
-        try:
-            self.f.seek(info.header_offset)
-            head = self.f.read(30)
-            if len(head) != 30 or head[:4] != b"PK\x03\x04":
-                raise ModelFileError(path, "model.weights.h5: bad zip local header")
-            name_len, extra_len = struct.unpack("<HH", head[26:30])
-            self.offset = info.header_offset + 30 + name_len + extra_len
-            self.size = info.compress_size
-            if self.offset + self.size > os.fstat(self.f.fileno()).st_size:
-                raise ModelFileError(path, "model.weights.h5 runs past the end of the archive (truncated?)")
-        except BaseException:
-            self.f.close()
-            raise
-        self.pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        self.pos = max(0, pos if whence == 0 else self.pos + pos if whence == 1 else self.size + pos)
-        return self.pos
-
-    def readinto(self, buffer) -> int:
-        view = memoryview(buffer).cast("B")
-        n = max(0, min(len(view), self.size - self.pos))
-        got = 0
-        if n:
-            self.f.seek(self.offset + self.pos)
-            got = self.f.readinto(view[:n]) or 0
-        self.pos += got
-        return got
-
-    def close(self) -> None:
-        if not self.closed:
-            self.f.close()
-        super().close()
