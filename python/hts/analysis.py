@@ -53,8 +53,8 @@ SUMMARY_METRICS = ("log_norm", "alpha", "alpha_weighted", "log_alpha_norm", "log
 
 #: Loaded weights per kernel batch; larger layers go alone.
 BATCH_BYTES = 256 * 2**20
-#: The most decoded weight bytes read ahead while the kernel solves the current batch (see ``_Prefetcher``).
-READ_AHEAD_BYTES = 256 * 2**20
+#: The most decoded weight bytes of the batch being solved and the one read ahead, together (``_Prefetcher``).
+READ_AHEAD_BYTES = 384 * 2**20
 
 #: The ``precision`` choices of ``analyze``.
 PRECISIONS = ("float64", "float32", "auto")
@@ -594,9 +594,10 @@ def _intra_analysis(runner, work, slots, *, sparsify, seed, options) -> Analysis
 
 class _Prefetcher:
     """Bounded read-ahead over the batches: while batch k is being solved (the kernel releases the GIL), one
-    worker thread reads and decodes batch k + 1 — at most one batch ahead, and only a batch whose decoded
-    weights fit in ``READ_AHEAD_BYTES`` (a single larger layer, e.g. an LLM's 32000×4096 embedding, is read when
-    its turn comes), so memory grows by at most ``READ_AHEAD_BYTES`` of decoded weights. Iterating yields ``(batch, loaded)``
+    worker thread reads and decodes batch k + 1 — at most one batch ahead, and only when the decoded weights of
+    both batches fit in ``READ_AHEAD_BYTES`` together (beside an LLM's 32000×4096 embedding nothing is read
+    ahead; two 11008×4096 MLP matrices are), so the weights held never exceed the largest batch or
+    ``READ_AHEAD_BYTES``, whichever is larger. Iterating yields ``(batch, loaded)``
     with ``loaded`` the batch's ``_Runner.load`` result (None when disabled: the runner reads it itself).
     Leaving the ``with`` block (also on ``Cancelled`` or an error) waits for a read in progress, so no thread
     outlives the call."""
@@ -627,9 +628,10 @@ class _Prefetcher:
             if got is None:  # stopped while reading: the caller's stop.check raises
                 yield batch, None
                 return
-            if k + 1 < len(self.batches) and _decoded_bytes(self.batches[k + 1]) <= READ_AHEAD_BYTES:
+            if k + 1 < len(self.batches) and \
+                    _decoded_bytes(batch) + _decoded_bytes(self.batches[k + 1]) <= READ_AHEAD_BYTES:
                 ahead = self.pool.submit(self.runner.load, self.batches[k + 1], self.stop)
-            elif k + 1 < len(self.batches):  # one layer larger than a batch: read when its turn comes
+            elif k + 1 < len(self.batches):  # too large to hold beside this one: read when its turn comes
                 ahead = _Ready(_READ_LATER)
             yield batch, got
 
