@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import struct
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import pytest
@@ -46,8 +46,12 @@ def _valid(draw):
     return dict(items), offset
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: the same examples on every run (the CI once drew a name, "²", that the local runs never had)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_valid())
+@example(({"²": {"dtype": "BF16", "shape": [], "data_offsets": [0, 2]},
+           "a": {"dtype": "F32", "shape": [1], "data_offsets": [2, 6]}}, 6))
 def test_valid_headers_list_what_json_says(tmp_path, case):
     header, buffer = case
     h = read_header(_write(tmp_path, json.dumps(header), buffer))
@@ -115,7 +119,8 @@ def _acceptable(header: dict, buffer: int) -> bool:
     return all(b[0] >= a[1] for a, b in zip(spans, spans[1:]))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_hostile())
 def test_hostile_headers_refused_exactly_when_invalid(tmp_path, case):
     header, buffer = case
@@ -136,3 +141,13 @@ def test_duplicate_name_and_nested_entry_refused(tmp_path):
         read_header(_write(tmp_path, '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":%s}}' % entry, 8))
     with pytest.raises(ModelFileError, match="'b'"):
         read_header(_write(tmp_path, '{"a":%s,"b":7}' % entry, 8))
+
+
+def test_names_with_digit_like_characters_sort(tmp_path):
+    """"²", "①" and "٣" are digits to ``str.isdigit``; only "٣" is a decimal digit (``int`` reads it). A header
+    with such names lists them all, in natural order (the sort once raised ``ValueError`` on "²")."""
+    names = ["l.10", "l.2", "²", "l.٣", "①", "a"]
+    entry = '{"dtype":"F32","shape":[1],"data_offsets":[%d,%d]}'
+    text = "{" + ",".join('"%s":%s' % (n, entry % (4 * i, 4 * i + 4)) for i, n in enumerate(names)) + "}"
+    h = read_header(_write(tmp_path, text, 4 * len(names)))
+    assert list(h.tensors) == ["a", "l.2", "l.٣", "l.10", "²", "①"]

@@ -58,8 +58,15 @@ _NUMPY = {"F64": np.float64, "F32": np.float32, "F16": np.float16}
 
 
 def natural_key(name: str) -> list:
-    """Sort key that orders ``layers.2`` before ``layers.10``."""
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+    """Sort key that orders ``layers.2`` before ``layers.10``.
+
+    The split leaves text at even places and runs of decimal digits at odd ones, so two keys always compare
+    str with str and int with int (``str.isdigit`` is no test: it is true for ``"²"``, which ``int`` refuses).
+    """
+    return [int(p) if i % 2 else p for i, p in enumerate(_DIGITS.split(name))]
+
+
+_DIGITS = re.compile(r"(\d+)")
 
 
 @dataclass(frozen=True)
