@@ -36,8 +36,6 @@ import json
 import os
 import signal
 import struct
-import subprocess
-import sys
 import zipfile
 import zlib
 from typing import NamedTuple
@@ -46,6 +44,7 @@ import numpy as np
 
 from ..errors import ModelFileError
 from .base import WeightTensor
+from .hdf5_lister import list_hdf5
 
 __all__ = ["from_keras"]
 
@@ -113,34 +112,30 @@ def from_keras(path: str | os.PathLike) -> list[WeightTensor]:
 #: plus a second per MB of HDF5 file, at most PROBE_TIMEOUT_MAX_S.
 PROBE_TIMEOUT_S = 10.0
 PROBE_TIMEOUT_MAX_S = 300.0
-_PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hdf5_inventory.py")
 
 
 def _probe(path: str, member: tuple[int, int] | None) -> dict:
-    """Lists the HDF5 file in a child process (hdf5_inventory.py): a crash of the HDF5 C library on a damaged
-    file kills the child, never this process, and becomes a ModelFileError."""
-    args = [sys.executable, _PROBE, os.path.abspath(path)] + ([str(member[0]), str(member[1])] if member else [])
+    """Lists the HDF5 file in another process (hdf5_inventory.py through hdf5_lister's fork server): a crash of
+    the HDF5 C library on a damaged file kills that process, never this one, and becomes a ModelFileError."""
     size = member[1] if member else os.path.getsize(path)
     timeout = min(PROBE_TIMEOUT_MAX_S, PROBE_TIMEOUT_S + size / 1e6)
-    try:
-        proc = subprocess.run(args, capture_output=True, timeout=timeout, cwd=os.path.abspath(os.sep),
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
+    proc = list_hdf5(os.path.abspath(path), member, timeout)
+    if proc.end == "timeout":
         raise ModelFileError(path, f"listing its HDF5 structure did not finish within {timeout:.0f} s "
-                                   "(a damaged file can make the HDF5 library loop)") from None
-    if proc.returncode < 0:
+                                   "(a damaged file can make the HDF5 library loop)")
+    if proc.end == "signal":
         try:
-            name = signal.Signals(-proc.returncode).name
+            name = signal.Signals(proc.code).name
         except ValueError:
-            name = f"signal {-proc.returncode}"
+            name = f"signal {proc.code}"
         raise ModelFileError(path, f"the HDF5 library crashed reading it ({name}): the file is damaged "
                                    "(hts lists HDF5 files in a separate process, so only that process died)")
     try:
-        listing = json.loads(proc.stdout)
+        listing = json.loads(proc.out)
     except ValueError:
         listing = None
-    if proc.returncode != 0 or not isinstance(listing, dict):
-        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+    if proc.code != 0 or not isinstance(listing, dict):
+        tail = proc.err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
         raise ModelFileError(path, f"listing its HDF5 structure failed: {tail[0][:300]}")
     if not listing.get("ok"):
         raise ModelFileError(path, str(listing.get("error", "not a Keras file")), tensor=listing.get("tensor"))
