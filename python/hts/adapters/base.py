@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -10,8 +11,12 @@ import numpy as np
 #: Layer types, as WeightWatcher names them (lower case).
 LAYER_TYPES = ("dense", "conv1d", "conv2d", "embedding", "norm", "unknown")
 
+#: ``__slots__`` records where dataclasses can make them (3.10+): a listed tensor costs ~0.1 KB less (no
+#: ``__dict__``), which matters for a file of many tiny tensors (docs/formats.md, "Limits").
+SLOTS = {"slots": True} if sys.version_info >= (3, 10) else {}
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, **SLOTS)
 class WeightTensor:
     """One weight tensor of a model, loaded only when ``load()`` is called.
 

@@ -19,6 +19,11 @@ The parent then reads each tensor's bytes itself, by offset. Offsets are relativ
 size in the archive.
 
     python hdf5_inventory.py PATH [MEMBER_OFFSET MEMBER_SIZE]
+    python hdf5_inventory.py --serve      # a fork server: one request per line (see serve())
+
+Listing a file costs ~0.2 s of interpreter start and h5py import; ``hts.adapters.hdf5_lister`` therefore keeps
+a server running that has imported h5py once and forks one short-lived child per file (~10 ms), which is still a
+separate process: a crash kills the child only.
 """
 
 from __future__ import annotations
@@ -230,19 +235,112 @@ def inventory(path: str, member: tuple[int, int] | None) -> dict:
             source.close()
 
 
+def answer(path: str, member: tuple[int, int] | None) -> dict:
+    """The JSON object this script prints for one file (the listing, or why the file is refused)."""
+    try:
+        return inventory(path, member)
+    except Refused as err:
+        return {"ok": False, "error": str(err), "tensor": err.tensor}
+    except RecursionError:
+        return {"ok": False, "error": "structures nested too deeply", "tensor": None}
+    except Exception as err:  # h5py raises OSError, KeyError, ValueError, RuntimeError, TypeError, ...
+        return {"ok": False, "error": f"not a readable Keras/HDF5 file (truncated or damaged?): "
+                                      f"{type(err).__name__}: {str(err)[:200]}", "tensor": None}
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _listed_in_child(path: str, member: list | None, timeout: float) -> tuple[str, int, bytes, bytes]:
+    """Forks a child that lists one file and exits; returns (how it ended: "exit" | "signal" | "timeout",
+    exit code or signal number, its stdout, its stderr). The child is killed after ``timeout`` seconds."""
+    import selectors
+    import signal
+    import time
+
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: stdin from /dev/null, stdout and stderr to the pipes (never the request channel)
+        code = 1
+        try:
+            os.close(out_r)
+            os.close(err_r)
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            _write_all(1, json.dumps(answer(path, tuple(member) if member else None)).encode())
+            code = 0
+        except BaseException:  # noqa: BLE001 - reported through the exit code and stderr
+            import traceback
+
+            try:
+                _write_all(2, traceback.format_exc().encode("utf-8", "replace"))
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+    os.close(out_w)
+    os.close(err_w)
+    chunks = {out_r: [], err_r: []}
+    deadline = time.monotonic() + timeout
+    timed_out = False
+    with selectors.DefaultSelector() as sel:
+        for fd in chunks:
+            sel.register(fd, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(left):
+                data = os.read(key.fd, 1 << 20)
+                if data:
+                    chunks[key.fd].append(data)
+                else:
+                    sel.unregister(key.fd)
+    if timed_out:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(out_r)
+    os.close(err_r)
+    out, err = b"".join(chunks[out_r]), b"".join(chunks[err_r])
+    if timed_out:
+        return "timeout", 0, out, err
+    if os.WIFSIGNALED(status):
+        return "signal", os.WTERMSIG(status), out, err
+    return "exit", os.waitstatus_to_exitcode(status), out, err
+
+
+def serve() -> int:
+    """Fork server: imports h5py once, then for each request line on stdin (JSON ``{"path", "member",
+    "timeout"}``) lists that file in a forked child (:func:`_listed_in_child`) and answers on stdout with one JSON
+    line ``{"end", "code", "out", "err"}`` (the last two: byte counts) followed by the child's stdout and stderr.
+    A crash or hang of the HDF5 library on one file kills only that child. Exits at the end of stdin."""
+    import h5py  # noqa: F401 - the point of the server: every child starts with h5py imported
+
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    for line in requests:
+        try:
+            req = json.loads(line)
+            end, code, out, err = _listed_in_child(str(req["path"]), req.get("member"), float(req["timeout"]))
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            end, code, out, err = "exit", 1, b"", f"bad request: {exc}".encode()
+        head = json.dumps({"end": end, "code": code, "out": len(out), "err": len(err)}).encode() + b"\n"
+        replies.write(head + out + err)
+        replies.flush()
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[1:] == ["--serve"]:
+        return serve()
     path = argv[1]
     member = (int(argv[2]), int(argv[3])) if len(argv) > 3 else None
-    try:
-        out = inventory(path, member)
-    except Refused as err:
-        out = {"ok": False, "error": str(err), "tensor": err.tensor}
-    except RecursionError:
-        out = {"ok": False, "error": "structures nested too deeply", "tensor": None}
-    except Exception as err:  # h5py raises OSError, KeyError, ValueError, RuntimeError, TypeError, ...
-        out = {"ok": False, "error": f"not a readable Keras/HDF5 file (truncated or damaged?): "
-                                     f"{type(err).__name__}: {str(err)[:200]}", "tensor": None}
-    sys.stdout.write(json.dumps(out))
+    sys.stdout.write(json.dumps(answer(path, member)))
     sys.stdout.flush()
     return 0
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .base import WeightTensor
+from .base import SLOTS, WeightTensor
 from .tensors import dtype_name, is_array_like, to_numpy
 
 __all__ = ["Entry", "from_entries", "from_mapping", "is_mapping_model"]
@@ -57,7 +57,7 @@ def from_mapping(model: Any, *, source: str = "mapping") -> list[WeightTensor]:
     return mark_shared_storage(from_entries(entries, source=source), dict(arrays))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, **SLOTS)
 class Entry:
     """A named tensor of a state_dict-like source, before typing: what a file header or a mapping tells."""
 

@@ -105,7 +105,7 @@ def _raw_tensors(path: str) -> dict:
         from .safetensors_file import read_header
 
         header = read_header(path)
-        return {n: (tuple(t.shape), t.dtype_name, (lambda h=header, n=n: h.load(n)))
+        return {n: (tuple(t.shape), t.dtype_name, header.loader(n))
                 for n, t in header.tensors.items()}
     try:
         import torch

@@ -27,6 +27,8 @@ import json
 import os
 import re
 import struct
+from array import array
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,8 +58,15 @@ _NUMPY = {"F64": np.float64, "F32": np.float32, "F16": np.float16}
 
 
 def natural_key(name: str) -> list:
-    """Sort key that orders ``layers.2`` before ``layers.10``."""
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+    """Sort key that orders ``layers.2`` before ``layers.10``.
+
+    The split leaves text at even places and runs of decimal digits at odd ones, so two keys always compare
+    str with str and int with int (``str.isdigit`` is no test: it is true for ``"²"``, which ``int`` refuses).
+    """
+    return [int(p) if i % 2 else p for i, p in enumerate(_DIGITS.split(name))]
+
+
+_DIGITS = re.compile(r"(\d+)")
 
 
 @dataclass(frozen=True)
@@ -81,16 +90,59 @@ class TensorInfo:
         return f"dtype {self.dtype} is not supported"
 
 
+class TensorTable(Mapping):
+    """The checked tensors of one header, name -> ``TensorInfo``, iterated in natural name order.
+
+    Stored column-wise (one dict name -> row, flat ``array`` columns of dtype codes, offsets and shapes), so a
+    listed tensor costs ~0.2 KB whatever the header holds; a ``TensorInfo`` is made when one is looked up.
+    """
+
+    __slots__ = ("_rows", "_dtypes", "_codes", "_begin", "_end", "_dims", "_dim_start", "_data_start", "_order")
+
+    def __init__(self, rows: dict, columns: "_Columns", data_start: int) -> None:
+        self._rows = rows
+        self._dtypes = columns.dtypes
+        self._codes, self._begin, self._end = columns.codes, columns.begin, columns.end
+        self._dims, self._dim_start = columns.dims, columns.dim_start
+        self._data_start = data_start
+        self._order: list | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, name) -> bool:
+        return name in self._rows
+
+    def __getitem__(self, name: str) -> TensorInfo:
+        r = self._rows[name]
+        shape = tuple(self._dims[self._dim_start[r]:self._dim_start[r + 1]])
+        return TensorInfo(name, self._dtypes[self._codes[r]], shape, self._data_start + self._begin[r],
+                          self._data_start + self._end[r])
+
+    def __iter__(self):
+        if self._order is None:
+            self._order = sorted(self._rows, key=natural_key)
+        return iter(self._order)
+
+    def unordered(self):
+        """The names in the header's order (no sort: for callers that order the names themselves)."""
+        return iter(self._rows)
+
+
 @dataclass(frozen=True)
 class SafetensorsFile:
     """A checked safetensors header: the tensors in natural name order, and the file's identity."""
 
     path: str
-    tensors: dict  # name -> TensorInfo, natural order
+    tensors: TensorTable  # name -> TensorInfo, natural order
     metadata: dict
     size: int
     mtime_ns: int
     data_start: int = field(repr=False)
+
+    def loader(self, name: str) -> "TensorLoader":
+        """A callable that returns ``load(name)`` (small: one per listed tensor)."""
+        return TensorLoader(self, name)
 
     def load(self, name: str) -> np.ndarray:
         """The tensor's values (float16/32/64; BF16 and FP8 as float32), read from the file now."""
@@ -121,6 +173,18 @@ class SafetensorsFile:
         return out.reshape(info.shape)
 
 
+class TensorLoader:
+    """``header.load(name)`` as a small callable (a closure per tensor costs ~4x as much)."""
+
+    __slots__ = ("header", "name")
+
+    def __init__(self, header: SafetensorsFile, name: str) -> None:
+        self.header, self.name = header, name
+
+    def __call__(self) -> np.ndarray:
+        return self.header.load(self.name)
+
+
 def _read_exactly(f, out: np.ndarray, path: str, name: str) -> None:
     view = memoryview(out).cast("B")
     got = f.readinto(view)
@@ -141,8 +205,77 @@ def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+#: What the parser puts in place of a tensor entry it has checked and stored in the columns.
+_ENTRY = object()
+
+
+class _Columns:
+    """Tensor entries as the parser meets them, one row each: dtype code, offsets, shape (flat dims)."""
+
+    __slots__ = ("buffer", "dtypes", "dtype_codes", "codes", "begin", "end", "dims", "dim_start")
+
+    def __init__(self, buffer: int) -> None:
+        self.buffer = buffer
+        self.dtypes: list = list(DTYPES)
+        self.dtype_codes = {d: i for i, d in enumerate(self.dtypes)}
+        self.codes, self.begin, self.end = array("i"), array("q"), array("q")
+        self.dims, self.dim_start = array("q"), array("q", [0])
+
+    def hook(self, pairs: list):
+        """``object_pairs_hook``: a well-formed tensor entry goes into the columns (the parser keeps only
+        ``_ENTRY`` for it); any other object becomes a dict (metadata, or a bad entry that ``_check_entry``
+        then describes)."""
+        out = _no_duplicates(pairs)
+        if "data_offsets" not in out or _entry_problem(out, self.buffer):
+            return out
+        dtype = out["dtype"]
+        code = self.dtype_codes.get(dtype)
+        if code is None:
+            code = self.dtype_codes[dtype] = len(self.dtypes)
+            self.dtypes.append(dtype)
+        self.codes.append(code)
+        self.begin.append(out["data_offsets"][0])
+        self.end.append(out["data_offsets"][1])
+        self.dims.extend(out["shape"])
+        self.dim_start.append(len(self.dims))
+        return _ENTRY
+
+
+def _entry_problem(entry: dict, buffer: int) -> str:
+    """What is wrong with one tensor entry ("" when nothing): the checks of the module docstring."""
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(dtype, str) or not dtype:
+        return f"dtype {dtype!r} is not a string"
+    if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
+        return f"shape {shape!r} is not a list of non-negative integers"
+    if len(shape) > 64:
+        return f"{len(shape)} dimensions"
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)):
+        return f"data_offsets {offsets!r} is not a pair of integers"
+    begin, end = offsets
+    if not 0 <= begin <= end <= buffer:
+        return f"data_offsets [{begin}, {end}] outside the {buffer}-byte data buffer"
+    if dtype in DTYPES:
+        count = 1
+        for s in shape:
+            count *= s
+        expected = count * DTYPES[dtype][0]
+        if expected != end - begin:
+            return f"{dtype} {shape} needs {expected} bytes but data_offsets span {end - begin}"
+    nonzero = 1
+    for s in shape:
+        nonzero *= max(s, 1)
+    if nonzero > 2**60:  # numpy refuses such a shape even with a zero dimension (size in bytes past int64)
+        return f"shape {shape} is too large"
+    return ""
+
+
 def read_header(path: str | os.PathLike) -> SafetensorsFile:
-    """Read and check a safetensors header (see the module docstring); no tensor data is read."""
+    """Read and check a safetensors header (see the module docstring); no tensor data is read.
+
+    The JSON is parsed with a hook that stores each tensor entry in columns as soon as it is parsed
+    (``_Columns``), so parsing never holds a dict and two lists per tensor.
+    """
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -168,60 +301,55 @@ def read_header(path: str | os.PathLike) -> SafetensorsFile:
     if containers > 3 * MAX_TENSORS + 16:
         raise ModelFileError(path, f"header opens {containers} JSON objects/lists: more than the "
                                    f"{MAX_TENSORS} tensors a file may hold (3 per tensor) allow")
-    try:
-        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise ModelFileError(path, f"header is not valid JSON: {str(err)[:200]}") from None
-    if not isinstance(header, dict):
-        raise ModelFileError(path, f"header is a JSON {type(header).__name__}, not an object")
     data_start = 8 + length
     buffer = size - data_start
+    columns = _Columns(buffer)
+    try:
+        text = raw.decode("utf-8")
+        del raw  # the text alone from here: the header is held once, not twice
+        header = json.loads(text, object_pairs_hook=columns.hook)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ModelFileError(path, f"header is not valid JSON: {str(err)[:200]}") from None
+    del text
+    if not isinstance(header, dict):
+        raise ModelFileError(path, f"header is a JSON {type(header).__name__}, not an object")
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
         raise ModelFileError(path, "__metadata__ is not an object")
     if len(header) > MAX_TENSORS:
         raise ModelFileError(path, f"{len(header)} tensors: more than the {MAX_TENSORS} a file may hold")
-    infos = []
-    for name, entry in header.items():
-        infos.append(_check_entry(path, name, entry, buffer, data_start))
-    spans = sorted((i for i in infos if i.end > i.begin), key=lambda i: i.begin)
-    for a, b in zip(spans, spans[1:]):
-        if b.begin < a.end:
-            raise ModelFileError(path, f"tensors {a.name!r} and {b.name!r} overlap in the data buffer")
-    tensors = {i.name: i for i in sorted(infos, key=lambda i: natural_key(i.name))}
-    return SafetensorsFile(path, tensors, dict(metadata), size, st.st_mtime_ns, data_start)
+    for row, (name, entry) in enumerate(header.items()):  # in place: name -> row of the columns
+        if entry is not _ENTRY:
+            _check_entry(path, name, entry, buffer, data_start)  # raises: says what is wrong
+            raise ModelFileError(path, "bad header entry: not a tensor entry", tensor=name)
+        if not name:
+            raise ModelFileError(path, "bad header entry: empty tensor name", tensor=name)
+        header[name] = row
+    if len(header) != len(columns.codes):
+        raise ModelFileError(path, "tensor entries nested inside other entries")
+    _check_overlaps(path, header, columns)
+    table = TensorTable(header, columns, data_start)
+    return SafetensorsFile(path, table, dict(metadata), size, st.st_mtime_ns, data_start)
 
 
-def _check_entry(path: str, name: str, entry, buffer: int, data_start: int) -> TensorInfo:
-    def bad(message: str) -> ModelFileError:
-        return ModelFileError(path, f"bad header entry: {message}", tensor=name)
+def _check_overlaps(path: str, rows: dict, columns: _Columns) -> None:
+    begin = np.frombuffer(columns.begin, np.int64) if len(columns.begin) else np.zeros(0, np.int64)
+    end = np.frombuffer(columns.end, np.int64) if len(columns.end) else np.zeros(0, np.int64)
+    spans = np.flatnonzero(end > begin)
+    spans = spans[np.argsort(begin[spans], kind="stable")]
+    clash = np.flatnonzero(begin[spans[1:]] < end[spans[:-1]])
+    if clash.size:
+        a, b = int(spans[clash[0]]), int(spans[clash[0] + 1])
+        names = {r: n for n, r in rows.items() if r in (a, b)}
+        raise ModelFileError(path, f"tensors {names[a]!r} and {names[b]!r} overlap in the data buffer")
 
+
+def _check_entry(path: str, name: str, entry, buffer: int, data_start: int) -> None:
+    """Raise the ``ModelFileError`` that says what is wrong with one tensor entry, if anything is."""
     if not name:
-        raise bad("empty tensor name")
+        raise ModelFileError(path, "bad header entry: empty tensor name", tensor=name)
     if not isinstance(entry, dict):
-        raise bad("not an object")
-    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-    if not isinstance(dtype, str) or not dtype:
-        raise bad(f"dtype {dtype!r} is not a string")
-    if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
-        raise bad(f"shape {shape!r} is not a list of non-negative integers")
-    if len(shape) > 64:
-        raise bad(f"{len(shape)} dimensions")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)):
-        raise bad(f"data_offsets {offsets!r} is not a pair of integers")
-    begin, end = offsets
-    if not 0 <= begin <= end <= buffer:
-        raise bad(f"data_offsets [{begin}, {end}] outside the {buffer}-byte data buffer")
-    if dtype in DTYPES:
-        count = 1
-        for s in shape:
-            count *= s
-        expected = count * DTYPES[dtype][0]
-        if expected != end - begin:
-            raise bad(f"{dtype} {shape} needs {expected} bytes but data_offsets span {end - begin}")
-    nonzero = 1
-    for s in shape:
-        nonzero *= max(s, 1)
-    if nonzero > 2**60:  # numpy refuses such a shape even with a zero dimension (size in bytes past int64)
-        raise bad(f"shape {shape} is too large")
-    return TensorInfo(name, dtype, tuple(shape), data_start + begin, data_start + end)
+        raise ModelFileError(path, "bad header entry: not an object", tensor=name)
+    problem = _entry_problem(entry, buffer)
+    if problem:
+        raise ModelFileError(path, f"bad header entry: {problem}", tensor=name)

@@ -29,15 +29,18 @@ MAX_INDEX_BYTES = 64 * 2**20
 
 
 def _entries(header: SafetensorsFile, names) -> list[Entry]:
-    return [Entry(n, header.tensors[n].shape, header.tensors[n].dtype_name,
-                  (lambda h=header, n=n: h.load(n)), header.tensors[n].skip_reason) for n in names]
+    out = []
+    for n in names:
+        info = header.tensors[n]
+        out.append(Entry(n, info.shape, info.dtype_name, header.loader(n), info.skip_reason))
+    return out
 
 
 def from_safetensors(path: str | os.PathLike) -> list[WeightTensor]:
     header = read_header(path)
     if not header.tensors:
         raise ModelFileError(header.path, "holds no tensors")
-    return from_entries(_entries(header, architecture_order(header.tensors)), source="safetensors")
+    return from_entries(_entries(header, architecture_order(header.tensors.unordered())), source="safetensors")
 
 
 def read_index(path: str) -> dict:
