@@ -130,7 +130,7 @@ def parse_metadata(raw: bytes, where: str, tensor: str | None = None) -> ZarrArr
 def _check_shape(shape: tuple, chunks: tuple, where: str, tensor: str | None) -> None:
     if len(chunks) != len(shape):
         raise _fail(where, f"chunk shape {chunks} does not match the array's rank {len(shape)}", tensor)
-    if math.prod(shape) > _MAX_ELEMENTS:
+    if math.prod(max(d, 1) for d in shape) > _MAX_ELEMENTS:  # empty arrays too: numpy refuses such shapes
         raise _fail(where, f"shape {shape} claims more than 2^40 elements (refused)", tensor)
     if math.prod(chunks) > _MAX_ELEMENTS // 16:
         raise _fail(where, f"chunk shape {chunks} is too large (refused)", tensor)
@@ -290,7 +290,7 @@ def read_array(arr: ZarrArray, size: Callable[[str], int | None], read: Callable
                     tensor)
     try:
         out = np.empty(arr.shape, dtype=arr.storage.newbyteorder("="))
-    except MemoryError:
+    except (MemoryError, ValueError):
         raise _fail(where, f"not enough memory for shape {arr.shape} of {arr.dtype}", tensor) from None
     out[...] = _fill_bits(arr, where, tensor)
     for index in _grid(arr.shape, arr.chunks):
