@@ -58,7 +58,8 @@ def layer_shapes(blocks: list[int]) -> dict:
 
 
 def generate(folder: str, blocks: list[int], shard_bytes: int = 2 * 10**9) -> float:
-    """Writes the checkpoint (one shard at a time, one tensor in memory at a time); returns the seconds."""
+    """Writes the checkpoint (one shard at a time, one tensor in memory at a time; a complete shard left by an
+    interrupted earlier run is kept); returns the seconds."""
     t0 = time.perf_counter()
     os.makedirs(folder, exist_ok=True)
     shapes = layer_shapes(blocks)
@@ -81,6 +82,10 @@ def generate(folder: str, blocks: list[int], shard_bytes: int = 2 * 10**9) -> fl
             offset += nbytes
         text = json.dumps(header).encode()
         text += b" " * (-len(text) % 8)
+        done = os.path.join(folder, fname)
+        if os.path.isfile(done) and os.path.getsize(done) == 8 + len(text) + offset:
+            weight_map.update({n: fname for n in names})  # written by an interrupted earlier run: kept
+            continue
         tmp = os.path.join(folder, fname + ".part")
         with open(tmp, "wb") as f:
             f.write(len(text).to_bytes(8, "little") + text)
@@ -134,13 +139,14 @@ def measure(folder: str, threads: int, precision: str) -> dict:
     return result
 
 
-def floor_times(shapes: list[tuple]) -> dict:
-    """One-thread LAPACK floor per shape: float64 Gram (numpy matmul → BLAS) + scipy eigh(evd), values only."""
+def floor_times(shapes: list[tuple], dtype=np.float64) -> dict:
+    """One-thread LAPACK floor per shape: Gram (numpy matmul → BLAS) + scipy eigh(evd), values only, in
+    ``dtype`` (float64: dsyrk/dgemm + dsyevd; float32: the s- routines)."""
     import scipy.linalg
 
     out = {}
     for shape in shapes:
-        w = llama_spectra.weight("floor." + "x".join(map(str, shape)), shape).astype(np.float64)
+        w = llama_spectra.weight("floor." + "x".join(map(str, shape)), shape).astype(dtype)
         with blas_threads(1):
             t0 = time.perf_counter()
             g = w.T @ w if shape[0] >= shape[1] else w @ w.T
@@ -204,6 +210,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default="2,1")
     ap.add_argument("--ww", action="store_true", help="also time WeightWatcher 0.7.7 on block 1 (minutes)")
     ap.add_argument("--no-floor", action="store_true")
+    ap.add_argument("--runs-from", metavar="JSON", help="report the runs saved in JSON (an earlier run's .json) "
+                                                        "instead of measuring them again; floors are measured")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                   "llama_7b.md"))
     args = ap.parse_args(argv)
@@ -211,7 +219,10 @@ def main(argv=None) -> int:
     folder, generated = checkpoint(blocks)
     size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
     runs = []
-    for precision in args.precisions.split(","):
+    if args.runs_from:
+        with open(args.runs_from) as f:
+            runs = json.load(f)["runs"]
+    for precision in [] if args.runs_from else args.precisions.split(","):
         for threads in map(int, args.threads.split(",")):
             r = measure(folder, threads, precision)
             r.update(precision=precision, threads=threads)
@@ -223,25 +234,34 @@ def main(argv=None) -> int:
                   f"(load {r['load_before']:.1f} → {r['load_after']:.1f})", file=sys.stderr, flush=True)
     shapes = sorted({tuple(int(x) for x in r["shape"].split("x")) for r in runs[0]["rows"]})
     floor = {} if args.no_floor else floor_times(shapes)
+    floor32 = {} if args.no_floor or "float32" not in {r["precision"] for r in runs} else \
+        floor_times(shapes, np.float32)
     counts = {}
     for r in runs[0]["rows"]:
         counts[r["shape"]] = counts.get(r["shape"], 0) + 1
     label = "extrapolated from blocks 0–1" if args.quick else "measured"
     summary = []
-    floor_model = None
-    if floor:
-        per_block = {s: counts[s] for s in counts}
-        if args.quick:  # whole model: 32 of each block shape, 1 of each non-block shape
-            per_block = {"4096x4096": 4 * N_BLOCKS, "11008x4096": 2 * N_BLOCKS, "4096x11008": N_BLOCKS,
-                         "32000x4096": 2}
-        floor_model = sum(floor[tuple(int(x) for x in s.split("x"))] * c for s, c in per_block.items())
+    per_block = {s: counts[s] for s in counts}
+    if args.quick:  # whole model: 32 of each block shape, 1 of each non-block shape
+        per_block = {"4096x4096": 4 * N_BLOCKS, "11008x4096": 2 * N_BLOCKS, "4096x11008": N_BLOCKS,
+                     "32000x4096": 2}
+
+    def model_floor(per_shape: dict) -> float | None:
+        if not per_shape:
+            return None
+        return sum(per_shape[tuple(int(x) for x in s.split("x"))] * c for s, c in per_block.items())
+
+    floor_model, floor_model32 = model_floor(floor), model_floor(floor32)
     for r in runs:
         whole = extrapolate(r["rows"], args.quick)
         fl = floor_model / r["threads"] if floor_model else None
+        own = (floor_model32 if r["precision"] == "float32" else floor_model)
+        own = own / r["threads"] if own else None
         refined = sum(1 for x in r["rows"] if fires(x)) if r["precision"] == "float64" else "-"
         summary.append([r["precision"], str(r["threads"]), f"{r['total']:.1f}", f"{r['cpu']:.1f}",
                         f"{whole:.0f} ({whole / 60:.1f} min)",
                         f"{fl:.0f}" if fl else "-", f"{whole / fl:.2f}" if fl else "-",
+                        f"{own:.0f}" if own else "-", f"{whole / own:.2f}" if own else "-",
                         f"{r['peak_rss'] / 1e9:.2f}", f"{r['load_before']:.1f} → {r['load_after']:.1f}",
                         str(refined)])
     parts = [f"# Whole LLaMA-7B-shaped model, realistic spectra — {time.strftime('%Y-%m-%d')}\n",
@@ -252,7 +272,8 @@ def main(argv=None) -> int:
              "Pareto tail, near-low-rank q/k).\n",
              markdown_table(["precision", "threads", f"analysed (s, {len(runs[0]['rows'])} matrices)",
                              "CPU s (user + sys; less load-sensitive)",
-                             f"whole model s ({label})", "floor s (1-thread LAPACK ÷ threads)", "÷ floor",
+                             f"whole model s ({label})", "float64 floor s (1-thread LAPACK ÷ threads)",
+                             "÷ float64 floor", "same-precision floor s", "÷ same-precision floor",
                              "peak RSS GB", "load avg", "float64 rank refine fired"], summary)]
     if floor:
         first = runs[0]
@@ -279,13 +300,18 @@ def main(argv=None) -> int:
               for x in runs[0]["rows"]]
     parts.append(f"\nLayers ({runs[0]['precision']}, {runs[0]['threads']} threads):\n")
     parts.append(markdown_table(["layer", "shape", "time s", "alpha", "rank_loss", "sv_min"], detail))
+    if floor32:
+        parts.append("\nFloat32 floor per shape (1 thread, sgemm + ssyevd), s: " + ", ".join(
+            f"{'x'.join(map(str, k))} {v:.2f}" for k, v in sorted(floor32.items())) + ".\n")
     parts.append("\nTimes on this machine (2 cores shared with other work) are noisy: compare the load averages; "
-                 "whole-model figures in quick mode are extrapolations, not measurements.")
+                 + ("whole-model figures in quick mode are extrapolations, not measurements." if args.quick else
+                    "every whole-model figure here is measured (all 226 matrices)."))
     text = "\n".join(parts) + "\n"
     with open(args.out, "w") as f:
         f.write(text)
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
-        json.dump({"runs": runs, "floor": {"x".join(map(str, k)): v for k, v in floor.items()}}, f, indent=1)
+        json.dump({"runs": runs, "floor": {"x".join(map(str, k)): v for k, v in floor.items()},
+                   "floor_float32": {"x".join(map(str, k)): v for k, v in floor32.items()}}, f, indent=1)
     print(text)
     return 0
 

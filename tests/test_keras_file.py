@@ -108,3 +108,22 @@ def _fuzz_truncations(data: bytes, p) -> None:
             assert str(p) in str(err)
 
     run()
+
+
+def test_a_file_removed_or_rewritten_after_listing_is_refused_by_name(saved, tmp_path):
+    import shutil
+
+    d, _ = saved
+    for way in ("removed", "rewritten"):
+        path = tmp_path / f"{way}.keras"
+        shutil.copy(d / "m.keras", path)
+        ts = from_keras(str(path))
+        if way == "removed":
+            path.unlink()
+            match = "cannot read it"
+        else:
+            path.write_bytes(path.read_bytes() + b"\0")
+            match = "changed since it was listed"
+        with pytest.raises(ModelFileError, match=match) as err:
+            ts[0].load()
+        assert str(path) in str(err.value)

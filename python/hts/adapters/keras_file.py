@@ -187,6 +187,12 @@ class _Data:
         self.size = member[1] if member else stamp[0]
 
     def read(self, v: _Variable, layer: str) -> np.ndarray:
+        try:
+            return self._read(v, layer)
+        except OSError as err:  # removed, unreadable or an I/O error since it was listed
+            raise ModelFileError(self.path, f"cannot read it: {err.strerror or err}", tensor=layer) from None
+
+    def _read(self, v: _Variable, layer: str) -> np.ndarray:
         if _stamp(self.path) != self.stamp:
             raise ModelFileError(self.path, "the file changed since it was listed", tensor=layer)
         dt = np.dtype(v.dtype)
@@ -194,35 +200,41 @@ class _Data:
         count = int(np.prod(v.shape, dtype=np.int64))
         nbytes = count * dt.itemsize
         try:
-            if "inline" in storage:
-                raw = bytes.fromhex(storage["inline"])
-                if len(raw) != nbytes:
-                    raise ModelFileError(self.path, f"{v.dpath}: {len(raw)} bytes of data for {nbytes}", tensor=layer)
-                a = np.frombuffer(raw, dt).reshape(v.shape)
-            elif "contiguous" in storage:
-                a = self._bytes(int(storage["contiguous"]), nbytes, v, layer, dt).reshape(v.shape)
-            elif "chunks" in storage:
-                a = self._chunked(storage, v, layer, dt)
-            else:
-                raise ModelFileError(self.path, f"{v.dpath}: no data", tensor=layer)
+            with open(self.path, "rb") as f:  # one open file for all of the variable's chunks
+                a = self._array(f, storage, nbytes, v, layer, dt)
         except (KeyError, TypeError, ValueError, OverflowError) as err:
             raise ModelFileError(self.path, f"{v.dpath}: bad storage listing: {str(err)[:200]}", tensor=layer) \
                 from None
+        if _stamp(self.path) != self.stamp:  # changed while it was being read: the bytes may be torn
+            raise ModelFileError(self.path, "the file changed while it was being read", tensor=layer)
         return a.astype(dt.newbyteorder("="), copy=False) if not dt.isnative else a
 
-    def _bytes(self, offset: int, nbytes: int, v: _Variable, layer: str, dt: np.dtype) -> np.ndarray:
+    def _array(self, f, storage: dict, nbytes: int, v: _Variable, layer: str, dt: np.dtype) -> np.ndarray:
+        if "inline" in storage:
+            raw = bytes.fromhex(storage["inline"])
+            if len(raw) != nbytes:
+                raise ModelFileError(self.path, f"{v.dpath}: {len(raw)} bytes of data for {nbytes}", tensor=layer)
+            a = np.frombuffer(raw, dt).reshape(v.shape)
+        elif "contiguous" in storage:
+            a = self._bytes(f, int(storage["contiguous"]), nbytes, v, layer, dt).reshape(v.shape)
+        elif "chunks" in storage:
+            a = self._chunked(f, storage, v, layer, dt)
+        else:
+            raise ModelFileError(self.path, f"{v.dpath}: no data", tensor=layer)
+        return a
+
+    def _bytes(self, f, offset: int, nbytes: int, v: _Variable, layer: str, dt: np.dtype) -> np.ndarray:
         if offset < 0 or nbytes < 0 or offset + nbytes > self.size:
             raise ModelFileError(self.path, f"{v.dpath}: its data (bytes {offset}..{offset + nbytes}) runs past the "
                                             f"end of the {self.size}-byte HDF5 file (truncated?)", tensor=layer)
-        with open(self.path, "rb") as f:
-            f.seek(self.base + offset)
-            a = np.empty(nbytes // dt.itemsize if dt.itemsize else 0, dt)
-            got = f.readinto(memoryview(a).cast("B")) if nbytes else 0
+        f.seek(self.base + offset)
+        a = np.empty(nbytes // dt.itemsize if dt.itemsize else 0, dt)
+        got = f.readinto(memoryview(a).cast("B")) if nbytes else 0
         if got != nbytes:
             raise ModelFileError(self.path, f"{v.dpath}: short read ({got} of {nbytes} bytes)", tensor=layer)
         return a
 
-    def _chunked(self, storage: dict, v: _Variable, layer: str, dt: np.dtype) -> np.ndarray:
+    def _chunked(self, f, storage: dict, v: _Variable, layer: str, dt: np.dtype) -> np.ndarray:
         cshape = tuple(int(c) for c in storage["chunk_shape"])
         if len(cshape) != len(v.shape) or any(c <= 0 for c in cshape):
             raise ModelFileError(self.path, f"{v.dpath}: bad chunk shape {cshape}", tensor=layer)
@@ -233,7 +245,7 @@ class _Data:
             if len(start) != len(cshape) or size != cbytes or \
                     any(s < 0 or s >= n or s % c for s, n, c in zip(start, v.shape, cshape)):
                 raise ModelFileError(self.path, f"{v.dpath}: bad chunk at {start} ({size} bytes)", tensor=layer)
-            block = self._bytes(offset, size, v, layer, dt).reshape(cshape)
+            block = self._bytes(f, offset, size, v, layer, dt).reshape(cshape)
             sel = tuple(slice(s, min(s + c, n)) for s, c, n in zip(start, cshape, v.shape))
             out[sel] = block[tuple(slice(0, x.stop - x.start) for x in sel)]
         return out
