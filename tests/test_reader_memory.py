@@ -33,11 +33,13 @@ def probe(path, *preload: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def check_bounded(path, *preload: str, outcome: str | None = None) -> dict:
+def check_bounded(path, *preload: str, outcome: str | None = None, per_tensor: int = PER_TENSOR_BYTES) -> dict:
+    """``per_tensor``: the bookkeeping bytes a listed tensor may cost on top of the issue's bound (0 for the
+    formats that hold it exactly: safetensors)."""
     size = os.path.getsize(path)
     got = probe(path, *preload)
     used = got["peak"] - got["base"]
-    bound = 4 * size + got["largest"] + PER_TENSOR_BYTES * got["tensors"] + SLACK
+    bound = 4 * size + got["largest"] + per_tensor * got["tensors"] + SLACK
     assert used <= bound, (f"{os.path.basename(str(path))}: {used / MB:.0f} MB peak for a {size / MB:.0f} MB "
                            f"file (bound {bound / MB:.0f} MB): {got}")
     if outcome:
@@ -60,7 +62,22 @@ def test_safetensors_flood_of_tiny_tensors(tmp_path):
     path = tmp_path / "flood.safetensors"
     _safetensors(path, header, np.arange(n, dtype=np.float32).tobytes())
     assert os.path.getsize(path) > 4 * MB
-    check_bounded(path)
+    check_bounded(path, per_tensor=0)
+
+
+def test_safetensors_flood_of_empty_tensors_with_short_names(tmp_path):
+    """The cheapest entry per tensor: a short name and no data (~50 bytes of header each), as many as a file
+    may hold; the issue's bound, 4 × file size, leaves ~200 bytes per tensor."""
+    from hts.adapters.limits import MAX_TENSORS
+
+    n = MAX_TENSORS - 100
+    entries = ",".join(f'"{np.base_repr(i, 36)}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}'
+                       for i in range(n))
+    raw = ("{" + entries + "}").encode()
+    path = tmp_path / "empty.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    got = check_bounded(path, per_tensor=0, outcome="read")
+    assert got["tensors"] == n
 
 
 def test_safetensors_huge_claimed_shape_in_a_large_file(tmp_path):
@@ -68,7 +85,7 @@ def test_safetensors_huge_claimed_shape_in_a_large_file(tmp_path):
     header = {"a.weight": {"dtype": "F32", "shape": [1 << 20, 1 << 20], "data_offsets": [0, len(data)]}}
     path = tmp_path / "claim.safetensors"
     _safetensors(path, header, data)
-    check_bounded(path, outcome="refused")
+    check_bounded(path, outcome="refused", per_tensor=0)
 
 
 def test_safetensors_header_bomb_of_empty_objects(tmp_path):
@@ -77,7 +94,7 @@ def test_safetensors_header_bomb_of_empty_objects(tmp_path):
     path = tmp_path / "bomb.safetensors"
     path.write_bytes(struct.pack("<Q", len(raw)) + raw)
     assert os.path.getsize(path) > 30 * MB
-    check_bounded(path, outcome="refused")
+    check_bounded(path, outcome="refused", per_tensor=0)
 
 
 # --- PyTorch checkpoints -------------------------------------------------------------------------------------

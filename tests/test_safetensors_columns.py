@@ -49,12 +49,16 @@ def _valid(draw):
 # derandomize: the same examples on every run (the CI once drew a name, "²", that the local runs never had)
 @settings(max_examples=200, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(_valid())
-@example(({"²": {"dtype": "BF16", "shape": [], "data_offsets": [0, 2]},
-           "a": {"dtype": "F32", "shape": [1], "data_offsets": [2, 6]}}, 6))
-def test_valid_headers_list_what_json_says(tmp_path, case):
+@given(_valid(), st.tuples(st.sampled_from([None, 0, 2]), st.sampled_from([(",", ":"), (", ", ": "), (" ,", " :\n")]),
+                           st.booleans()))
+@example(case=({"²": {"dtype": "BF16", "shape": [], "data_offsets": [0, 2]},
+           "a": {"dtype": "F32", "shape": [1], "data_offsets": [2, 6]}}, 6), layout=(None, (",", ":"), True))
+@example(case=({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, 4), layout=(2, (", ", " : "), False))
+def test_valid_headers_list_what_json_says(tmp_path, case, layout):
     header, buffer = case
-    h = read_header(_write(tmp_path, json.dumps(header), buffer))
+    indent, separators, ascii_only = layout
+    text = json.dumps(header, indent=indent, separators=separators, ensure_ascii=ascii_only)
+    h = read_header(_write(tmp_path, " \n" * (indent or 0) + text + "\t\r\n" * (indent or 0), buffer))
     expected = {n: e for n, e in header.items() if n != "__metadata__"}
     assert sorted(h.tensors) == sorted(expected) and len(h.tensors) == len(expected)
     for n, e in expected.items():
@@ -98,7 +102,7 @@ def _acceptable(header: dict, buffer: int) -> bool:
     for n, e in header.items():
         if n == "__metadata__":
             continue
-        if not isinstance(e, dict):
+        if not n or not isinstance(e, dict):  # an empty tensor name is refused too
             return False
         d, s, o = e.get("dtype"), e.get("shape"), e.get("data_offsets")
         ok_int = lambda x: isinstance(x, int) and not isinstance(x, bool)  # noqa: E731
@@ -151,3 +155,43 @@ def test_names_with_digit_like_characters_sort(tmp_path):
     text = "{" + ",".join('"%s":%s' % (n, entry % (4 * i, 4 * i + 4)) for i, n in enumerate(names)) + "}"
     h = read_header(_write(tmp_path, text, 4 * len(names)))
     assert list(h.tensors) == ["a", "l.2", "l.٣", "l.10", "²", "①"]
+
+
+def _json_verdict(text: str, buffer: int) -> bool:
+    """Whether plain ``json`` (duplicate keys refused, as the format requires) reads an acceptable header."""
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise ValueError("duplicate key")
+        return dict(pairs)
+
+    try:
+        header = json.loads(text, object_pairs_hook=no_duplicates)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(header, dict) and _acceptable(header, buffer)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_valid(), st.data())
+def test_damaged_json_refused_exactly_when_json_refuses(tmp_path, case, data):
+    """One edit of the text (a character dropped, doubled or replaced by JSON punctuation): the walk of the
+    top-level object accepts exactly what ``json.loads`` + the format's rules accept."""
+    header, buffer = case
+    text = json.dumps(header, indent=data.draw(st.sampled_from([None, 1])))
+    at = data.draw(st.integers(0, len(text)))
+    how = data.draw(st.sampled_from(["drop", "double", "put"]))
+    if how == "drop":
+        text = text[:at] + text[at + 1:]
+    elif how == "double":
+        text = text[:at] + text[at:at + 1] + text[at:]
+    else:
+        text = text[:at] + data.draw(st.sampled_from(list('{}[]:,"\\ \n0-e.') + ["true", "null", "\ufeff"])) + text[at:]
+    path = _write(tmp_path, text, buffer)
+    if _json_verdict(text, buffer):
+        h = read_header(path)
+        assert sorted(h.tensors) == sorted(n for n in json.loads(text) if n != "__metadata__")
+    else:
+        with pytest.raises(ModelFileError):
+            read_header(path)

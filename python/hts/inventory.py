@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, Iterator
 
 import numpy as np
@@ -32,7 +33,7 @@ class Inventory:
 
     Attributes
     ----------
-    tensors : list of WeightTensor
+    tensors : sequence of WeightTensor
     path : str or None
         The file or folder opened (None for an in-memory model).
     weights_file : str or None
@@ -43,7 +44,8 @@ class Inventory:
 
     def __init__(self, tensors: list[WeightTensor], *, path: str | None = None, weights_file: str | None = None,
                  config: dict | None = None) -> None:
-        self.tensors = list(tensors)
+        # a reader's lazy sequence (safetensors: ``FileTensors``) stays one: a record is made when it is used
+        self.tensors = tensors if isinstance(tensors, Sequence) else list(tensors)
         self.path = path
         self.weights_file = weights_file
         self.config = dict(config or {})

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .adapters.base import LAYER_TYPES, WeightTensor
 
@@ -40,7 +40,7 @@ def layer_entries(layers) -> list:
     return items
 
 
-def renumber(tensors: Sequence[WeightTensor], start_ids: int) -> list[WeightTensor]:
+def renumber(tensors: Sequence[WeightTensor], start_ids: int) -> Sequence[WeightTensor]:
     """WeightWatcher's ``start_ids``: 0 keeps the ids; s > 0 shifts them so that the first position gets s.
 
     A torch module's ids count ``named_modules()`` from 0 (the root), every other source counts its tensors
@@ -48,7 +48,7 @@ def renumber(tensors: Sequence[WeightTensor], start_ids: int) -> list[WeightTens
     root 1; on a state dict: unchanged).
     """
     if not start_ids:
-        return list(tensors)
+        return tensors if isinstance(tensors, Sequence) else list(tensors)
     from dataclasses import replace
 
     return [replace(t, layer_id=t.layer_id + start_ids - (0 if t.source == "torch.nn.Module" else 1))
@@ -64,11 +64,11 @@ def _matcher(entry):
                       or fnmatch.fnmatchcase(t.key, entry))
 
 
-def select(tensors: Sequence[WeightTensor], layers, *, warn: bool = True) -> list[WeightTensor]:
+def select(tensors: Sequence[WeightTensor], layers, *, warn: bool = True) -> Sequence[WeightTensor]:
     """The tensors ``layers`` keeps, in model order (see the module docstring). ``None`` or ``[]`` keeps all.
     Logs a warning when the filter keeps nothing. TypeError for entries that are not ints or strings."""
     if layers is None:
-        return list(tensors)
+        return tensors if isinstance(tensors, Sequence) else list(tensors)
     items = layer_entries(layers)
     keep = [_matcher(x) for x in items if (isinstance(x, int) and x >= 0) or (isinstance(x, str)
                                                                             and not x.startswith("-"))]

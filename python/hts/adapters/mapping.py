@@ -77,29 +77,20 @@ def from_entries(entries: Sequence[Entry], *, source: str) -> list[WeightTensor]
         if has_weight_keys and not e.key.endswith(".weight"):
             continue
         layer_id += 1
-        name = e.key[: -len(".weight")] if e.key.endswith(".weight") else e.key
-        shape = e.shape
-        skip = e.skip_reason
-        if len(shape) == 2:
-            layer_type, orientation = "dense", "matrix"
-        elif len(shape) == 4:
-            layer_type, orientation = "conv2d", _conv_orientation(shape)
-        else:
-            layer_type, orientation = "unknown", "matrix"
-            skip = skip or f"{len(shape)}-D tensor is not a weight matrix (only 2-D and 4-D are analysed)"
-        out.append(
-            WeightTensor(
-                layer_id=layer_id,
-                name=name,
-                longname=name,
-                key=e.key,
-                layer_type=layer_type,
-                shape=shape,
-                dtype=e.dtype,
-                orientation=orientation,
-                load=e.load,
-                skip_reason=skip,
-                source=source,
-            )
-        )
+        out.append(weight_tensor(e.key, e.shape, e.dtype, e.load, e.skip_reason, layer_id=layer_id, source=source))
     return out
+
+
+def weight_tensor(key: str, shape: tuple, dtype: str, load: Callable[[], Any], skip_reason: str, *, layer_id: int,
+                  source: str) -> WeightTensor:
+    """The record of one named tensor at position ``layer_id``, typed by the rules of the module docstring."""
+    name = key[: -len(".weight")] if key.endswith(".weight") else key
+    if len(shape) == 2:
+        layer_type, orientation = "dense", "matrix"
+    elif len(shape) == 4:
+        layer_type, orientation = "conv2d", _conv_orientation(shape)
+    else:
+        layer_type, orientation = "unknown", "matrix"
+        skip_reason = skip_reason or f"{len(shape)}-D tensor is not a weight matrix (only 2-D and 4-D are analysed)"
+    return WeightTensor(layer_id=layer_id, name=name, longname=name, key=key, layer_type=layer_type, shape=shape,
+                        dtype=dtype, orientation=orientation, load=load, skip_reason=skip_reason, source=source)

@@ -23,11 +23,13 @@ structured) keeps plain natural name order.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable, Sequence
 
-from .safetensors_file import natural_key
+import numpy as np
 
-__all__ = ["architecture_key", "architecture_order"]
+from .sorting import digits_value, lean_argsort, natural_key
+
+__all__ = ["architecture_argsort", "architecture_key", "architecture_order"]
 
 #: Outside the blocks, names with one of these segments come after the blocks (heads and final norms);
 #: every other name outside the blocks (embeddings, stems, their norms) comes before them.
@@ -87,7 +89,7 @@ def architecture_key(name: str) -> tuple:
         if _NUMERIC.match(part):
             container = ".".join(parts[:i])
             rest = ".".join(parts[i + 1:])
-            return (1, _container_rank(container), natural_key(container), int(part), _block_role(rest),
+            return (1, _container_rank(container), natural_key(container), digits_value(part), _block_role(rest),
                     natural_key(rest), name)
     if _AFTER_BLOCKS.search(name):
         return (2, 0 if _FINAL_NORM.search(name) else 1, [], 0, 0, natural_key(name), name)
@@ -97,6 +99,12 @@ def architecture_key(name: str) -> tuple:
 def architecture_order(names: Iterable[str]) -> list[str]:
     """The names in forward-pass order when they are block structured, else in natural name order."""
     names = list(names)
+    return [names[i] for i in architecture_argsort(names)]
+
+
+def architecture_argsort(names: Sequence[str]) -> np.ndarray:
+    """The positions of ``names`` in ``architecture_order`` (int32): what a reader of very many tensors sorts."""
     if not any(_NUMERIC.match(p) for n in names for p in n.split(".")):
-        return sorted(names, key=lambda n: (natural_key(n), n))  # the name breaks ties such as "0" vs "00"
-    return sorted(names, key=architecture_key)
+        return lean_argsort(names, lambda n: (natural_key(n), n))  # the name breaks ties such as "0" vs "00"
+    return lean_argsort(names, architecture_key)
+

@@ -36,6 +36,7 @@ import numpy as np
 from ..errors import ModelFileError
 from .limits import MAX_TENSORS as _MAX_TENSORS
 from .dtypes import CHUNK_ELEMENTS, bf16_to_float32, float8_to_float32
+from .sorting import lean_argsort, natural_key
 
 __all__ = ["MAX_HEADER_BYTES", "MAX_TENSORS", "SafetensorsFile", "TensorInfo", "natural_key", "read_header"]
 
@@ -56,17 +57,6 @@ DTYPES = {
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")
 _NUMPY = {"F64": np.float64, "F32": np.float32, "F16": np.float16}
 
-
-def natural_key(name: str) -> list:
-    """Sort key that orders ``layers.2`` before ``layers.10``.
-
-    The split leaves text at even places and runs of decimal digits at odd ones, so two keys always compare
-    str with str and int with int (``str.isdigit`` is no test: it is true for ``"²"``, which ``int`` refuses).
-    """
-    return [int(p) if i % 2 else p for i, p in enumerate(_DIGITS.split(name))]
-
-
-_DIGITS = re.compile(r"(\d+)")
 
 
 @dataclass(frozen=True)
@@ -93,40 +83,58 @@ class TensorInfo:
 class TensorTable(Mapping):
     """The checked tensors of one header, name -> ``TensorInfo``, iterated in natural name order.
 
-    Stored column-wise (one dict name -> row, flat ``array`` columns of dtype codes, offsets and shapes), so a
-    listed tensor costs ~0.2 KB whatever the header holds; a ``TensorInfo`` is made when one is looked up.
+    Stored column-wise: the names in one list in header order (a tensor's *row* is its place there), flat
+    ``array`` columns of dtype codes, offsets and shapes; a ``TensorInfo`` is made when one is looked up, and the
+    name -> row index only when a name is (readers that go by row never build it). A listed tensor costs its name
+    + ~50 bytes whatever the header holds.
     """
 
-    __slots__ = ("_rows", "_dtypes", "_codes", "_begin", "_end", "_dims", "_dim_start", "_data_start", "_order")
+    __slots__ = ("_names", "_index", "_dtypes", "_codes", "_begin", "_end", "_dims", "_dim_start", "_data_start",
+                 "_order")
 
-    def __init__(self, rows: dict, columns: "_Columns", data_start: int) -> None:
-        self._rows = rows
+    def __init__(self, names: list, columns: "_Columns", data_start: int) -> None:
+        self._names = names
+        self._index: dict | None = None
         self._dtypes = columns.dtypes
         self._codes, self._begin, self._end = columns.codes, columns.begin, columns.end
         self._dims, self._dim_start = columns.dims, columns.dim_start
         self._data_start = data_start
-        self._order: list | None = None
+        self._order: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._names)
+
+    def row(self, name: str) -> int:
+        """The tensor's row (KeyError when the header has no such tensor)."""
+        if self._index is None:
+            self._index = {n: r for r, n in enumerate(self._names)}
+        return self._index[name]
 
     def __contains__(self, name) -> bool:
-        return name in self._rows
+        try:
+            self.row(name)
+        except (KeyError, TypeError):
+            return False
+        return True
 
     def __getitem__(self, name: str) -> TensorInfo:
-        r = self._rows[name]
-        shape = tuple(self._dims[self._dim_start[r]:self._dim_start[r + 1]])
-        return TensorInfo(name, self._dtypes[self._codes[r]], shape, self._data_start + self._begin[r],
-                          self._data_start + self._end[r])
+        return self.at(self.row(name))
+
+    def at(self, row: int) -> TensorInfo:
+        """The tensor of one row."""
+        shape = tuple(self._dims[self._dim_start[row]:self._dim_start[row + 1]])
+        return TensorInfo(self._names[row], self._dtypes[self._codes[row]], shape,
+                          self._data_start + self._begin[row], self._data_start + self._end[row])
 
     def __iter__(self):
         if self._order is None:
-            self._order = sorted(self._rows, key=natural_key)
-        return iter(self._order)
+            self._order = lean_argsort(self._names, natural_key)
+        names = self._names
+        return (names[r] for r in self._order)
 
-    def unordered(self):
-        """The names in the header's order (no sort: for callers that order the names themselves)."""
-        return iter(self._rows)
+    def names(self) -> list:
+        """The names in the header's order, by row (no sort: for callers that order the names themselves)."""
+        return self._names
 
 
 @dataclass(frozen=True)
@@ -140,13 +148,15 @@ class SafetensorsFile:
     mtime_ns: int
     data_start: int = field(repr=False)
 
-    def loader(self, name: str) -> "TensorLoader":
-        """A callable that returns ``load(name)`` (small: one per listed tensor)."""
+    def loader(self, name: str | int) -> "TensorLoader":
+        """A callable that returns ``load(name)`` (small: one per listed tensor); ``name`` may be the row."""
         return TensorLoader(self, name)
 
-    def load(self, name: str) -> np.ndarray:
-        """The tensor's values (float16/32/64; BF16 and FP8 as float32), read from the file now."""
-        info = self.tensors[name]
+    def load(self, name: str | int) -> np.ndarray:
+        """The tensor's values (float16/32/64; BF16 and FP8 as float32), read from the file now. ``name`` is the
+        tensor's name or its row (``TensorTable.row``)."""
+        info = self.tensors.at(name) if isinstance(name, int) else self.tensors[name]
+        name = info.name
         if info.skip_reason:
             raise ModelFileError(self.path, info.skip_reason, tensor=name)
         with open(self.path, "rb") as f:
@@ -178,7 +188,7 @@ class TensorLoader:
 
     __slots__ = ("header", "name")
 
-    def __init__(self, header: SafetensorsFile, name: str) -> None:
+    def __init__(self, header: SafetensorsFile, name: str | int) -> None:
         self.header, self.name = header, name
 
     def __call__(self) -> np.ndarray:
@@ -273,8 +283,9 @@ def _entry_problem(entry: dict, buffer: int) -> str:
 def read_header(path: str | os.PathLike) -> SafetensorsFile:
     """Read and check a safetensors header (see the module docstring); no tensor data is read.
 
-    The JSON is parsed with a hook that stores each tensor entry in columns as soon as it is parsed
-    (``_Columns``), so parsing never holds a dict and two lists per tensor.
+    The top-level object is walked member by member (``_parse``) and each entry stored in columns as soon as
+    it is parsed (``_Columns``), so reading holds the header's text, the names and ~40 bytes of columns per
+    tensor, never a dict and two lists per tensor (docs/formats.md, "Limits").
     """
     path = os.fspath(path)
     try:
@@ -307,32 +318,104 @@ def read_header(path: str | os.PathLike) -> SafetensorsFile:
     try:
         text = raw.decode("utf-8")
         del raw  # the text alone from here: the header is held once, not twice
-        header = json.loads(text, object_pairs_hook=columns.hook)
+        names, metadata, problem = _parse(path, text, columns)
+    except ModelFileError:
+        raise
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise ModelFileError(path, f"header is not valid JSON: {str(err)[:200]}") from None
     del text
-    if not isinstance(header, dict):
-        raise ModelFileError(path, f"header is a JSON {type(header).__name__}, not an object")
-    metadata = header.pop("__metadata__", None) or {}
+    _check_unique(path, names)
     if not isinstance(metadata, dict):
         raise ModelFileError(path, "__metadata__ is not an object")
-    if len(header) > MAX_TENSORS:
-        raise ModelFileError(path, f"{len(header)} tensors: more than the {MAX_TENSORS} a file may hold")
-    for row, (name, entry) in enumerate(header.items()):  # in place: name -> row of the columns
-        if entry is not _ENTRY:
-            _check_entry(path, name, entry, buffer, data_start)  # raises: says what is wrong
-            raise ModelFileError(path, "bad header entry: not a tensor entry", tensor=name)
-        if not name:
-            raise ModelFileError(path, "bad header entry: empty tensor name", tensor=name)
-        header[name] = row
-    if len(header) != len(columns.codes):
-        raise ModelFileError(path, "tensor entries nested inside other entries")
-    _check_overlaps(path, header, columns)
-    table = TensorTable(header, columns, data_start)
+    if problem is not None:
+        name, value, stored = problem
+        if stored:
+            raise ModelFileError(path, "tensor entries nested inside other entries", tensor=name)
+        _check_entry(path, name, value, buffer, data_start)  # raises: says what is wrong
+        raise ModelFileError(path, "bad header entry: not a tensor entry", tensor=name)
+    _check_overlaps(path, names, columns)
+    table = TensorTable(names, columns, data_start)
     return SafetensorsFile(path, table, dict(metadata), size, st.st_mtime_ns, data_start)
 
 
-def _check_overlaps(path: str, rows: dict, columns: _Columns) -> None:
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # JSON's
+
+
+def _parse(path: str, text: str, columns: _Columns) -> tuple[list, object, tuple | None]:
+    """(tensor names in header order, ``__metadata__``, the first member that is not a tensor entry) of the
+    header's JSON text, the entries stored in ``columns``: (name, value, entries stored while parsing it) or None.
+
+    The top-level object is walked here, one member at a time (each value parsed by ``json``'s own scanner,
+    through ``columns.hook``), so nothing but the names and the columns grows with the tensor count: ``json.loads``
+    would hold a (name, value) pair and a dict slot per tensor on top (~0.13 KB, more than the header's own
+    bytes for a flood of tiny entries). JSON syntax errors raise ``ValueError``, as ``json.loads`` would; what is
+    wrong with the members is the caller's to say, after duplicate names (``json.loads``'s order of errors).
+    """
+    decoder = json.JSONDecoder(object_pairs_hook=columns.hook)
+    ws = _WHITESPACE.match
+    names: list = []
+    metadata, seen_metadata, problem = None, False, None
+    i = ws(text, 0).end()
+    if text[i:i + 1] != "{":
+        value = decoder.decode(text)  # not an object: the ValueError that says what is wrong, or what it is
+        raise ModelFileError(path, f"header is a JSON {type(value).__name__}, not an object")
+    i = ws(text, i + 1).end()
+    if text[i:i + 1] == "}":
+        i += 1
+    else:
+        while True:
+            if text[i:i + 1] != '"':
+                raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
+            name, i = json.decoder.scanstring(text, i + 1, True)
+            i = ws(text, i).end()
+            if text[i:i + 1] != ":":
+                raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
+            i = ws(text, i + 1).end()
+            before = len(columns.codes)
+            value, i = decoder.raw_decode(text, i)
+            stored = len(columns.codes) - before
+            if name == "__metadata__":
+                if seen_metadata:
+                    raise ValueError("duplicate key '__metadata__'")
+                metadata, seen_metadata = value or {}, True
+                if stored and problem is None:
+                    problem = (name, value, stored)
+            else:
+                names.append(name)  # a bad member's too: a duplicate name is said first, as json.loads would
+                if len(names) > MAX_TENSORS:
+                    raise ModelFileError(path, f"more than the {MAX_TENSORS} tensors a file may hold")
+                if (value is not _ENTRY or stored != 1 or not name) and problem is None:
+                    problem = (name, value, stored if value is not _ENTRY or stored != 1 else 0)
+            i = ws(text, i).end()
+            delimiter = text[i:i + 1]
+            i += 1
+            if delimiter == "}":
+                break
+            if delimiter != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, i - 1)
+            i = ws(text, i).end()
+    if ws(text, i).end() != len(text):
+        raise json.JSONDecodeError("Extra data", text, i)
+    return names, ({} if metadata is None else metadata), problem
+
+
+def _check_unique(path: str, names: list) -> None:
+    """ModelFileError when a name appears twice (what ``json.loads`` would silently keep the last of): names
+    with equal hashes are compared, so this holds 16 bytes per name, not a set of them."""
+    if len(names) < 2:
+        return
+    hashes = np.fromiter(map(hash, names), np.int64, len(names))
+    order = np.argsort(hashes, kind="stable")
+    hashes = hashes[order]
+    same = np.flatnonzero(hashes[1:] == hashes[:-1])
+    for k in same:  # the first of each pair of equal hashes; a run of equal hashes is tiny
+        run = [names[r] for r in order[k:k + 2 + int(np.sum(hashes[k + 2:k + 64] == hashes[k]))]]
+        if len(set(run)) < len(run):
+            dup = next(n for n in run if run.count(n) > 1)
+            raise ModelFileError(path, f"header is not valid JSON: duplicate key {dup!r}")
+
+
+def _check_overlaps(path: str, names: list, columns: _Columns) -> None:
     begin = np.frombuffer(columns.begin, np.int64) if len(columns.begin) else np.zeros(0, np.int64)
     end = np.frombuffer(columns.end, np.int64) if len(columns.end) else np.zeros(0, np.int64)
     spans = np.flatnonzero(end > begin)
@@ -340,7 +423,6 @@ def _check_overlaps(path: str, rows: dict, columns: _Columns) -> None:
     clash = np.flatnonzero(begin[spans[1:]] < end[spans[:-1]])
     if clash.size:
         a, b = int(spans[clash[0]]), int(spans[clash[0] + 1])
-        names = {r: n for n, r in rows.items() if r in (a, b)}
         raise ModelFileError(path, f"tensors {names[a]!r} and {names[b]!r} overlap in the data buffer")
 
 

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
 
 from ..errors import ModelFileError
 from .base import WeightTensor
-from .mapping import Entry, from_entries
-from .ordering import architecture_order
+from .mapping import Entry, from_entries, weight_tensor
+from .ordering import architecture_argsort, architecture_order
 from .safetensors_file import SafetensorsFile, read_header
 
 __all__ = ["from_safetensors", "from_safetensors_index", "read_index"]
@@ -36,11 +40,50 @@ def _entries(header: SafetensorsFile, names) -> list[Entry]:
     return out
 
 
-def from_safetensors(path: str | os.PathLike) -> list[WeightTensor]:
+def from_safetensors(path: str | os.PathLike) -> "FileTensors":
     header = read_header(path)
     if not header.tensors:
         raise ModelFileError(header.path, "holds no tensors")
-    return from_entries(_entries(header, architecture_order(header.tensors.unordered())), source="safetensors")
+    names = header.tensors.names()
+    rows = architecture_argsort(names)
+    if any(n.endswith(".weight") for n in names):  # from_entries's rule: then only the *.weight keys are layers
+        rows = rows[np.fromiter((names[r].endswith(".weight") for r in rows), bool, len(rows))]
+    return FileTensors(header, rows, "safetensors")
+
+
+class FileTensors(Sequence):
+    """The ``WeightTensor`` records of one safetensors file, by ``mapping.from_entries``'s rules, each made when
+    it is asked for: only the header's columns and one row number per tensor are held, so a file of very many
+    tiny tensors costs a few bytes per tensor, not a Python record each (docs/formats.md, "Memory")."""
+
+    __slots__ = ("_header", "_rows", "_source")
+
+    def __init__(self, header: SafetensorsFile, rows: np.ndarray, source: str) -> None:
+        self._header, self._rows, self._source = header, rows, source
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self._rows)
+        i = operator.index(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"tensor index {i} out of range for {n} tensors")
+        row = int(self._rows[i])
+        info = self._header.tensors.at(row)
+        return weight_tensor(info.name, info.shape, info.dtype_name, self._header.loader(row), info.skip_reason,
+                             layer_id=i + 1, source=self._source)
+
+    def __iter__(self) -> Iterator[WeightTensor]:
+        for i in range(len(self._rows)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} tensors of {self._header.path}>"
 
 
 def read_index(path: str) -> dict:
