@@ -38,7 +38,8 @@ def _alarm(signum, frame):
 
 
 def run(fmt: str, title: str, generate, widen: float, doc: str) -> None:
-    """``generate(source) -> {file name: bytes}`` (the first name is the model file)."""
+    """``generate(source) -> {file name: bytes}`` (the first name is the model file, or, ending in "/", the
+    model folder; names may hold "/")."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=2026)
@@ -63,11 +64,15 @@ def run(fmt: str, title: str, generate, widen: float, doc: str) -> None:
             done += 1
             files = generate(RandomSource(rng))
             for name in os.listdir(folder):
-                os.unlink(os.path.join(folder, name))
-            for name, blob in files.items():
-                with open(os.path.join(folder, name), "wb") as f:
-                    f.write(blob)
-            path = os.path.join(folder, next(iter(files)))
+                old = os.path.join(folder, name)
+                shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) else os.unlink(old)
+            for name, blob in files.items():  # "a/b": b in folder a; "a/": the folder a itself
+                target = os.path.join(folder, name)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                if not name.endswith("/"):
+                    with open(target, "wb") as f:
+                        f.write(blob)
+            path = os.path.join(folder, next(iter(files)).rstrip("/"))
             t0 = time.perf_counter()
             signal.alarm(args.hang)
             try:

@@ -72,7 +72,8 @@ class Inventory:
         None for a tensor that is not a matrix), ``analysed`` (whether ``hts.analyze`` with the same options
         analyses it: the tensor's own skip reason *and* the size gates min_evals ≤ num_evals ≤ max_evals,
         N ≤ max_N) and ``reason`` (why not); for a PEFT LoRA update also lora_rank and lora_scale (its bytes
-        are those of the two factors; its shape and elements those of ΔW). The keyword options and their defaults are ``hts.analyze``'s
+        are those of the two factors; its shape and elements those of ΔW); for a format that chunks and
+        compresses, ``storage`` (Orbax: the zarr codecs and chunk shape). The keyword options and their defaults are ``hts.analyze``'s
         (``start_ids`` renumbers the layer ids as there)."""
         from .matrices import plan_layer, skip_reason
         from .selection import renumber
@@ -94,7 +95,7 @@ class Inventory:
                             M=plan.M if plan else None, rf=plan.rf if plan else None,
                             num_evals=plan.num_evals if plan else None, analysed=not reason, reason=reason,
                             **({"lora_rank": t.lora.rank, "lora_scale": t.lora.scale} if t.lora is not None
-                               else {})))
+                               else {}), **({"storage": t.storage} if t.storage else {})))
         return out
 
     def table(self, **options):
@@ -103,9 +104,10 @@ class Inventory:
 
         rows = self.rows(**options)
         lora = ["lora_rank", "lora_scale"] if any("lora_rank" in r for r in rows) else []
+        storage = ["storage"] if any("storage" in r for r in rows) else []
         return pd.DataFrame(rows, columns=[
-            "layer_id", "key", "longname", "layer_type", "shape", "dtype", "quant", "elements", "bytes", "N", "M",
-            "rf", "num_evals", *lora, "analysed", "reason"])
+            "layer_id", "key", "longname", "layer_type", "shape", "dtype", "quant", *storage, "elements", "bytes",
+            "N", "M", "rf", "num_evals", *lora, "analysed", "reason"])
 
     def to_dict(self, **options) -> dict:
         """Path, weights file and ``rows(**options)``."""

@@ -54,6 +54,9 @@ class WeightTensor:
     stored_bytes : int
         Bytes the tensor takes in its file when ``shape`` × the dtype's item size does not tell (quantised
         blocks); -1 otherwise.
+    storage : str
+        How a chunked, compressed format stores the tensor, for ``hts describe`` (Orbax: ``"zarr2 zstd, chunks
+        64x64"``); "" for the others.
     lora : object or None
         For a PEFT LoRA update (``hts.adapters.peft_adapter.LoraTarget``): its factors, so the analysis computes
         the eigenvalues of ΔW = s·B·A from an r × r problem instead of the dense matrix.
@@ -75,6 +78,7 @@ class WeightTensor:
     groups: int = 0
     quant: str = ""
     stored_bytes: int = -1
+    storage: str = ""
     lora: object = field(default=None, repr=False, compare=False)
 
     @property

@@ -10,19 +10,7 @@ The file is walked once with a small structural msgpack parser that reads only h
 seeking, so listing costs no more memory than the tree of names; ``load`` then seeks to one array and decodes
 it. Every length and count is checked against the bytes left in the file before anything is read.
 
-Names: the tree path joined with dots (``params.Dense_0.kernel``); nnx states' ``value`` / ``raw_value``
-wrappers are dropped. A layer is the path without its last component; ``key`` is the full path.
-
-| leaf | hts type, orientation |
-|---|---|
-| ``kernel`` 2-D (nn.Dense, nnx.Linear) | dense, ``in_out`` (stored (in, out)) |
-| ``kernel`` 4-D (nn.Conv 2-D) | conv2d, ``kh_kw_in_out`` (HWIO) |
-| ``kernel`` 3-D of a module named ``*Conv*`` (nn.Conv 1-D: (k, in, out)) | conv1d, loaded as (out, in, k) |
-| ``embedding`` 2-D (nn.Embed) | embedding, ``out_in`` (rows × dim) |
-
-Other arrays of two or more dimensions (DenseGeneral's 3-D kernels (in, heads, head_dim), which a 1-D conv
-kernel's shape cannot be told from, hence the module-name rule above; ...) and everything under an optimizer
-state (``opt_state``) are listed with a skip reason; 1-D arrays (biases, norm scales) are not layers.
+Names, layer types and orientations: ``flax_names`` (shared with the Orbax reader).
 dtypes: float16/32/64 as stored, bfloat16 widened to float32 exactly. Errors: ``hts.ModelFileError`` naming the
 file and the tensor.
 """
@@ -39,13 +27,13 @@ import numpy as np
 from ..errors import ModelFileError
 from . import limits
 from .base import WeightTensor
+from .flax_names import classify, strip_wrappers
 from .lazy import LazyTensors
 
 __all__ = ["from_flax"]
 
 _MAX_DEPTH = 64
 _CHUNKED = "__msgpack_chunked_array__"
-_WRAPPERS = ("value", "raw_value")
 
 
 class _Reader:
@@ -276,7 +264,7 @@ def _walk(r: _Reader, n: int, prefix: list, leaves: list, depth: int) -> None:
             r.skip(nbytes)
             if len(leaves) >= limits.MAX_TENSORS:
                 raise ModelFileError(r.path, f"more than the {limits.MAX_TENSORS} arrays a file may hold")
-            leaves.append((_strip(key), shape, dtype, [(offset, nbytes)]))
+            leaves.append((strip_wrappers(key), shape, dtype, [(offset, nbytes)]))
         elif kind in ("str", "bin"):
             r.skip(m)
         elif kind == "ext":
@@ -330,7 +318,7 @@ def _chunked(r: _Reader, m: int, parts_path: list, key: str) -> tuple:
             _skip_body(r, kind, n)
     if shape is None or dtype is None:
         raise ModelFileError(r.path, "chunked array without shape or chunks", tensor=key)
-    return _strip(key), tuple(shape), dtype, parts
+    return strip_wrappers(key), tuple(shape), dtype, parts
 
 
 def _skip_body(r: _Reader, kind: str, n) -> None:
@@ -346,39 +334,12 @@ def _skip_body(r: _Reader, kind: str, n) -> None:
             r.skip_value(1)
 
 
-def _strip(key: str) -> str:
-    parts = key.split(".")
-    while len(parts) > 1 and parts[-1] in _WRAPPERS:
-        parts.pop()
-    return ".".join(parts)
-
-
 def _record(layer_id: int, path: str, key: str, shape: tuple, dtype: str, parts: list) -> WeightTensor:
-    leaf = key.rsplit(".", 1)[-1]
-    layer = key.rsplit(".", 1)[0] if "." in key else key
     dt = _np_dtype(dtype)
-    skip = ""
-    transform = None
+    is_float = dt is not None and (dt.kind == "f" or dtype == "bfloat16")
+    info = classify(key, shape, dtype, is_float)
+    skip = f"dtype {dtype} is not supported" if dt is None else info.skip_reason
     stored_shape = shape
-    if dt is None:
-        skip = f"dtype {dtype} is not supported"
-    elif dt.kind != "f" and dtype != "bfloat16":
-        skip = f"{dtype} array: integer/boolean data, not a weight matrix"
-    if "opt_state" in key.split("."):
-        skip = skip or "optimizer state, not a weight"
-    if leaf == "kernel" and len(shape) == 2:
-        ltype, orient = "dense", "in_out"
-    elif leaf == "kernel" and len(shape) == 4:
-        ltype, orient = "conv2d", "kh_kw_in_out"
-    elif leaf == "kernel" and len(shape) == 3 and not skip and "conv" in layer.rsplit(".", 1)[-1].lower():
-        ltype, orient = "conv1d", "out_in_k"
-        shape = (shape[2], shape[1], shape[0])
-        transform = lambda w: np.ascontiguousarray(w.transpose(2, 1, 0))
-    elif leaf == "embedding" and len(shape) == 2:
-        ltype, orient = "embedding", "out_in"
-    else:
-        ltype, orient = "unknown", "matrix"
-        skip = skip or f"{len(shape)}-D '{leaf}' array: not a Dense/Conv kernel or an embedding"
     _check_size(path, key, stored_shape, dtype, parts)
     count = 1
     for d in stored_shape:
@@ -400,8 +361,8 @@ def _record(layer_id: int, path: str, key: str, shape: tuple, dtype: str, parts:
         w = buf.reshape(stored_shape)
         if dtype == "bfloat16":
             w = (w.astype(np.uint32) << 16).view(np.float32)
-        return transform(w) if transform else w
+        return info.transform(w) if info.transform else w
 
-    return WeightTensor(layer_id=layer_id, name=layer.rsplit(".", 1)[-1], longname=layer, key=key,
-                        layer_type=ltype, shape=shape, dtype="bfloat16" if dtype == "bfloat16" else dtype,
-                        orientation=orient, load=load, skip_reason=skip, source="flax")
+    return WeightTensor(layer_id=layer_id, name=info.name, longname=info.longname, key=key,
+                        layer_type=info.layer_type, shape=info.shape, dtype=dtype, orientation=info.orientation,
+                        load=load, skip_reason=skip, source="flax")

@@ -7,6 +7,9 @@ Which weights, in this order (the first that exists wins): ``model.safetensors.i
 ``flax_model.msgpack``), then a Flax/Orbax param tree saved as a msgpack file named ``checkpoint``
 (``flax.training.checkpoints``, Orbax's aggregate file; a TensorFlow ``checkpoint`` text file is not one). safetensors is preferred over ``.bin`` (no unpickling at all). Several
 candidates of one kind without an index is an error naming them (which one is the model cannot be guessed).
+A folder with none of these that is an Orbax checkpoint directory (``_METADATA`` / ``manifest.ocdbt``), a
+CheckpointManager step (``<step>/default``, ``<step>/<item>``) or root (its newest step) is read by
+``orbax_checkpoint``.
 
 A hub cache folder (``models--org--name``) resolves through ``refs/main`` (or its only snapshot) to
 ``snapshots/<revision>/``. Only the folder's own entries are looked at (no recursion, so symlink loops cannot
@@ -116,14 +119,23 @@ def weights_file(folder: str) -> str:
             return path
     raise ModelFileError(folder, "no model weights found (looked for *.safetensors, *.safetensors.index.json, "
                                  "pytorch_model.bin(.index.json), *.pt, *.pth, *.bin, *.npz, *.npy, *.gguf, "
-                                 "*.msgpack, a Flax/Orbax msgpack 'checkpoint')")
+                                 "*.msgpack, a Flax/Orbax msgpack 'checkpoint', an Orbax checkpoint "
+                                 "directory)")
 
 
 def from_folder(folder: str, open_file) -> tuple[list[WeightTensor], str, dict]:
     """(tensors, the weights file read, config) of a model folder; ``open_file(path)`` reads one file."""
     folder = resolve_hub_cache(folder)
     config = read_config(folder)
-    path = weights_file(folder)
+    from .orbax_checkpoint import is_orbax_checkpoint, read_orbax
+
+    try:
+        path = weights_file(folder)
+    except ModelFileError as err:
+        if "no model weights found" not in str(err) or not is_orbax_checkpoint(folder):
+            raise
+        tensors, path = read_orbax(folder)
+        return tensors, path, config
     return open_file(path), path, config
 
 

@@ -18,6 +18,7 @@ Signatures (all checked at offset 0 unless said):
 | flax (msgpack) | a msgpack map (``\\x81``-``\\x8f``, ``\\xde``, ``\\xdf``) whose first key is a string |
 | onnx | a protobuf ModelProto: field 1 (ir_version, varint 1-20) followed by another ModelProto field |
 | safetensors | 8-byte little-endian length N ≤ file size - 8, then ``{`` |
+| orbax (an OCDBT ``manifest.ocdbt``) | ``\\x0c\\xdb\\x3a\\x2a``: its checkpoint folder is read |
 | not models | empty, text, JSON, gzip, tar, TensorFlow Lite, a zip of other files, unrecognised binary |
 """
 
@@ -39,7 +40,7 @@ HEAD_BYTES = 4096
 
 @dataclass(frozen=True)
 class FileKind:
-    name: str  # "gguf", "safetensors", "torch", "npy", "npz", "onnx", "keras", "hdf5", "flax", or a non-model kind
+    name: str  # "gguf", "safetensors", "torch", "npy", "npz", "onnx", "keras", "hdf5", "flax", "orbax", or a non-model kind
     description: str  # for messages: "a GGUF file (llama.cpp)"
     reader: str = ""  # "module:function" that reads it; "" when no reader applies
 
@@ -58,6 +59,7 @@ _READERS = {
     "keras": ("a Keras 3 .keras archive", "hts.adapters.keras_file:from_keras"),
     "hdf5": ("an HDF5 file (a legacy Keras .h5 model?)", "hts.adapters.keras_file:from_keras"),
     "flax": ("a msgpack file (a Flax/JAX checkpoint?)", "hts.adapters.flax_file:from_flax"),
+    "orbax": ("an OCDBT manifest (of an Orbax checkpoint)", "hts.adapters.orbax_checkpoint:from_orbax_manifest"),
 }
 
 
@@ -79,6 +81,8 @@ def sniff(path: str) -> FileKind:
         return FileKind("empty", "an empty file (0 bytes)")
     if head.startswith(b"GGUF"):
         return model_kind("gguf")
+    if head.startswith(b"\x0c\xdb\x3a\x2a"):
+        return model_kind("orbax")
     if head.startswith(b"\x93NUMPY"):
         return model_kind("npy")
     if head.startswith(b"\x89HDF\r\n\x1a\n"):

@@ -64,8 +64,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             df = df.drop(columns=["longname"])
         analysable = int(df.pop("analysed").sum()) if "analysed" in df else 0
         where = f"{inv.path}: " if inv.path else ""
+        formats = sorted({t.source for t in inv if t.source})
+        fmt = f", format {', '.join(formats)}" if formats else ""
         text = (df.to_string(index=False) + "\n" + f"{where}{len(df)} tensors ({analysable} analysable, "
-                f"{len(df) - analysable} skipped with these options), {inv.nbytes / 1e6:.1f} MB\n")
+                f"{len(df) - analysable} skipped with these options), {inv.nbytes / 1e6:.1f} MB{fmt}\n")
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text)
