@@ -154,3 +154,18 @@ def test_folders_hf_flax_model_and_orbax_checkpoint(tmp_path, linen_state):
     (tf / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
     with pytest.raises(ModelFileError, match="no model weights found"):
         hts.open(str(tf))
+
+
+def test_listing_is_a_sequence_of_records_made_on_use(tmp_path, linen_state):
+    """``from_flax`` keeps its listing as columns: each access makes an equal record; indexing, negative
+    indices and slices behave as on the list it used to return."""
+    ts = from_flax(_write(tmp_path / "ckpt.msgpack", linen_state))
+    records = list(ts)
+    assert len(ts) == len(records) > 1
+    assert [ts[i] for i in range(-len(ts), 0)] == records and ts[1:] == records[1:] and ts[::-1] == records[::-1]
+    assert [t.layer_id for t in records] == list(range(1, len(records) + 1))
+    with pytest.raises(IndexError):
+        ts[len(ts)]
+    for a, b in zip(records, ts):
+        if not a.skip_reason:
+            np.testing.assert_array_equal(a.load(), b.load())

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 import struct
+from array import array
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,6 +28,7 @@ from ..errors import ModelFileError
 from . import limits
 from .base import WeightTensor
 from .flax_names import classify, strip_wrappers
+from .lazy import LazyTensors
 
 __all__ = ["from_flax"]
 
@@ -146,10 +149,73 @@ def _np_dtype(name: str):
     return dt.newbyteorder("<") if dt.kind in "fiub" else None
 
 
-def from_flax(path: str | os.PathLike) -> list[WeightTensor]:
-    """The weight tensors of a flax msgpack checkpoint (see the module docstring)."""
+class _Leaves:
+    """The arrays met while walking the file, one row each, as columns: key, dtype (a code), shape (flat dims),
+    data offset and size; the few chunked arrays keep their list of parts aside."""
+
+    __slots__ = ("keys", "dtypes", "dtype_codes", "codes", "dims", "dim_start", "offset", "nbytes", "chunked")
+
+    def __init__(self) -> None:
+        self.keys: list = []
+        self.dtypes: list = []
+        self.dtype_codes: dict = {}
+        self.codes = array("i")
+        self.dims, self.dim_start = array("Q"), array("q", [0])  # Q: msgpack sizes are unsigned 64-bit
+        self.offset, self.nbytes = array("q"), array("q")
+        self.chunked: dict = {}  # row -> [(offset, nbytes), ...]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def append(self, leaf: tuple) -> None:
+        key, shape, dtype, parts = leaf
+        row = len(self.keys)
+        code = self.dtype_codes.get(dtype)
+        if code is None:
+            code = self.dtype_codes[dtype] = len(self.dtypes)
+            self.dtypes.append(dtype)
+        self.keys.append(key)
+        self.codes.append(code)
+        self.dims.extend(shape)
+        self.dim_start.append(len(self.dims))
+        if len(parts) == 1:
+            self.offset.append(parts[0][0])
+            self.nbytes.append(parts[0][1])
+        else:
+            self.offset.append(-1)
+            self.nbytes.append(sum(nb for _, nb in parts))
+            self.chunked[row] = parts
+
+    def ndim(self, row: int) -> int:
+        return self.dim_start[row + 1] - self.dim_start[row]
+
+    def __getitem__(self, row: int) -> tuple:
+        """(key, shape, dtype, parts) of one row."""
+        parts = self.chunked[row] if row in self.chunked else [(self.offset[row], self.nbytes[row])]
+        return (self.keys[row], tuple(self.dims[self.dim_start[row]:self.dim_start[row + 1]]),
+                self.dtypes[self.codes[row]], parts)
+
+
+class _FlaxTensors(LazyTensors):
+    """The records of one checkpoint, made from its ``_Leaves`` when used (``rows``: the arrays of 2+ dims)."""
+
+    __slots__ = ("_path", "_leaves", "_rows")
+
+    def __init__(self, path: str, leaves: _Leaves, rows: np.ndarray) -> None:
+        self._path, self._leaves, self._rows = path, leaves, rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _make(self, i: int) -> WeightTensor:
+        return _record(i + 1, self._path, *self._leaves[int(self._rows[i])])
+
+
+def from_flax(path: str | os.PathLike) -> Sequence[WeightTensor]:
+    """The weight tensors of a flax msgpack checkpoint (see the module docstring): a sequence whose records are
+    made when used; every array's byte count is checked here."""
     path = os.fspath(path)
-    leaves = []  # (key, shape, dtype, [(offset, nbytes), ...])
+    leaves = _Leaves()
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -162,14 +228,23 @@ def from_flax(path: str | os.PathLike) -> list[WeightTensor]:
                 raise ModelFileError(path, f"{size - f.tell()} bytes of trailing data after the checkpoint")
     except OSError as err:
         raise ModelFileError(path, f"cannot read: {err.strerror or err}") from None
-    out = []
-    for key, shape, dtype, parts in leaves:
-        if len(shape) < 2:
-            continue
-        out.append(_record(len(out) + 1, path, key, shape, dtype, parts))
-    if not out:
+    rows = np.fromiter((r for r in range(len(leaves)) if leaves.ndim(r) >= 2), np.int32)
+    if not len(rows):
         raise ModelFileError(path, "the checkpoint holds no arrays of two or more dimensions")
-    return out
+    for r in rows:
+        _check_size(path, *leaves[int(r)])
+    return _FlaxTensors(path, leaves, rows)
+
+
+def _check_size(path: str, key: str, shape: tuple, dtype: str, parts: list) -> None:
+    """ModelFileError when an array's data is not its shape's bytes."""
+    dt = _np_dtype(dtype)
+    count = 1
+    for d in shape:
+        count *= d
+    total = sum(nb for _, nb in parts)
+    if dt is not None and total != count * dt.itemsize:
+        raise ModelFileError(path, f"{total} bytes of data for shape {shape} of {dtype}", tensor=key)
 
 
 def _walk(r: _Reader, n: int, prefix: list, leaves: list, depth: int) -> None:
@@ -265,12 +340,10 @@ def _record(layer_id: int, path: str, key: str, shape: tuple, dtype: str, parts:
     info = classify(key, shape, dtype, is_float)
     skip = f"dtype {dtype} is not supported" if dt is None else info.skip_reason
     stored_shape = shape
+    _check_size(path, key, stored_shape, dtype, parts)
     count = 1
     for d in stored_shape:
         count *= d
-    total = sum(nb for _, nb in parts)
-    if dt is not None and total != count * dt.itemsize:
-        raise ModelFileError(path, f"{total} bytes of data for shape {stored_shape} of {dtype}", tensor=key)
 
     def load() -> np.ndarray:
         if skip:

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import operator
 import os
-from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from ..errors import ModelFileError
 from .base import WeightTensor
+from .lazy import LazyTensors
 from .mapping import Entry, from_entries, weight_tensor
 from .ordering import architecture_argsort, architecture_order
 from .safetensors_file import SafetensorsFile, read_header
@@ -51,10 +50,10 @@ def from_safetensors(path: str | os.PathLike) -> "FileTensors":
     return FileTensors(header, rows, "safetensors")
 
 
-class FileTensors(Sequence):
+class FileTensors(LazyTensors):
     """The ``WeightTensor`` records of one safetensors file, by ``mapping.from_entries``'s rules, each made when
     it is asked for: only the header's columns and one row number per tensor are held, so a file of very many
-    tiny tensors costs a few bytes per tensor, not a Python record each (docs/formats.md, "Memory")."""
+    tiny tensors costs a few bytes per tensor, not a Python record each (docs/formats.md, "Limits")."""
 
     __slots__ = ("_header", "_rows", "_source")
 
@@ -64,23 +63,11 @@ class FileTensors(Sequence):
     def __len__(self) -> int:
         return len(self._rows)
 
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self._rows)
-        i = operator.index(i)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"tensor index {i} out of range for {n} tensors")
+    def _make(self, i: int) -> WeightTensor:
         row = int(self._rows[i])
         info = self._header.tensors.at(row)
         return weight_tensor(info.name, info.shape, info.dtype_name, self._header.loader(row), info.skip_reason,
                              layer_id=i + 1, source=self._source)
-
-    def __iter__(self) -> Iterator[WeightTensor]:
-        for i in range(len(self._rows)):
-            yield self[i]
 
     def __repr__(self) -> str:
         return f"<{len(self)} tensors of {self._header.path}>"
