@@ -68,6 +68,11 @@ def ckpts(tmp_path_factory):
     _, state = nnx.split(Model(nnx.Rngs(1)))
     out["nnx"] = _save(root / "nnx", state)
     out["nnx_zarr3"] = _save(root / "nnx3", state, ocdbt=False, zarr3=True)
+    rng = np.random.default_rng(5)
+    opt = {"params": {"Dense_0": {"kernel": rng.standard_normal((16, 12)).astype(np.float32)}},
+           "opt_state": [{"mu": {"params": {"Dense_0": {"kernel": np.zeros((16, 12), np.float32)}}}}],
+           "step": 7}
+    out["optimizer"] = _save(root / "opt", opt, ocdbt=False)
     mngr = ocp.CheckpointManager(str(root / "manager"))
     for step in (3, 20):
         mngr.save(step, args=ocp.args.StandardSave(jax.tree.map(lambda a: a * step, params)))
@@ -302,3 +307,39 @@ def test_opening_the_manifest_file_reads_its_checkpoint(ckpts):
     folder = ckpts[0]["standard"]
     inv = hts.open(os.path.join(folder, "manifest.ocdbt"))
     assert [t.key for t in inv] == [t.key for t in from_orbax(folder)]
+
+
+def test_optimizer_state_listed_with_a_reason(ckpts):
+    by = {t.key: t for t in from_orbax(ckpts[0]["optimizer"])}
+    assert sorted(by) == ["opt_state.0.mu.params.Dense_0.kernel", "params.Dense_0.kernel"]
+    assert by["opt_state.0.mu.params.Dense_0.kernel"].skip_reason == "optimizer state, not a weight"
+    assert not by["params.Dense_0.kernel"].skip_reason
+
+
+@pytest.mark.parametrize("name", ["standard", "folders_zarr2"])
+def test_without_metadata_the_arrays_come_from_the_zarr_keys(ckpts, tmp_path, name):
+    d = _copy(ckpts, tmp_path, name)
+    os.unlink(d / "_METADATA")
+    assert sorted(t.key for t in from_orbax(d)) == sorted(t.key for t in from_orbax(ckpts[0][name]))
+    np.testing.assert_array_equal(from_orbax(d)[0].load(), from_orbax(ckpts[0][name])[0].load())
+
+
+@pytest.mark.parametrize("ocdbt,zarr3", [(True, False), (False, True)], ids=["ocdbt-zarr2", "folders-zarr3"])
+def test_listing_reads_metadata_only_and_load_holds_one_chunk(tmp_path, ocdbt, zarr3):
+    import tracemalloc
+
+    w = np.random.default_rng(6).standard_normal((1024, 2048)).astype(np.float32)  # 8 MiB
+    folder = _save(tmp_path / "big", {"params": {"Dense_0": {"kernel": w}}}, ocdbt=ocdbt, zarr3=zarr3)
+    tracemalloc.start()
+    try:
+        (t,) = from_orbax(folder)
+        listing = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        got = t.load()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, w)
+    assert listing < 2**20, listing
+    # the tensor + one decoded chunk (here the whole tensor: Orbax's default chunking) + its stored bytes
+    assert peak <= w.nbytes * (2 if not zarr3 else 3) + 2**20, (peak, w.nbytes)

@@ -13,7 +13,7 @@ from ..errors import ModelFileError
 
 __all__ = ["decompress", "zstandard_module"]
 
-_PIECE = 1 << 20
+_PIECE = 1 << 18
 
 
 def zstandard_module(path: str):
@@ -51,16 +51,23 @@ def _zstd(data, limit: int, path: str, tensor: str | None) -> bytearray:
     if claimed > limit:  # -1: not stated in the header
         raise ModelFileError(path, f"zstd frame claims {claimed} bytes, more than the {limit} the metadata "
                                    "allows", tensor=tensor)
-    out = bytearray()
+    out = bytearray(min(claimed if claimed >= 0 else _PIECE, limit) + 1)  # +1: a byte past the limit shows
+    n = 0
     try:
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
-        while len(out) <= limit:  # in pieces: a read of `limit` bytes would allocate them up front
-            piece = reader.read(min(limit + 1 - len(out), _PIECE))
-            if not piece:
+        while True:
+            if n == len(out):
+                if n > limit:
+                    break
+                out.extend(bytes(min(n, limit + 1 - n)))  # unknown size: grow by doubling, up to the limit
+            with memoryview(out) as view, view[n:] as rest:
+                got = reader.readinto(rest)  # into the buffer: no second copy of the output
+            if not got:
                 break
-            out += piece
+            n += got
     except zstandard.ZstdError as err:
         raise ModelFileError(path, f"corrupt zstd data ({str(err)[:120]})", tensor=tensor) from None
+    del out[n:]
     if len(out) > limit:
         raise ModelFileError(path, f"zstd data decompresses to more than the {limit} bytes the metadata "
                                    "allows", tensor=tensor)

@@ -42,7 +42,9 @@ _MAX_ZARR_JSON = 2**20
 
 
 def _is_checkpoint_dir(folder: str) -> bool:
-    return os.path.isfile(os.path.join(folder, METADATA)) or is_ocdbt(folder)
+    """``_METADATA``, an OCDBT manifest, or (older Orbax, ``use_ocdbt=False``) zarr array folders."""
+    return (os.path.isfile(os.path.join(folder, METADATA)) or is_ocdbt(folder)
+            or any(os.path.isfile(os.path.join(folder, s, z)) for s in _subdirs(folder) for z in _ZARR_FILES))
 
 
 def _subdirs(folder: str) -> list[str]:
@@ -89,8 +91,8 @@ def resolve_checkpoint(folder: str) -> str:
         logger.warning("%s: a CheckpointManager folder with %d step(s) (%s); reading the newest, %s", folder,
                        len(steps), ", ".join(steps[:3]) + (" ..." if len(steps) > 3 else ""), newest)
         return resolve_checkpoint(newest) if _step_has_items(newest) else newest
-    raise ModelFileError(folder, "not an Orbax checkpoint (no _METADATA or manifest.ocdbt, no checkpoint "
-                                 "items, no numbered steps)")
+    raise ModelFileError(folder, "not an Orbax checkpoint (no _METADATA, manifest.ocdbt or zarr arrays, no "
+                                 "checkpoint items, no numbered steps)")
 
 
 def _step_has_items(folder: str) -> bool:

@@ -281,13 +281,19 @@ def decode_chunk(arr: ZarrArray, data: bytes, where: str, tensor: str | None) ->
 
 def read_array(arr: ZarrArray, size: Callable[[str], int | None], read: Callable[[str, int, int], bytes],
                where: str, tensor: str | None) -> np.ndarray:
-    """The whole array (storage dtype, native byte order), filled chunk by chunk (missing chunks: fill)."""
+    """The whole array (storage dtype, native byte order), filled chunk by chunk (missing chunks: fill).
+
+    Peak memory: the array + one decoded chunk + its stored bytes; when one chunk is the whole array (Orbax's
+    default chunking), the decoded chunk is returned as the array (no second copy)."""
     stored = sum(s for s in (size(arr.chunk_key(i)) for i in _grid(arr.shape, arr.chunks)) if s)
     if arr.nbytes > stored * MAX_RATIO + (1 << 20):
         raise _fail(where, f"shape {arr.shape} of {arr.dtype} ({arr.nbytes} bytes) from {stored} stored bytes "
                            f"is a ratio above {MAX_RATIO}:1 (a decompression bomb, a false shape or a constant tensor; "
                            "refused)",
                     tensor)
+    whole = _whole_chunk(arr, size, read, where, tensor)
+    if whole is not None:
+        return whole
     try:
         out = np.empty(arr.shape, dtype=arr.storage.newbyteorder("="))
     except (MemoryError, ValueError):
@@ -303,6 +309,18 @@ def read_array(arr: ZarrArray, size: Callable[[str], int | None], read: Callable
         else:
             _read_shard(arr, out, index, key, n, read, where, tensor)
     return out
+
+
+def _whole_chunk(arr: ZarrArray, size, read, where: str, tensor: str | None) -> np.ndarray | None:
+    """The array decoded in place when its only chunk is exactly the array, stored natively in C order."""
+    if (arr.shard is not None or arr.chunks != arr.shape or not arr.shape or not arr.storage.isnative
+            or arr.order != tuple(range(len(arr.shape)))):
+        return None
+    n = size(arr.chunk_key((0,) * len(arr.shape)))
+    if n is None:
+        return None
+    a = decode_chunk(arr, read(arr.chunk_key((0,) * len(arr.shape)), 0, n), where, tensor)
+    return a if a.flags.writeable else a.copy()
 
 
 def _fill_bits(arr: ZarrArray, where: str, tensor: str | None):
