@@ -59,3 +59,28 @@ def test_ordinary_compressed_npz_files_still_load(tmp_path):
     np.savez_compressed(path, a=rng.standard_t(3, size=(300, 100)), b=np.zeros((64, 64), np.float32))
     result = hts.analyze(str(path))
     assert result.counts["analysed"] + result.counts["failed"] == 2
+
+
+@pytest.mark.parametrize("weight_keys", [True, False])
+def test_listing_is_the_state_dict_rules_made_on_use(tmp_path, weight_keys):
+    """``from_npz`` holds its listing as columns and makes each record when used: the records are those of
+    ``from_entries`` on the members (ids, types, skips, the ``.weight`` rule), with a list's indexing."""
+    from hts.adapters.mapping import Entry, from_entries
+    from hts.adapters.numpy_files import _dtype_skip, from_npz
+
+    suffix = ".weight" if weight_keys else ""
+    arrays = {f"a{suffix}": np.ones((3, 4), np.float32), "a.bias": np.ones(4, np.float32),
+              f"conv{suffix}": np.ones((2, 3, 3, 3), np.float16), f"idx{suffix}": np.arange(6).reshape(2, 3),
+              f"v{suffix}": np.ones(5)}
+    path = tmp_path / "m.npz"
+    np.savez(path, **arrays)
+    want = from_entries([Entry(k, a.shape, a.dtype.name, None, _dtype_skip(a.dtype.name)) for k, a in arrays.items()],
+                        source="npz")
+    got = from_npz(path)
+    assert list(got) == want and len(got) == len(want)
+    assert got[-1] == want[-1] and got[1:3] == want[1:3]
+    with pytest.raises(IndexError):
+        got[len(want)]
+    for t in got:
+        if not t.skip_reason:
+            np.testing.assert_array_equal(t.load(), arrays[t.key])

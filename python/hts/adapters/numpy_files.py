@@ -18,13 +18,16 @@ import threading
 import weakref
 import zipfile
 import zlib
+from array import array
+from collections.abc import Sequence
 
 import numpy as np
 
 from ..errors import ModelFileError
 from . import limits
 from .base import WeightTensor
-from .mapping import Entry, from_entries
+from .lazy import LazyTensors
+from .mapping import Entry, from_entries, weight_tensor
 from .torch_checkpoint import _INFLATION_SLACK, MAX_INFLATION
 
 __all__ = ["from_npy", "from_npz"]
@@ -49,28 +52,89 @@ def from_npy(path: str | os.PathLike) -> list[WeightTensor]:
     return from_entries([Entry(name, shape, dtype, load, _dtype_skip(dtype))], source="npy")
 
 
-def from_npz(path: str | os.PathLike) -> list[WeightTensor]:
+def from_npz(path: str | os.PathLike) -> Sequence[WeightTensor]:
+    """The arrays of an ``.npz`` archive by ``mapping``'s state_dict rules: a sequence whose records are made
+    when used (the listing is held as columns: an archive of very many tiny members costs its names and a few
+    dozen bytes each; docs/formats.md, "Limits")."""
     path = os.fspath(path)
+    columns = _Members(_Archive(path))
     try:
         # Open the file here: np.load leaks its own handle when the zip directory is unreadable.
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
             if len(z.files) > limits.MAX_TENSORS:
                 raise ModelFileError(path, f"{len(z.files)} members: more than the {limits.MAX_TENSORS} arrays a "
                                            "file may hold")
-            entries = []
-            archive = _Archive(path)
             members = set(z.zip.namelist())
             for key in z.files:
                 member = key if key in members else key + ".npy"
                 shape, dtype = _npz_member_header(z, key, member, path)
-                entries.append(Entry(key, shape, dtype, archive.loader(key, member), _dtype_skip(dtype)))
+                columns.append(key, member != key, shape, dtype)
+            del members
     except ModelFileError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError) as err:
         raise ModelFileError(path, f"not a readable .npz file: {str(err).splitlines()[0] if str(err) else err}") from None
-    if not entries:
+    if not columns.keys:
         raise ModelFileError(path, "the archive holds no arrays")
-    return from_entries(entries, source="npz")
+    keys = columns.keys
+    if any(k.endswith(".weight") for k in keys):  # from_entries's rule: then only the *.weight keys are layers
+        rows = np.fromiter((r for r, k in enumerate(keys) if k.endswith(".weight")), np.int32)
+    else:
+        rows = np.arange(len(keys), dtype=np.int32)
+    return _NpzTensors(columns, rows)
+
+
+class _Members:
+    """The members of one archive as columns: key, whether the member name adds ``.npy``, shape, dtype code."""
+
+    __slots__ = ("archive", "keys", "npy", "dtypes", "dtype_codes", "codes", "dims", "dim_start", "odd_shapes")
+
+    def __init__(self, archive: "_Archive") -> None:
+        self.archive = archive
+        self.keys: list = []
+        self.npy = array("b")
+        self.dtypes: list = []
+        self.dtype_codes: dict = {}
+        self.codes = array("i")
+        self.dims, self.dim_start = array("q"), array("q", [0])
+        self.odd_shapes: dict = {}  # row -> shape, for a shape past int64 (a zero dimension beside huge ones)
+
+    def append(self, key: str, npy: bool, shape: tuple, dtype: str) -> None:
+        code = self.dtype_codes.get(dtype)
+        if code is None:
+            code = self.dtype_codes[dtype] = len(self.dtypes)
+            self.dtypes.append(dtype)
+        self.keys.append(key)
+        self.npy.append(npy)
+        self.codes.append(code)
+        if all(0 <= d < 2**63 for d in shape):
+            self.dims.extend(shape)
+        else:
+            self.odd_shapes[len(self.keys) - 1] = shape
+        self.dim_start.append(len(self.dims))
+
+    def shape(self, row: int) -> tuple:
+        if row in self.odd_shapes:
+            return self.odd_shapes[row]
+        return tuple(self.dims[self.dim_start[row]:self.dim_start[row + 1]])
+
+
+class _NpzTensors(LazyTensors):
+    __slots__ = ("_columns", "_rows")
+
+    def __init__(self, columns: _Members, rows: np.ndarray) -> None:
+        self._columns, self._rows = columns, rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _make(self, i: int) -> WeightTensor:
+        c, row = self._columns, int(self._rows[i])
+        key = c.keys[row]
+        member = key + ".npy" if c.npy[row] else key
+        dtype = c.dtypes[c.codes[row]]
+        return weight_tensor(key, c.shape(row), dtype, c.archive.loader(key, member), _dtype_skip(dtype), layer_id=i + 1,
+                             source="npz")
 
 
 def _npz_member_header(z, key: str, member: str, path: str) -> tuple:
