@@ -282,12 +282,15 @@ def _record(layer_id: int, store, folder: str, where: str, name: str, arr: ZarrA
         grid = 1
         for s, c in zip(arr.shape, arr.chunks):
             grid *= -(-s // c)
+        present = {}
         for k in store.chunk_keys(name, grid):
-            if arr.chunk_index(k) is None:
+            index = arr.chunk_index(k)
+            if index is None:
                 raise ModelFileError(where, f"chunk key {k[:80]!r} names no chunk of shape {arr.shape} in chunks "
                                             f"{arr.chunks} (out of range or malformed; refused)", tensor=key)
-        w = read_array(arr, lambda k: store.size(prefix + k), lambda k, s, n: store.read(prefix + k, s, n, key),
-                       where, key)
+            present[index] = k
+        w = read_array(arr, present, lambda k: store.size(prefix + k),
+                       lambda k, s, n: store.read(prefix + k, s, n, key), where, key)
         if arr.dtype == "bfloat16":
             w = bf16_to_float32(w)
         return info.transform(w) if info.transform else w
