@@ -82,6 +82,20 @@ class ZarrArray:
             return self.key_prefix.rstrip(self.separator) or "0"
         return self.key_prefix + self.separator.join(map(str, index))
 
+    def chunk_index(self, key: str) -> tuple | None:
+        """The grid index a chunk key names; None when it names no chunk of this array."""
+        if not self.shape:
+            return () if key == self.chunk_key(()) else None
+        if not key.startswith(self.key_prefix):
+            return None
+        parts = key[len(self.key_prefix):].split(self.separator)
+        if len(parts) != len(self.shape) or not all(p.isdigit() and p.isascii() and len(p) < 20 for p in parts):
+            return None
+        index = tuple(int(p) for p in parts)
+        if any(i >= -(-s // c) for i, s, c in zip(index, self.shape, self.chunks)):
+            return None
+        return index if self.chunk_key(index) == key else None
+
     @property
     def nbytes(self) -> int:
         return math.prod(self.shape) * self.storage.itemsize
