@@ -353,3 +353,16 @@ def test_chunk_keys_out_of_range_are_refused(ckpts, tmp_path):
                                              r"shape \(48, 40\) in chunks \(48, 40\) \(out of range or malformed; "
                                              r"refused\)"):
         t.load()
+
+
+def test_older_orbax_msgpack_tree_with_placeholders_next_to_zarr_arrays(ckpts, tmp_path):
+    """Older Orbax wrote the tree as a msgpack 'checkpoint' whose array leaves are placeholder strings; the
+    arrays themselves are the zarr folders next to it, which are what hts reads."""
+    msgpack = pytest.importorskip("msgpack")
+    d = _copy(ckpts, tmp_path, "folders_zarr2")
+    os.unlink(d / "_METADATA")
+    (d / "checkpoint").write_bytes(msgpack.packb(
+        {"params": {"Dense_0": {"kernel": "PLACEHOLDER://params.Dense_0.kernel"}}}))
+    inv = hts.open(d)
+    assert inv.weights_file == str(d) and {t.source for t in inv} == {"orbax"}
+    assert sorted(t.key for t in inv) == sorted(t.key for t in from_orbax(ckpts[0]["folders_zarr2"]))

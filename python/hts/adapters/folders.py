@@ -9,7 +9,8 @@ Which weights, in this order (the first that exists wins): ``model.safetensors.i
 candidates of one kind without an index is an error naming them (which one is the model cannot be guessed).
 A folder with none of these that is an Orbax checkpoint directory (``_METADATA`` / ``manifest.ocdbt``), a
 CheckpointManager step (``<step>/default``, ``<step>/<item>``) or root (its newest step) is read by
-``orbax_checkpoint``.
+``orbax_checkpoint``, as is a folder whose msgpack ``checkpoint`` sits next to Orbax's zarr arrays (older
+Orbax: the msgpack tree then holds placeholders for the arrays).
 
 A hub cache folder (``models--org--name``) resolves through ``refs/main`` (or its only snapshot) to
 ``snapshots/<revision>/``. Only the folder's own entries are looked at (no recursion, so symlink loops cannot
@@ -134,6 +135,10 @@ def from_folder(folder: str, open_file) -> tuple[list[WeightTensor], str, dict]:
     except ModelFileError as err:
         if "no model weights found" not in str(err) or not is_orbax_checkpoint(folder):
             raise
+        tensors, path = read_orbax(folder)
+        return tensors, path, config
+    if os.path.basename(path) == "checkpoint" and is_orbax_checkpoint(folder):
+        # older Orbax: the msgpack 'checkpoint' holds the tree with placeholders, the arrays are zarr/OCDBT
         tensors, path = read_orbax(folder)
         return tensors, path, config
     return open_file(path), path, config
