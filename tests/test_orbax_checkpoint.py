@@ -343,3 +343,13 @@ def test_listing_reads_metadata_only_and_load_holds_one_chunk(tmp_path, ocdbt, z
     assert listing < 2**20, listing
     # the tensor + one decoded chunk (here the whole tensor: Orbax's default chunking) + its stored bytes
     assert peak <= w.nbytes * (2 if not zarr3 else 3) + 2**20, (peak, w.nbytes)
+
+
+def test_chunk_keys_out_of_range_are_refused(ckpts, tmp_path):
+    d = _copy(ckpts, tmp_path, "folders_zarr2")
+    (d / "params.Dense_0.kernel" / "7.0").write_bytes(b"x")
+    (t,) = [t for t in from_orbax(d) if t.key == "params.Dense_0.kernel"]
+    with pytest.raises(ModelFileError, match=r"tensor 'params.Dense_0.kernel': chunk key '7.0' names no chunk of "
+                                             r"shape \(48, 40\) in chunks \(48, 40\) \(out of range or malformed; "
+                                             r"refused\)"):
+        t.load()

@@ -16,6 +16,7 @@ Listing reads metadata only; ``load`` reads one tensor chunk by chunk into one p
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
@@ -134,6 +135,20 @@ class _FolderStore:
             f.seek(start)
             return f.read(length)
 
+    def chunk_keys(self, name: str, limit: int) -> list[str]:
+        """Keys of the files under the array folder ``name`` (at most ``limit``; its metadata excluded)."""
+        root = os.path.join(self.folder, name)
+        out = []
+        for here, dirs, files in os.walk(root):  # no symlinks followed
+            rel = os.path.relpath(here, root)
+            for f in files:
+                key = f if rel == "." else f"{rel.replace(os.sep, '/')}/{f}"
+                if key not in _ZARR_FILES + (".zattrs",):
+                    out.append(key)
+            if len(out) > limit:
+                break
+        return out
+
     def keys(self) -> list[str]:
         out = []
         for name in _subdirs(self.folder):
@@ -147,6 +162,7 @@ class _OcdbtKeys:
     def __init__(self, folder: str) -> None:
         self.db = OcdbtStore(folder)
         self.folder = folder
+        self._sorted: list | None = None
 
     def size(self, key: str) -> int | None:
         ref = self.db.entries.get(key.encode("utf-8"))
@@ -157,6 +173,21 @@ class _OcdbtKeys:
         if ref is None:
             raise ModelFileError(self.folder, f"key {key!r} is missing", tensor=tensor)
         return self.db.read(ref, start, length, tensor=tensor)
+
+    def chunk_keys(self, name: str, limit: int) -> list[str]:
+        """Keys under ``name/`` (at most ``limit`` + 1; its metadata excluded), by bisection of the sorted keys."""
+        if self._sorted is None:
+            self._sorted = sorted(self.db.entries)
+        prefix = name.encode("utf-8") + b"/"
+        out = []
+        for i in range(bisect.bisect_left(self._sorted, prefix), len(self._sorted)):
+            k = self._sorted[i]
+            if not k.startswith(prefix) or len(out) > limit:
+                break
+            tail = k[len(prefix):].decode("utf-8", "replace")
+            if tail not in _ZARR_FILES + (".zattrs",):
+                out.append(tail)
+        return out
 
     def keys(self) -> list[str]:
         return [k.decode("utf-8", "replace") for k in self.db.entries
@@ -248,8 +279,18 @@ def _record(layer_id: int, store, folder: str, where: str, name: str, arr: ZarrA
     def load() -> np.ndarray:
         if info.skip_reason:
             raise ModelFileError(folder, info.skip_reason, tensor=key)
-        w = read_array(arr, lambda k: store.size(prefix + k), lambda k, s, n: store.read(prefix + k, s, n, key),
-                       where, key)
+        grid = 1
+        for s, c in zip(arr.shape, arr.chunks):
+            grid *= -(-s // c)
+        present = {}
+        for k in store.chunk_keys(name, grid):
+            index = arr.chunk_index(k)
+            if index is None:
+                raise ModelFileError(where, f"chunk key {k[:80]!r} names no chunk of shape {arr.shape} in chunks "
+                                            f"{arr.chunks} (out of range or malformed; refused)", tensor=key)
+            present[index] = k
+        w = read_array(arr, present, lambda k: store.size(prefix + k),
+                       lambda k, s, n: store.read(prefix + k, s, n, key), where, key)
         if arr.dtype == "bfloat16":
             w = bf16_to_float32(w)
         return info.transform(w) if info.transform else w

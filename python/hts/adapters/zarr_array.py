@@ -82,6 +82,20 @@ class ZarrArray:
             return self.key_prefix.rstrip(self.separator) or "0"
         return self.key_prefix + self.separator.join(map(str, index))
 
+    def chunk_index(self, key: str) -> tuple | None:
+        """The grid index a chunk key names; None when it names no chunk of this array."""
+        if not self.shape:
+            return () if key == self.chunk_key(()) else None
+        if not key.startswith(self.key_prefix):
+            return None
+        parts = key[len(self.key_prefix):].split(self.separator)
+        if len(parts) != len(self.shape) or not all(p.isdigit() and p.isascii() and len(p) < 20 for p in parts):
+            return None
+        index = tuple(int(p) for p in parts)
+        if any(i >= -(-s // c) for i, s, c in zip(index, self.shape, self.chunks)):
+            return None
+        return index if self.chunk_key(index) == key else None
+
     @property
     def nbytes(self) -> int:
         return math.prod(self.shape) * self.storage.itemsize
@@ -279,13 +293,16 @@ def decode_chunk(arr: ZarrArray, data: bytes, where: str, tensor: str | None) ->
     return a
 
 
-def read_array(arr: ZarrArray, size: Callable[[str], int | None], read: Callable[[str, int, int], bytes],
-               where: str, tensor: str | None) -> np.ndarray:
-    """The whole array (storage dtype, native byte order), filled chunk by chunk (missing chunks: fill).
+def read_array(arr: ZarrArray, present: dict, size: Callable[[str], int | None],
+               read: Callable[[str, int, int], bytes], where: str, tensor: str | None) -> np.ndarray:
+    """The whole array (storage dtype, native byte order) from the chunks ``present`` ({grid index: key}, as
+    ``chunk_index`` parses the stored keys); the others hold the fill value. Work is per stored chunk, never per
+    grid cell.
 
     Peak memory: the array + one decoded chunk + its stored bytes; when one chunk is the whole array (Orbax's
     default chunking), the decoded chunk is returned as the array (no second copy)."""
-    stored = sum(s for s in (size(arr.chunk_key(i)) for i in _grid(arr.shape, arr.chunks)) if s)
+    sizes = {index: size(key) or 0 for index, key in present.items()}
+    stored = sum(sizes.values())
     if arr.nbytes > stored * MAX_RATIO + (1 << 20):
         raise _fail(where, f"shape {arr.shape} of {arr.dtype} ({arr.nbytes} bytes) from {stored} stored bytes "
                            f"is a ratio above {MAX_RATIO}:1 (a decompression bomb, a false shape or a constant tensor; "
@@ -299,11 +316,8 @@ def read_array(arr: ZarrArray, size: Callable[[str], int | None], read: Callable
     except (MemoryError, ValueError):
         raise _fail(where, f"not enough memory for shape {arr.shape} of {arr.dtype}", tensor) from None
     out[...] = _fill_bits(arr, where, tensor)
-    for index in _grid(arr.shape, arr.chunks):
-        key = arr.chunk_key(index)
-        n = size(key)
-        if n is None:
-            continue
+    for index in sorted(present):
+        key, n = present[index], sizes[index]
         if arr.shard is None:
             _place(out, arr.chunks, index, decode_chunk(arr, read(key, 0, n), where, tensor))
         else:
