@@ -58,3 +58,32 @@ def test_holds_no_record_per_tensor(tmp_path):
     assert len(got) == n and got._rows.dtype == np.int32
     assert [t.key for t in got[:3]] == ["layers.0.weight", "layers.1.weight", "layers.2.weight"]
     assert got[-1].layer_id == n
+
+
+@pytest.mark.parametrize("weight_keys", [True, False])
+def test_shards_of_an_index_are_one_sequence(tmp_path, weight_keys):
+    """A sharded model (``*.safetensors.index.json``): the records of every shard in architecture order, ids
+    counted across shards, as the plain rules give them; each loads from its own shard."""
+    import json
+
+    from hts.adapters.safetensors_model import from_safetensors_index
+
+    suffix = ".weight" if weight_keys else ""
+    shards = {"a.safetensors": {f"model.layers.{i}.mlp.down_proj{suffix}": np.full((2, 3), i, np.float32)
+                                for i in (0, 2, 10)},
+              "b.safetensors": {f"model.layers.{i}.self_attn.q_proj{suffix}": np.full((3, 2), i, np.float16)
+                                for i in (1, 2, 10)} | {"model.norm.bias": np.ones(3, np.float32)}}
+    weight_map = {}
+    for shard, arrays in shards.items():
+        writer.write(tmp_path / shard, arrays)
+        weight_map.update({n: shard for n in arrays})
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    arrays = {n: a for s in shards.values() for n, a in s.items()}
+    want = from_entries([Entry(n, arrays[n].shape, arrays[n].dtype.name, None, "")
+                         for n in architecture_order(weight_map)], source="safetensors-sharded")
+    got = from_safetensors_index(index)
+    assert list(got) == want and got[-1] == want[-1]
+    for t in got:
+        if not t.skip_reason:
+            np.testing.assert_array_equal(t.load(), arrays[t.key])

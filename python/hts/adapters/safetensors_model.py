@@ -19,9 +19,9 @@ import numpy as np
 from ..errors import ModelFileError
 from .base import WeightTensor
 from .lazy import LazyTensors
-from .mapping import Entry, from_entries, weight_tensor
-from .ordering import architecture_argsort, architecture_order
-from .safetensors_file import SafetensorsFile, read_header
+from .mapping import weight_tensor
+from .ordering import architecture_argsort
+from .safetensors_file import read_header
 
 __all__ = ["from_safetensors", "from_safetensors_index", "read_index"]
 
@@ -31,46 +31,46 @@ logger = logging.getLogger("hts")
 MAX_INDEX_BYTES = 64 * 2**20
 
 
-def _entries(header: SafetensorsFile, names) -> list[Entry]:
-    out = []
-    for n in names:
-        info = header.tensors[n]
-        out.append(Entry(n, info.shape, info.dtype_name, header.loader(n), info.skip_reason))
-    return out
-
-
 def from_safetensors(path: str | os.PathLike) -> "FileTensors":
     header = read_header(path)
     if not header.tensors:
         raise ModelFileError(header.path, "holds no tensors")
     names = header.tensors.names()
-    rows = architecture_argsort(names)
-    if any(n.endswith(".weight") for n in names):  # from_entries's rule: then only the *.weight keys are layers
-        rows = rows[np.fromiter((names[r].endswith(".weight") for r in rows), bool, len(rows))]
-    return FileTensors(header, rows, "safetensors")
+    rows = _layers(names, architecture_argsort(names))
+    return FileTensors([header], None, rows, "safetensors")
+
+
+def _layers(names, order: np.ndarray) -> np.ndarray:
+    """``order`` (positions in ``names``) less the names that are not layers by ``from_entries``'s rule: when
+    any name ends with ``.weight``, only those are."""
+    if not any(n.endswith(".weight") for n in names):
+        return order
+    return order[np.fromiter((names[r].endswith(".weight") for r in order), bool, len(order))]
 
 
 class FileTensors(LazyTensors):
-    """The ``WeightTensor`` records of one safetensors file, by ``mapping.from_entries``'s rules, each made when
-    it is asked for: only the header's columns and one row number per tensor are held, so a file of very many
-    tiny tensors costs a few bytes per tensor, not a Python record each (docs/formats.md, "Limits")."""
+    """The ``WeightTensor`` records of a safetensors model (one file, or the shards of an index), by
+    ``mapping.from_entries``'s rules, each made when it is asked for: only the headers' columns, one row number
+    per tensor and, for shards, one shard number are held, so a file of very many tiny tensors costs a few bytes
+    per tensor, not a Python record each (docs/formats.md, "Limits")."""
 
-    __slots__ = ("_header", "_rows", "_source")
+    __slots__ = ("_headers", "_shards", "_rows", "_source")
 
-    def __init__(self, header: SafetensorsFile, rows: np.ndarray, source: str) -> None:
-        self._header, self._rows, self._source = header, rows, source
+    def __init__(self, headers: list, shards: np.ndarray | None, rows: np.ndarray, source: str) -> None:
+        self._headers, self._shards, self._rows, self._source = headers, shards, rows, source
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def _make(self, i: int) -> WeightTensor:
+        header = self._headers[0 if self._shards is None else int(self._shards[i])]
         row = int(self._rows[i])
-        info = self._header.tensors.at(row)
-        return weight_tensor(info.name, info.shape, info.dtype_name, self._header.loader(row), info.skip_reason,
+        info = header.tensors.at(row)
+        return weight_tensor(info.name, info.shape, info.dtype_name, header.loader(row), info.skip_reason,
                              layer_id=i + 1, source=self._source)
 
     def __repr__(self) -> str:
-        return f"<{len(self)} tensors of {self._header.path}>"
+        return f"<{len(self)} tensors of {self._headers[0].path}{' and other shards' * (len(self._headers) > 1)}>"
 
 
 def read_index(path: str) -> dict:
@@ -97,7 +97,7 @@ def read_index(path: str) -> dict:
     return out
 
 
-def from_safetensors_index(index_path: str | os.PathLike) -> list[WeightTensor]:
+def from_safetensors_index(index_path: str | os.PathLike) -> FileTensors:
     index_path = os.fspath(index_path)
     weight_map = read_index(index_path)
     by_shard: dict[str, list[str]] = {}
@@ -117,6 +117,9 @@ def from_safetensors_index(index_path: str | os.PathLike) -> list[WeightTensor]:
         if extra:
             logger.warning("%s: %d tensor(s) not listed in the index are ignored (first: %r)", shard, len(extra),
                            sorted(extra)[0])
-    names = architecture_order(weight_map)
-    entries = [e for n in names for e in _entries(headers[weight_map[n]], [n])]
-    return from_entries(entries, source="safetensors-sharded")
+    shard_number = {shard: k for k, shard in enumerate(headers)}
+    names = list(weight_map)
+    order = _layers(names, architecture_argsort(names))
+    shards = np.fromiter((shard_number[weight_map[names[r]]] for r in order), np.int32, len(order))
+    rows = np.fromiter((headers[weight_map[names[r]]].tensors.row(names[r]) for r in order), np.int32, len(order))
+    return FileTensors(list(headers.values()), shards, rows, "safetensors-sharded")
