@@ -80,6 +80,25 @@ def test_safetensors_flood_of_empty_tensors_with_short_names(tmp_path):
     assert got["tensors"] == n
 
 
+@pytest.mark.parametrize("damage", ["duplicate", "bad entry", "syntax", "overlap"])
+def test_safetensors_large_flood_damaged_at_the_end(tmp_path, damage):
+    """A 60,000-tensor header whose last member is wrong: refused, naming what, within the bound (the header is
+    walked whole before a duplicate name or a bad member is reported)."""
+    n = 60_000
+    entry = '"model.layers.%d.w":{"dtype":"F32","shape":[1,1],"data_offsets":[%d,%d]}'
+    members = [entry % (i, 4 * i, 4 * i + 4) for i in range(n)]
+    members[-1] = {"duplicate": entry % (0, 4 * n - 4, 4 * n),
+                   "bad entry": '"x":{"dtype":"F32","shape":[2],"data_offsets":[%d,%d]}' % (4 * n - 4, 4 * n),
+                   "syntax": entry % (n - 1, 4 * n - 4, 4 * n) + ",",
+                   "overlap": entry % (n - 1, 0, 4)}[damage]
+    raw = ("{" + ",".join(members) + "}").encode()
+    path = tmp_path / "damaged.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(4 * n))
+    got = check_bounded(path, outcome="refused")
+    assert {"duplicate": "duplicate key", "bad entry": "needs 8 bytes", "syntax": "not valid JSON",
+            "overlap": "overlap"}[damage] in got["message"], got["message"]
+
+
 def test_safetensors_huge_claimed_shape_in_a_large_file(tmp_path):
     data = np.zeros(8 * MB // 4, np.float32).tobytes()
     header = {"a.weight": {"dtype": "F32", "shape": [1 << 20, 1 << 20], "data_offsets": [0, len(data)]}}
