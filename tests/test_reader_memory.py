@@ -2,8 +2,8 @@
 header claiming a huge shape — is read (or refused with ``ModelFileError``) with peak memory at most
 4 × the file's size + the largest tensor loaded (+ ``SLACK``, fixed), measured as the peak RSS (``VmHWM``) of
 a fresh process (``tests/_memory_probe.py``; the interpreter's and the libraries' own pages are excluded).
-PyTorch checkpoints alone may add ``PER_TENSOR_BYTES`` per tensor listed (``hts.adapters.limits``: torch's own
-objects; the count is capped at ``MAX_TENSORS``).
+PyTorch checkpoints are held to it by counting their tensors before torch builds them and refusing a flood
+that would cost more (``hts.adapters.limits.torch_tensor_budget``).
 
 The files are tens of MB (the fuzz tests only ever use files of a few kB). Limits: docs/formats.md.
 """
@@ -19,7 +19,9 @@ import sys
 import numpy as np
 import pytest
 
-from hts.adapters.limits import PER_TENSOR_BYTES
+import hts
+
+from hts.adapters.limits import torch_tensor_budget
 
 PROBE = os.path.join(os.path.dirname(__file__), "_memory_probe.py")
 MB = 2**20
@@ -34,12 +36,11 @@ def probe(path, *preload: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def check_bounded(path, *preload: str, outcome: str | None = None, per_tensor: int = 0) -> dict:
-    """``per_tensor``: the bytes a listed tensor may cost on top of the issue's bound (only PyTorch's)."""
+def check_bounded(path, *preload: str, outcome: str | None = None) -> dict:
     size = os.path.getsize(path)
     got = probe(path, *preload)
     used = got["peak"] - got["base"]
-    bound = 4 * size + got["largest"] + per_tensor * got["tensors"] + SLACK
+    bound = 4 * size + got["largest"] + SLACK
     assert used <= bound, (f"{os.path.basename(str(path))}: {used / MB:.0f} MB peak for a {size / MB:.0f} MB "
                            f"file (bound {bound / MB:.0f} MB): {got}")
     if outcome:
@@ -118,15 +119,35 @@ def test_safetensors_header_bomb_of_empty_objects(tmp_path):
 
 # --- PyTorch checkpoints -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
-def test_torch_flood_of_tiny_tensors(tmp_path, zipped):
+def test_torch_flood_of_tiny_tensors_is_refused_within_the_bound(tmp_path, zipped):
     torch = pytest.importorskip("torch")
     n = 20_000
-    state = {f"layers.{i}.weight": torch.full((1, 2), float(i)) for i in range(n)}
+    if zipped:  # a zip member per storage costs ~300 bytes of file: the dense flood is many views of one storage
+        base = torch.arange(2 * n, dtype=torch.float32)
+        state = {f"layers.{i}.weight": base[2 * i:2 * i + 2].view(1, 2) for i in range(n)}
+    else:
+        state = {f"layers.{i}.weight": torch.full((1, 2), float(i)) for i in range(n)}
     path = tmp_path / "flood.pt"
     torch.save(state, path, _use_new_zipfile_serialization=zipped)
     del state
-    assert os.path.getsize(path) > 2 * MB
-    check_bounded(path, "torch", per_tensor=PER_TENSOR_BYTES)
+    size = os.path.getsize(path)
+    assert n > torch_tensor_budget(size, "zip" if zipped else "legacy"), size
+    check_bounded(path, "torch", outcome="refused")
+    with pytest.raises(hts.ModelFileError, match=r"20000 tensors in a .*save the state dict as safetensors"):
+        hts.open(path)
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+def test_torch_many_small_tensors_are_read_within_the_bound(tmp_path, zipped):
+    torch = pytest.importorskip("torch")
+    n = 8_000
+    state = {f"layers.{i}.weight": torch.full((16, 16), float(i)) for i in range(n)}
+    path = tmp_path / "many.pt"
+    torch.save(state, path, _use_new_zipfile_serialization=zipped)
+    del state
+    assert n <= torch_tensor_budget(os.path.getsize(path), "zip" if zipped else "legacy")
+    got = check_bounded(path, "torch", outcome="read")
+    assert got["tensors"] == n
 
 
 # --- numpy ---------------------------------------------------------------------------------------------------

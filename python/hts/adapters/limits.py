@@ -3,19 +3,31 @@
 Peak memory while a file is listed and its tensors are loaded one at a time is at most
 ``4 × file size + largest tensor`` (tests/test_reader_memory.py measures it for every format on large hostile
 files): safetensors, Flax msgpack and ``.npz`` hold their listing as columns and make the ``WeightTensor``
-records on use (``lazy.LazyTensors``). PyTorch checkpoints add up to ``PER_TENSOR_BYTES`` per tensor listed:
-torch's own tensor and storage objects, which ``torch.load`` creates for the whole state dict. A flood of tiny
-tensors costs that per tensor whatever the file's size, so the count is capped at ``MAX_TENSORS`` per file,
-checked before the tensors are built.
+records on use (``lazy.LazyTensors``). PyTorch checkpoints cannot: ``torch.load`` builds its own tensor and
+storage objects for the whole state dict before hts sees any of it. So a PyTorch checkpoint's tensors are
+counted before torch runs (zip storages, or the persistent ids of a legacy pickle) and the file is refused when
+that many tensors would cost more than the bound allows for a file of its size (:func:`torch_tensor_budget`).
+Every file's count is also capped at ``MAX_TENSORS``, checked before the tensors are built.
 """
 
 from __future__ import annotations
 
-__all__ = ["MAX_TENSORS", "PER_TENSOR_BYTES"]
+__all__ = ["MAX_TENSORS", "TORCH_BYTES_PER_TENSOR", "TORCH_FIXED_BYTES", "torch_tensor_budget"]
 
 #: At most this many tensors per file (a 70B model has fewer than 1,000 per shard).
 MAX_TENSORS = 200_000
 
-#: What one listed tensor of a PyTorch checkpoint may cost beyond the bound (measured on floods of 20,000 tiny
-#: tensors: ~1.0 KiB for a zip checkpoint, ~1.9 KiB for a legacy pickle).
-PER_TENSOR_BYTES = 3 * 2**10
+#: What ``torch.load`` and hts's record cost per tensor of a PyTorch checkpoint, with margin (measured on floods
+#: of tiny tensors: ~1.0-1.4 KiB for a zip checkpoint, ~1.9-2.6 KiB for a legacy pickle).
+TORCH_BYTES_PER_TENSOR = {"zip": 2048, "legacy": 3072}
+#: The part of the memory bound's fixed allowance torch's per-tensor objects may use whatever the file's size:
+#: a checkpoint of up to ~4,000 tensors (zip; ~2,700 for a legacy pickle) is never refused for its count.
+TORCH_FIXED_BYTES = 8 * 2**20
+
+
+def torch_tensor_budget(file_size: int, kind: str) -> int:
+    """The most tensors a PyTorch checkpoint of ``file_size`` bytes (``kind``: "zip" or "legacy") may hold and
+    stay within the memory bound: ``(4 × file_size + TORCH_FIXED_BYTES) // TORCH_BYTES_PER_TENSOR[kind]``.
+    Real checkpoints hold kilobytes to megabytes per tensor and are far below it; only a flood of tiny tensors
+    (a few hundred bytes of file each, thousands of them) reaches it."""
+    return (4 * max(file_size, 0) + TORCH_FIXED_BYTES) // TORCH_BYTES_PER_TENSOR[kind]

@@ -21,6 +21,7 @@ import os
 import pickle
 import struct
 import zipfile
+import zlib
 
 from ..errors import ModelFileError
 from . import limits
@@ -64,6 +65,7 @@ def _zip_members_are_stored(path: str) -> bool:
         raise ModelFileError(path, f"zip member {encrypted[0]!r} is encrypted; hts cannot read it")
     compressed = [i for i in infos if i.compress_type != zipfile.ZIP_STORED]
     if not compressed:
+        _check_zip_count(path, infos, size)
         return True
     odd = [i for i in compressed if i.compress_type != zipfile.ZIP_DEFLATED]
     if odd:
@@ -73,7 +75,41 @@ def _zip_members_are_stored(path: str) -> bool:
     if declared > MAX_INFLATION * size + _INFLATION_SLACK:
         raise ModelFileError(path, f"compressed members declare {declared} bytes from a {size}-byte file (more "
                                    f"than {MAX_INFLATION}x): refused as a decompression bomb")
+    _check_zip_count(path, infos, size)
     return False
+
+
+def _persistent_ids(stream, limit: int) -> int:
+    """The ``BINPERSID``/``PERSID`` opcodes of one pickle (one per tensor: its storage), counted without building
+    any object, stopping past ``limit``."""
+    import pickletools
+
+    count = 0
+    for opcode, _, _ in pickletools.genops(stream):
+        if opcode.name in ("BINPERSID", "PERSID"):
+            count += 1
+            if count > limit:
+                break
+    return count
+
+
+def _check_zip_count(path: str, infos: list, size: int) -> None:
+    """Count the tensors of a zip checkpoint's ``data.pkl`` (storages may be shared by many tensors, so the
+    storage members alone do not bound it) and refuse a flood before torch builds it."""
+    pkl = [i for i in infos if i.filename.endswith("data.pkl")]
+    if len(pkl) != 1:
+        return  # torch.load says what is wrong
+    limit = max(limits.MAX_TENSORS, limits.torch_tensor_budget(size, "zip"))
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open(pkl[0]) as f:
+            count = _persistent_ids(f, limit)
+    except (OSError, ValueError, EOFError, KeyError, IndexError, struct.error, UnicodeDecodeError,
+            zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error):
+        return  # not a well-formed pickle: torch.load says what is wrong
+    if count > limits.MAX_TENSORS:
+        raise ModelFileError(path, f"more than the {limits.MAX_TENSORS} tensors a file may hold (counted before "
+                                   "loading)")
+    _check_density(path, count, size, "zip")
 
 
 def _check_pickle_protocol(path: str) -> None:
@@ -110,17 +146,27 @@ def _check_legacy_count(path: str) -> None:
             if zipfile.is_zipfile(f):
                 return
             f.seek(0)
-            for index in range(4):
-                for opcode, _, _ in pickletools.genops(f):
-                    if index == 3 and opcode.name in ("BINPERSID", "PERSID"):
-                        count += 1
-                        if count > limits.MAX_TENSORS:
-                            break
+            for _ in range(3):
+                for _ in pickletools.genops(f):
+                    pass
+            count = _persistent_ids(f, limits.MAX_TENSORS)
     except (OSError, ValueError, EOFError, KeyError, IndexError, struct.error, UnicodeDecodeError):
         return  # not a well-formed legacy checkpoint: torch.load says what is wrong
     if count > limits.MAX_TENSORS:
         raise ModelFileError(path, f"more than the {limits.MAX_TENSORS} tensors a file may hold (a legacy pickle, "
                                    "counted before loading)")
+    _check_density(path, count, os.path.getsize(path), "legacy")
+
+
+def _check_density(path: str, count: int, size: int, kind: str) -> None:
+    """Refuse a flood of tiny tensors that torch.load would turn into more memory than the bound allows
+    (``limits.torch_tensor_budget``), before torch builds any of them."""
+    budget = limits.torch_tensor_budget(size, kind)
+    if count > budget:
+        raise ModelFileError(path, f"{count} tensors in a {size}-byte checkpoint: torch.load would build "
+                                   f"~{limits.TORCH_BYTES_PER_TENSOR[kind]} bytes of objects for each, more than "
+                                   f"hts allows for a file this size (at most {budget} tensors: 4 × the file's size "
+                                   "+ 8 MiB); save the state dict as safetensors, which hts reads without that cost")
 
 
 def load_checkpoint(path: str):
