@@ -127,3 +127,31 @@ def test_a_file_removed_or_rewritten_after_listing_is_refused_by_name(saved, tmp
         with pytest.raises(ModelFileError, match=match) as err:
             ts[0].load()
         assert str(path) in str(err.value)
+
+
+def _lie_about_compressed_size(data: bytes, member: bytes, claimed: int) -> bytes:
+    """The archive with the central-directory entry of ``member`` claiming ``claimed`` compressed bytes."""
+    import struct
+
+    at = data.index(b"PK\x01\x02")
+    while at >= 0:
+        name_len = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46:at + 46 + name_len] == member:
+            return data[:at + 20] + struct.pack("<I", claimed) + data[at + 24:]
+        at = data.find(b"PK\x01\x02", at + 4)
+    raise AssertionError(f"{member!r} not in the archive")
+
+
+def test_a_zip_member_claiming_more_bytes_than_the_archive_is_refused_before_reading(saved, tmp_path):
+    import tracemalloc
+
+    d, _ = saved
+    path = tmp_path / "lying.keras"  # found by bench/fuzz_keras.py: 33 MB allocated for an 18 KB file
+    path.write_bytes(_lie_about_compressed_size((d / "m.keras").read_bytes(), b"config.json", 2**25))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match="claims 33554432 stored bytes"):
+            from_keras(str(path))
+        assert tracemalloc.get_traced_memory()[1] < 4 * 2**20
+    finally:
+        tracemalloc.stop()

@@ -78,6 +78,14 @@ def from_keras(path: str | os.PathLike) -> list[WeightTensor]:
                                                "uncompressed; reading HDF5 through a decompressor is unbounded): "
                                                "unzip the archive and read its model.weights.h5")
                 info = z.getinfo("config.json") if "config.json" in names else None
+                archive_size = os.path.getsize(path)
+                for member in (winfo, info):
+                    if member is not None and (member.compress_size > archive_size or (
+                            member.compress_type == zipfile.ZIP_STORED and member.compress_size != member.file_size)):
+                        # zipfile would read (and allocate) the claimed size before finding the file short
+                        raise ModelFileError(path, f"zip member {member.filename} claims {member.compress_size} "
+                                                   f"stored bytes for {member.file_size} in a {archive_size}-byte "
+                                                   "archive: the zip directory is damaged")
                 if info is not None and info.file_size > _MAX_CONFIG_BYTES:
                     raise ModelFileError(path, f"config.json larger than {_MAX_CONFIG_BYTES} bytes")
                 config = _json(z.read("config.json"), path) if info is not None else None

@@ -99,6 +99,9 @@ def _check_zip_count(path: str, infos: list, size: int) -> None:
     pkl = [i for i in infos if i.filename.endswith("data.pkl")]
     if len(pkl) != 1:
         return  # torch.load says what is wrong
+    if pkl[0].compress_size > size:  # zipfile would allocate the claimed size before finding the file short
+        raise ModelFileError(path, f"zip member {pkl[0].filename} claims {pkl[0].compress_size} bytes in a "
+                                   f"{size}-byte file: the zip directory is damaged")
     limit = max(limits.MAX_TENSORS, limits.torch_tensor_budget(size, "zip"))
     try:
         with zipfile.ZipFile(path) as archive, archive.open(pkl[0]) as f:
