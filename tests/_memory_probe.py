@@ -1,8 +1,10 @@
-"""Peak memory of reading one model file, measured in a fresh process (``python tests/_memory_probe.py FILE``).
+"""Peak memory of reading one model file or folder, measured in a fresh process
+(``python tests/_memory_probe.py PATH``).
 
 Imports hts, numpy and the format's library first (their pages are not the reader's), then reads the file the way
-``hts analyze`` does: the tensor list (``read_file``), then every listed tensor's data, one at a time, dropped
-after use. Prints one JSON line: ``base`` and ``peak`` (bytes of peak RSS, ``VmHWM``, before and after reading),
+``hts analyze`` does: the tensor list (``read_file``; a folder, such as an Orbax checkpoint directory, through
+``open_path`` as ``hts analyze DIR`` does), then every listed tensor's data, one at a time, dropped after use.
+Prints one JSON line: ``base`` and ``peak`` (bytes of peak RSS, ``VmHWM``, before and after reading),
 ``largest`` (bytes of the largest tensor loaded), ``outcome`` (``"read"`` or ``"refused"``: a ``ModelFileError``)
 and ``message`` (the error's text).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import resource
 import sys
 
@@ -32,7 +35,7 @@ def main(path: str, preload: list[str]) -> None:
     import numpy  # noqa: F401
 
     import hts  # noqa: F401
-    from hts.adapters.files import read_file
+    from hts.adapters.files import open_path, read_file
     from hts.errors import ModelFileError
 
     for name in preload:
@@ -40,7 +43,7 @@ def main(path: str, preload: list[str]) -> None:
     base = _rss()
     largest, outcome, message, count = 0, "read", "", 0
     try:
-        tensors = read_file(path)
+        tensors = open_path(path)[0] if os.path.isdir(path) else read_file(path)
         count = len(tensors)
         for t in tensors:
             if t.skip_reason:
