@@ -782,7 +782,7 @@ class _Runner:
         for k, item in enumerate(loaded):
             if item[2].method == "fft":
                 try:
-                    evals[k] = self._fft_eigenvalues(item, self.layer_precision(item[2]))
+                    evals[k] = self._fft_eigenvalues(item, self.layer_precision(item[2]), flag)
                 except ValueError as err:
                     refused[k] = str(err).split(": ", 1)[-1]
             elif item[3] is None:
@@ -819,10 +819,11 @@ class _Runner:
         loaded[:] = [item for k, item in enumerate(loaded) if k not in refused]
         return [evals[k] for k in sorted(evals)]
 
-    def _fft_eigenvalues(self, item, precision):
+    def _fft_eigenvalues(self, item, precision, flag=None):
         _, t, plan, kernel = item
         return spectra.conv_operator_eigenvalues(kernel, input_size=plan.fft_size, precision=precision,
-                                                 threads=self.threads, name=t.longname, groups=plan.groups)
+                                                 threads=self.threads, name=t.longname, groups=plan.groups,
+                                                 stop=flag)
 
     def _finish(self, job, stop: StopCheck):
         if stop.reason():
@@ -834,11 +835,15 @@ class _Runner:
         if precision == "float32" and any(
             r["status"] == "success" and r["xmin"] < FLOAT32_REDO_BELOW * r["lambda_max"] for r in rows
         ):
-            if plan.method == "fft":
-                ev64 = spectra.conv_operator_eigenvalues(array, input_size=plan.fft_size, threads=1,
-                                                         name=t.longname, groups=plan.groups)
-            else:
-                ev64 = spectra.eigenvalues(array, threads=1)
+            try:
+                with stop.native() as flag:  # a large layer's redo is interruptible too
+                    if plan.method == "fft":
+                        ev64 = spectra.conv_operator_eigenvalues(array, input_size=plan.fft_size, threads=1,
+                                                                 name=t.longname, groups=plan.groups, stop=flag)
+                    else:
+                        ev64 = spectra.eigenvalues(array, threads=1, stop=flag)
+            except _core.Stopped:
+                return None
             rows, esds, precision = self._rows(t, plan, np.atleast_2d(ev64) * plan.scale, redo=True)
         if self.randomize:
             self._add_randomized(t, plan, rand, rows, esds)
