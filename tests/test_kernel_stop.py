@@ -165,3 +165,55 @@ def test_analyze_cancel_interrupts_a_running_conv_operator_spectrum(rng, monkeyp
         hts.analyze({"conv.weight": conv_kernel(rng)}, conv_method="fft", conv_input_size=12, max_evals=50_000,
                     cancel=cancel, threads=1)
     assert outcome == ["stopped"]
+
+
+# --- the randomized-ESD batch (randomize=True) ---------------------------------------------------------------
+def test_randomized_batch_a_set_flag_stops_before_any_work(rng):
+    flag = _core.StopFlag()
+    flag.set()
+    with pytest.raises(_core.Stopped):
+        spectra.randomized_eigenvalue_batch([rng.standard_normal((50, 20))], seeds=[1], replicas=[1], threads=1,
+                                            stop=flag)
+
+
+def test_randomized_batch_a_clear_flag_changes_nothing(rng):
+    ws = [rng.standard_normal((300, 100)), rng.standard_normal((3, 40, 20)).astype(np.float32)]
+    kw = dict(seeds=[7, 8], replicas=[1, 5], threads=2)
+    got = spectra.randomized_eigenvalue_batch(ws, stop=_core.StopFlag(), **kw)
+    for g, w in zip(got, spectra.randomized_eigenvalue_batch(ws, **kw)):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_randomized_batch_a_flag_set_while_it_runs_stops_it(rng, threads):
+    """Several large shuffles in one call: before the flag reached this kernel, the whole batch ran."""
+    ws = [big(rng, 8000, 1000) for _ in range(2)]
+    flag = _core.StopFlag()
+    timer = threading.Timer(0.05, flag.set)
+    timer.start()
+    try:
+        with pytest.raises(_core.Stopped):
+            spectra.randomized_eigenvalue_batch(ws, seeds=[1, 2], replicas=[1, 1], threads=threads, stop=flag)
+    finally:
+        timer.cancel()
+
+
+def test_analyze_cancel_interrupts_a_running_randomized_batch(rng, monkeypatch):
+    real = spectra.randomized_eigenvalue_batch
+    outcome = []
+    cancel = threading.Event()
+
+    def recording(*args, **kwargs):
+        threading.Timer(0.05, cancel.set).start()  # set while the kernel runs
+        try:
+            out = real(*args, **kwargs)
+        except _core.Stopped:
+            outcome.append("stopped")
+            raise
+        outcome.append("finished")
+        return out
+
+    monkeypatch.setattr(spectra, "randomized_eigenvalue_batch", recording)
+    with pytest.raises(hts.Cancelled, match="cancel event"):
+        hts.analyze({"big.weight": big(rng, 8000, 1000)}, randomize=True, cancel=cancel, threads=1)
+    assert outcome == ["stopped"]

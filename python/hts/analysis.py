@@ -934,9 +934,11 @@ class _Runner:
                 # is an equally random draw, so it is reused (half the work on large layers).
                 if replicas > 1:
                     requests.append((pos, sid, "one", factor, slices, (base + 1) % 2**64, 1))
-        if stop.reason():
+        try:
+            with stop.native() as flag:  # the kernel gives up at its next safe point once stop says so
+                evals = self._shuffled_eigenvalues([r[4:7] for r in requests], flag)
+        except _core.Stopped:
             return None
-        evals = self._shuffled_eigenvalues([r[4:7] for r in requests])
         out: list[dict] = [{} for _ in loaded]
         for (pos, sid, what, factor, *_), ev in zip(requests, evals):
             values = np.sort(np.asarray(ev, dtype=np.float64).ravel()) * factor
@@ -944,7 +946,7 @@ class _Runner:
             entry[what] = values
         return [{sid: (e["rand"], e.get("one", e["rand"])) for sid, e in layer.items()} for layer in out]
 
-    def _shuffled_eigenvalues(self, requests: list) -> list:
+    def _shuffled_eigenvalues(self, requests: list, flag=None) -> list:
         """``spectra.randomized_eigenvalue_batch`` of the ``(slices, seed, replicas)`` requests: one call in
         ``randomize_precision``, except that slices whose smaller side is below ``RANDOM_FLOAT32_MIN_SIDE`` go
         to a float64 call, and so does a request the float32 kernel refuses (float64 weights beyond float32's
@@ -961,7 +963,7 @@ class _Runner:
                     out = spectra.randomized_eigenvalue_batch(
                         [requests[k][0] for k in todo], seeds=[requests[k][1] for k in todo],
                         replicas=[requests[k][2] for k in todo], precision=precision, threads=self.threads,
-                        name="<randomized batch>")
+                        name="<randomized batch>", stop=flag)
                 except spectra.BatchItemError as err:
                     if precision == "float64":
                         raise
