@@ -547,8 +547,6 @@ def analyze(
                      randomize=randomize, randomize_precision=randomize_precision, seed=seed,
                      xmin_max=xmin_max, fit=fit, detX=bool(detX or ERG), fit_tests=_replicates(fit_tests),
                      vectors=vectors, tolerance=tolerance, inverse=inverse)
-    if intra:
-        return _intra_analysis(runner, work, slots, sparsify=sparsify, seed=seed, options=options)
     done, total = 0, len(work)
     shown = None
     if progress is True:  # a tqdm bar on a terminal (log lines elsewhere), closed when the call ends
@@ -558,6 +556,9 @@ def analyze(
     elif progress is False:
         progress = None
     try:
+        if intra:
+            return _intra_analysis(runner, work, slots, sparsify=sparsify, seed=seed, options=options, stop=stop,
+                                   progress=progress)
         with _Prefetcher(runner, list(_batches(work)), stop, enabled=n_threads != 1) as batches:
             for batch, loaded in batches:
                 stop.check(done, total)
@@ -577,16 +578,25 @@ def analyze(
     return Analysis(rows, esds, options)
 
 
-def _intra_analysis(runner, work, slots, *, sparsify, seed, options) -> Analysis:
-    """``analyze(intra=True)``: the pair rows of ``hts.intra`` in place of the layer rows (skipped tensors stay)."""
+def _intra_analysis(runner, work, slots, *, sparsify, seed, options, stop: StopCheck, progress) -> Analysis:
+    """``analyze(intra=True)``: the pair rows of ``hts.intra`` in place of the layer rows (skipped tensors stay).
+    ``stop`` is checked and ``progress`` called after each layer, as in ``analyze``."""
     from .intra import intra_rows
+
+    total = len(work)
+
+    def step(done: int, longname: str) -> None:
+        if progress is not None and progress(done, total, longname) is False:
+            stop.decline()
+        stop.check(done, total)
 
     def row_of(t, plan, evals):
         (row,), _, _ = runner._rows(t, plan, evals[None], redo=True)
         row["precision"] = "float64"
         return row
 
-    pairs, esds = intra_rows(work, sparsify=sparsify, seed=seed, row_of=row_of)
+    stop.check(0, total)
+    pairs, esds = intra_rows(work, sparsify=sparsify, seed=seed, row_of=row_of, step=step)
     for i, row in pairs:
         slots[i] = [row]
     return Analysis([r for slot in slots for r in slot], esds, options)
@@ -793,6 +803,8 @@ class _Runner:
         dense = [k for k, item in enumerate(loaded) if item[2].method != "fft" and item[3] is not None]
         if self.inverse:  # 1/λ needs the small eigenvalues to full relative accuracy: an SVD, not the Gram
             for k in dense:
+                if flag is not None and flag.is_set():  # each SVD is one LAPACK call: stop between them
+                    raise _core.Stopped("stopped: the caller's stop flag was set")
                 arr = np.asarray(loaded[k][3], dtype=np.float64)
                 if not np.isfinite(arr).all():
                     refused[k] = "weights are not finite"
