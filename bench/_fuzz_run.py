@@ -37,9 +37,10 @@ def _alarm(signum, frame):
     raise Hang()
 
 
-def run(fmt: str, title: str, generate, widen: float, doc: str) -> None:
+def run(fmt: str, title: str, generate, widen: float, doc: str, per_tensor: float = 0.0) -> None:
     """``generate(source) -> {file name: bytes}`` (the first name is the model file, or, ending in "/", the
-    model folder; names may hold "/")."""
+    model folder; names may hold "/"); ``per_tensor``: allowed allocation × the largest tensor loaded, for
+    formats whose tensors may exceed their stored bytes (``_fuzz_check.check_bounded``)."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=2026)
@@ -77,7 +78,7 @@ def run(fmt: str, title: str, generate, widen: float, doc: str) -> None:
             signal.alarm(args.hang)
             try:
                 counts[check.check_bounded(path, widen, analyze=i % args.analyze_every == 0,
-                                           size=sum(len(b) for b in files.values()))] += 1
+                                           size=sum(len(b) for b in files.values()), per_tensor=per_tensor)] += 1
             except BaseException:
                 keep = os.path.join(HERE, "results", f"fuzz_{fmt}_failure")
                 shutil.rmtree(keep, ignore_errors=True)
@@ -95,7 +96,8 @@ def run(fmt: str, title: str, generate, widen: float, doc: str) -> None:
                              str(counts["refused"]), "0", f"{slowest * 1e3:.1f}", f"{total:.0f}"]])
     note = (f"Each input: hts.open, load of every tensor (a tensor may be refused with a ModelFileError naming the "
             f"file), hts.analyze on every {args.analyze_every}-th; allowed: success or hts.ModelFileError naming "
-            f"the file; Python allocation <= {widen:g} x the input's bytes + {check.SLACK // 2**20} MiB "
+            f"the file; Python allocation <= {widen:g} x the input's bytes + "
+            f"{f'{per_tensor:g} x the largest tensor loaded + ' if per_tensor else ''}{check.SLACK // 2**20} MiB "
             f"(tracemalloc); at most {args.hang} s per input; any other exception, allocation or a hang stops the "
             "run with the input. 'read' counts inputs hts.open listed, 'refused' those it refused as a whole.")
     if done < args.count:

@@ -14,4 +14,5 @@ from _fuzz_run import run
 import _fuzz_orbax  # noqa: E402  (tests/, put on sys.path by _fuzz_run)
 
 if __name__ == "__main__":
-    run("orbax", "Fuzzing the Orbax checkpoint reader", _fuzz_orbax.hostile_orbax, _fuzz_orbax.WIDEN, __doc__)
+    run("orbax", "Fuzzing the Orbax checkpoint reader", _fuzz_orbax.hostile_orbax, _fuzz_orbax.WIDEN, __doc__,
+        _fuzz_orbax.PER_TENSOR)

@@ -2,10 +2,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "conv_fft.hpp"
+#include "stop_flag.hpp"
 
 namespace py = pybind11;
 
@@ -37,16 +40,18 @@ hts::KernelView kernel_view(const py::array& a) {
 }
 
 template <class T>
-py::array_t<T> conv_eigenvalues_impl(const py::array& kernel, std::int64_t n1, std::int64_t n2, int threads) {
+py::array_t<T> conv_eigenvalues_impl(const py::array& kernel, std::int64_t n1, std::int64_t n2, int threads,
+                                     const hts::bind::StopFlag* stop) {
   const hts::KernelView k = kernel_view(kernel);
   if (n1 <= 0 || n2 <= 0) throw py::value_error("input size must be positive");
   if (n1 > (std::int64_t{1} << 31) / n2) throw py::value_error("input size too large");
   // Allocated with the GIL held, filled in place without it.
   py::array_t<T> out({static_cast<py::ssize_t>(n1 * n2), static_cast<py::ssize_t>(k.small_side())});
   T* o = out.mutable_data();
+  const std::shared_ptr<std::atomic<bool>> keep = hts::bind::alive(stop);  // alive for the whole call
   {
     py::gil_scoped_release release;
-    hts::conv_operator_eigenvalues<T>(k, n1, n2, threads, o);
+    hts::conv_operator_eigenvalues<T>(k, n1, n2, threads, o, keep.get());
   }
   return out;
 }
@@ -56,12 +61,15 @@ py::array_t<T> conv_eigenvalues_impl(const py::array& kernel, std::int64_t n1, s
 void bind_conv(py::module_& m) {
   m.def(
       "conv_operator_eigenvalues",
-      [](const py::array& kernel, std::int64_t n1, std::int64_t n2, const std::string& precision, int threads) {
+      [](const py::array& kernel, std::int64_t n1, std::int64_t n2, const std::string& precision, int threads,
+         const hts::bind::StopFlag* stop) {
         if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
-        if (precision == "float64") return py::array(conv_eigenvalues_impl<double>(kernel, n1, n2, threads));
-        if (precision == "float32") return py::array(conv_eigenvalues_impl<float>(kernel, n1, n2, threads));
+        if (precision == "float64") return py::array(conv_eigenvalues_impl<double>(kernel, n1, n2, threads, stop));
+        if (precision == "float32") return py::array(conv_eigenvalues_impl<float>(kernel, n1, n2, threads, stop));
         throw py::value_error("precision must be 'float64' or 'float32', got '" + precision + "'");
       },
       py::arg("kernel"), py::arg("n1"), py::arg("n2"), py::arg("precision") = "float64", py::arg("threads") = 0,
-      "Ascending eigenvalues of A_uvᴴA_uv per DFT frequency of a 4-D kernel on an n1×n2 periodic input.");
+      py::arg("stop") = nullptr,
+      "Ascending eigenvalues of A_uvᴴA_uv per DFT frequency of a 4-D kernel on an n1×n2 periodic input; raises "
+      "Stopped before the next frequency or eigensolve once the StopFlag `stop` is set.");
 }

@@ -3,13 +3,16 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "array_views.hpp"
 #include "randomized.hpp"
 #include "rmt.hpp"
+#include "stop_flag.hpp"
 
 namespace py = pybind11;
 
@@ -37,7 +40,8 @@ hts::MPFitOptions mp_options(int threads, bool polish) {
 
 template <class T>
 py::list randomized_impl(const std::vector<py::array>& arrays, const std::vector<std::uint64_t>& seeds,
-                         const std::vector<std::int64_t>& replicas, int threads) {
+                         const std::vector<std::int64_t>& replicas, int threads,
+                         const hts::bind::StopFlag* stop) {
   if (seeds.size() != arrays.size() || replicas.size() != arrays.size())
     throw py::value_error("randomized_gram_eigenvalues: one seed and one replica count per array");
   if (threads < 0) throw py::value_error("threads must be >= 0 (0 = all cores)");
@@ -58,6 +62,8 @@ py::list randomized_impl(const std::vector<py::array>& arrays, const std::vector
   }
   hts::EigenOptions opt;
   opt.threads = threads;
+  const std::shared_ptr<std::atomic<bool>> keep = hts::bind::alive(stop);  // alive for the whole call
+  opt.stop = keep.get();
   try {
     py::gil_scoped_release release;
     hts::randomized_gram_eigenvalues<T>(requests, out, opt);
@@ -71,14 +77,16 @@ void bind_rmt(py::module_& m) {
   m.def(
       "randomized_gram_eigenvalues",
       [](const std::vector<py::array>& arrays, const std::vector<std::uint64_t>& seeds,
-         const std::vector<std::int64_t>& replicas, const std::string& precision, int threads) {
-        if (precision == "float64") return randomized_impl<double>(arrays, seeds, replicas, threads);
-        if (precision == "float32") return randomized_impl<float>(arrays, seeds, replicas, threads);
+         const std::vector<std::int64_t>& replicas, const std::string& precision, int threads,
+         const hts::bind::StopFlag* stop) {
+        if (precision == "float64") return randomized_impl<double>(arrays, seeds, replicas, threads, stop);
+        if (precision == "float32") return randomized_impl<float>(arrays, seeds, replicas, threads, stop);
         throw py::value_error("precision must be 'float64' or 'float32', got '" + precision + "'");
       },
       py::arg("arrays"), py::arg("seeds"), py::arg("replicas"), py::arg("precision") = "float64",
-      py::arg("threads") = 0,
-      "Eigenvalues of WᵀW for every shuffle_elements(array, seed, replicas) matrix: a (replicas·k, m) array each.");
+      py::arg("threads") = 0, py::arg("stop") = nullptr,
+      "Eigenvalues of WᵀW for every shuffle_elements(array, seed, replicas) matrix: a (replicas·k, m) array each; "
+      "raises Stopped at the next safe point once the StopFlag `stop` is set.");
 
   m.def(
       "marchenko_pastur_fit",

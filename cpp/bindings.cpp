@@ -17,6 +17,7 @@
 #include "lapack_two_stage.hpp"
 #include "norms.hpp"
 #include "powerlaw.hpp"
+#include "stop_flag.hpp"
 
 namespace py = pybind11;
 
@@ -103,11 +104,7 @@ py::dict fit_to_dict(const hts::PowerLawFit& f) {
 
 using hts::bind::Vector;
 
-/// A stop flag shared between Python and running kernel calls: Python sets it (from any thread, no GIL
-/// needed by the kernel to read it), the kernel reads it at its safe points.
-struct StopFlag {
-  std::shared_ptr<std::atomic<bool>> flag = std::make_shared<std::atomic<bool>>(false);
-};
+using hts::bind::StopFlag;
 
 /// What the compiler saw when it built this module (tests/test_build_hardening.py checks it).
 py::dict build_hardening() {
@@ -161,7 +158,7 @@ PYBIND11_MODULE(_core, m, py::mod_gil_not_used()) {
         hts::EigenOptions opt = eigen_options(threads, eigen_solver_max, tiled_gram_min, gram_tile,
                                               two_stage_min, chunked_convert_min, chunk_bytes, slab_min_cost,
                                               staged_min, staged_band);
-        std::shared_ptr<std::atomic<bool>> keep = stop ? stop->flag : nullptr;  // alive for the whole call
+        const std::shared_ptr<std::atomic<bool>> keep = hts::bind::alive(stop);  // alive for the whole call
         opt.stop = keep.get();
         if (precision == "float64") return gram_eigenvalues_impl<double>(arrays, opt);
         if (precision == "float32") return gram_eigenvalues_impl<float>(arrays, opt);

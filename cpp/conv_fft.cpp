@@ -1,6 +1,7 @@
 #include "conv_fft.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <complex>
@@ -73,6 +74,11 @@ struct Plan {
   }
 };
 
+/// Throws Stopped once the caller's flag (if any) is set: a safe point.
+void check_stop(const std::atomic<bool>* stop) {
+  if (stop != nullptr && stop->load(std::memory_order_relaxed)) throw Stopped();
+}
+
 [[noreturn]] void overflow(bool single) {
   throw std::invalid_argument(std::string("squared singular values overflow ") +
                               (single ? "float32 (use precision='float64')" : "float64 (entries are too large)"));
@@ -85,7 +91,7 @@ void clamp(T* w, int n) {
 
 /// A general frequency (u, v): complex A_uv, Hermitian Gram (herk), heevd.
 template <class T>
-void complex_frequency(const Plan& pl, std::int64_t u, std::int64_t v, T* w) {
+void complex_frequency(const Plan& pl, std::int64_t u, std::int64_t v, T* w, const std::atomic<bool>* stop) {
   const std::size_t len = pl.slice();
   std::vector<cdouble> a(len, cdouble(0.0, 0.0));
   double* ar = reinterpret_cast<double*>(a.data());  // [re, im] pairs (guaranteed layout of std::complex)
@@ -115,13 +121,14 @@ void complex_frequency(const Plan& pl, std::int64_t u, std::int64_t v, T* w) {
   else lapack::herk_lower<T>('N', O, I, op, O, g.data(), m);         // AAᴴ
   for (int j = 0; j < m; ++j)
     if (!std::isfinite(g[static_cast<std::size_t>(j) * m + j].real())) overflow(std::is_same<T, float>::value);
+  check_stop(stop);
   lapack::hermitian_eigenvalues<T>(m, g.data(), m, w, pl.heevd);
   clamp(w, m);
 }
 
 /// A frequency equal to its own conjugate (u ∈ {0, n1/2}, v ∈ {0, n2/2}): A_uv is real (twiddles ±1 exactly).
 template <class T>
-void real_frequency(const Plan& pl, std::int64_t u, std::int64_t v, T* w) {
+void real_frequency(const Plan& pl, std::int64_t u, std::int64_t v, T* w, const std::atomic<bool>* stop) {
   const std::size_t len = pl.slice();
   std::vector<double> a(len, 0.0);
   for (std::int64_t p = 0; p < pl.kh; ++p)
@@ -145,6 +152,7 @@ void real_frequency(const Plan& pl, std::int64_t u, std::int64_t v, T* w) {
   else lapack::syrk_lower<T>('N', O, I, op, O, g.data(), m);         // AAᵀ
   for (int j = 0; j < m; ++j)
     if (!std::isfinite(g[static_cast<std::size_t>(j) * m + j])) overflow(std::is_same<T, float>::value);
+  check_stop(stop);
   lapack::symmetric_eigenvalues<T>(m, g.data(), m, w, static_cast<int>(EigenOptions{}.two_stage_min));
   clamp(w, m);
 }
@@ -152,8 +160,10 @@ void real_frequency(const Plan& pl, std::int64_t u, std::int64_t v, T* w) {
 }  // namespace
 
 template <class T>
-void conv_operator_eigenvalues(const KernelView& k, std::int64_t n1, std::int64_t n2, int threads, T* out) {
+void conv_operator_eigenvalues(const KernelView& k, std::int64_t n1, std::int64_t n2, int threads, T* out,
+                               const std::atomic<bool>* stop) {
   lapack::use_single_thread();
+  check_stop(stop);
   if (k.out <= 0 || k.in <= 0 || k.kh <= 0 || k.kw <= 0)
     throw std::invalid_argument("empty kernel (" + std::to_string(k.out) + "x" + std::to_string(k.in) + "x" +
                                 std::to_string(k.kh) + "x" + std::to_string(k.kw) + ")");
@@ -192,19 +202,22 @@ void conv_operator_eigenvalues(const KernelView& k, std::int64_t n1, std::int64_
 
   const std::size_t m = static_cast<std::size_t>(pl.m);
   parallel_for(tasks.size(), threads, [&](std::size_t t) {
+    check_stop(stop);
     const std::int64_t f = tasks[t], u = f / n2, v = f % n2;
     T* row = out + static_cast<std::size_t>(f) * m;
     if (t < complex_count) {
-      complex_frequency<T>(pl, u, v, row);
+      complex_frequency<T>(pl, u, v, row, stop);
       const std::int64_t g = ((n1 - u) % n1) * n2 + (n2 - v) % n2;
       std::copy(row, row + m, out + static_cast<std::size_t>(g) * m);
     } else {
-      real_frequency<T>(pl, u, v, row);
+      real_frequency<T>(pl, u, v, row, stop);
     }
   });
 }
 
-template void conv_operator_eigenvalues<double>(const KernelView&, std::int64_t, std::int64_t, int, double*);
-template void conv_operator_eigenvalues<float>(const KernelView&, std::int64_t, std::int64_t, int, float*);
+template void conv_operator_eigenvalues<double>(const KernelView&, std::int64_t, std::int64_t, int, double*,
+                                                const std::atomic<bool>*);
+template void conv_operator_eigenvalues<float>(const KernelView&, std::int64_t, std::int64_t, int, float*,
+                                               const std::atomic<bool>*);
 
 }  // namespace hts

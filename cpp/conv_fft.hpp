@@ -2,6 +2,7 @@
 // (Sedghi, Gupta & Long 2019, "The singular values of convolutional layers").
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "eigen_batch.hpp"  // DType
@@ -34,7 +35,12 @@ struct KernelView {
 /// frequencies; every frequency is computed the same way whatever the thread count (bit-identical output).
 /// Throws std::invalid_argument for empty kernels, bad sizes, NaN/Inf entries (with their count) and squares
 /// that overflow T.
+///
+/// `stop` (or null): the caller's stop flag, read before each frequency task and before each eigensolve; once
+/// it reads true the call throws Stopped (eigen_batch.hpp), so a stop lands within one frequency's Gram product
+/// or eigensolve. `out` is then partly written. Never written by the kernel.
 template <class T>
-void conv_operator_eigenvalues(const KernelView& k, std::int64_t n1, std::int64_t n2, int threads, T* out);
+void conv_operator_eigenvalues(const KernelView& k, std::int64_t n1, std::int64_t n2, int threads, T* out,
+                               const std::atomic<bool>* stop = nullptr);
 
 }  // namespace hts

@@ -50,6 +50,7 @@ void solve_as(const ShuffleRequest& r, T* out, int threads, const EigenOptions& 
 
 template <class T>
 void solve(const ShuffleRequest& r, std::size_t index, T* out, int threads, const EigenOptions& opt) {
+  check_stop(opt);  // a safe point before each request's shuffle (gram_eigenvalues has its own after it)
   try {
     if (r.slices[0].dtype == DType::f64)
       solve_as<T, double>(r, out, threads, opt);

@@ -28,7 +28,8 @@ struct ShuffleRequest {
 ///
 /// Throws BadMatrix whose index is the request's (for a shuffled matrix the kernel refuses, e.g. float64
 /// values beyond float32's range with T = float): the first such request in the cost order, whatever the
-/// threads. std::invalid_argument for slices of different shapes or dtypes within a request.
+/// threads. std::invalid_argument for slices of different shapes or dtypes within a request. Stopped once
+/// opt.stop is set: it is read before each request's shuffle and at every safe point of its eigensolve.
 template <class T>
 void randomized_gram_eigenvalues(const std::vector<ShuffleRequest>& requests, const std::vector<T*>& out,
                                  const EigenOptions& opt);

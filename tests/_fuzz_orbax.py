@@ -343,7 +343,10 @@ def hostile_orbax(draw) -> dict:
     return out
 
 
-#: Allocation bound (× the checkpoint's bytes, + 4 MiB): a tensor may be MAX_RATIO (1024) times its stored
-#: bytes + 1 MiB (zarr_array), held once as the array and once as its widest temporary (a decoded chunk, or
-#: bfloat16 widened to float32).
+#: Allocation bound, × the checkpoint's bytes (+ 4 MiB): an OCDBT node may decode to 1,024 × its stored body
+#: + 1 MiB (ocdbt), held with its parsed fields.
 WIDEN = 2 * 1024 + 16
+#: ... + × the largest tensor loaded: a tensor is allocated at its declared size, whatever its stored bytes (a
+#: constant tensor, missing chunks: zarr_array), and held with one decoded chunk (at most the array + 1 MiB);
+#: bfloat16 is widened to float32 beside its 16-bit array (the float32 result is the tensor loaded).
+PER_TENSOR = 2.5

@@ -1,4 +1,5 @@
-"""Peak memory of reading one model file, measured in a fresh process (``python tests/_memory_probe.py FILE``).
+"""Peak memory of reading one model file or folder, measured in a fresh process
+(``python tests/_memory_probe.py PATH``).
 
 Two more modes measure what hts builds from the file (issue 19 item 9, the analysis output of a tensor flood):
 ``--analyze FILE`` runs ``hts.analyze(FILE)`` and touches its counts, summary and rows; ``--cli ARGS...`` runs
@@ -6,8 +7,9 @@ Two more modes measure what hts builds from the file (issue 19 item 9, the analy
 is taken (the command line's tables need it) and print the same JSON line (``largest`` 0, ``tensors`` the rows).
 
 Imports hts, numpy and the format's library first (their pages are not the reader's), then reads the file the way
-``hts analyze`` does: the tensor list (``read_file``), then every listed tensor's data, one at a time, dropped
-after use. Prints one JSON line: ``base`` and ``peak`` (bytes of peak RSS, ``VmHWM``, before and after reading),
+``hts analyze`` does: the tensor list (``read_file``; a folder, such as an Orbax checkpoint directory, through
+``open_path`` as ``hts analyze DIR`` does), then every listed tensor's data, one at a time, dropped after use.
+Prints one JSON line: ``base`` and ``peak`` (bytes of peak RSS, ``VmHWM``, before and after reading),
 ``largest`` (bytes of the largest tensor loaded), ``outcome`` (``"read"`` or ``"refused"``: a ``ModelFileError``)
 and ``message`` (the error's text).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import resource
 import sys
 
@@ -37,7 +40,7 @@ def main(path: str, preload: list[str]) -> None:
     import numpy  # noqa: F401
 
     import hts  # noqa: F401
-    from hts.adapters.files import read_file
+    from hts.adapters.files import open_path, read_file
     from hts.errors import ModelFileError
 
     for name in preload:
@@ -45,7 +48,7 @@ def main(path: str, preload: list[str]) -> None:
     base = _rss()
     largest, outcome, message, count = 0, "read", "", 0
     try:
-        tensors = read_file(path)
+        tensors = open_path(path)[0] if os.path.isdir(path) else read_file(path)
         count = len(tensors)
         for t in tensors:
             if t.skip_reason:

@@ -198,3 +198,58 @@ def test_omp_num_threads_caps_the_default_in_a_fresh_process():
     assert got["analyze"] == 1 and got["kernel"] == 1
     free = run_child(CHILD.format(setup=""))
     assert free["analyze"] == free["kernel"] == free["cores"] == _threads.available_cores()
+
+
+# --- intra=True (pairs of consecutive layers) stops and reports progress the same way --------------------------
+def test_intra_a_set_event_stops_before_any_layer(model):
+    event = threading.Event()
+    event.set()
+    with pytest.raises(hts.Cancelled, match=r"after 0 of 12 layers .*cancel event was set"):
+        hts.analyze(model, intra=True, cancel=event)
+
+
+def test_intra_progress_returning_false_stops(model):
+    calls = []
+
+    def progress(done, total, name):
+        calls.append((done, total, name))
+        return False if done == 5 else None
+
+    with pytest.raises(hts.Cancelled, match="after 5 of 12 layers .*progress callback returned False"):
+        hts.analyze(model, intra=True, progress=progress)
+    assert calls == [(i + 1, 12, f"fc{i}") for i in range(5)]
+
+
+def test_intra_time_budget_stops_between_layers(model):
+    with pytest.raises(hts.Cancelled, match=r"time budget of 0\.2 s ran out") as info:
+        hts.analyze(model, intra=True, progress=lambda *_: time.sleep(0.05), time_budget=0.2)
+    assert 1 <= info.value.done < 12
+
+
+def test_intra_progress_sees_every_layer_and_changes_nothing(model):
+    calls = []
+    plain = hts.analyze(model, intra=True, threads=1)
+    watched = hts.analyze(model, intra=True, threads=1, progress=lambda *a: calls.append(a), time_budget=600,
+                          cancel=threading.Event())
+    assert [c[0] for c in calls] == list(range(1, 13))
+    for a, b in zip(plain.rows, watched.rows, strict=True):
+        assert {k: v for k, v in a.items() if k != "time"} == {k: v for k, v in b.items() if k != "time"}
+
+
+def test_inverse_svds_stop_between_layers_of_a_batch(model, monkeypatch):
+    """inverse=True takes an SVD per layer (one LAPACK call each): a cancel set during the first one stops the
+    batch before the second, not after all twelve."""
+    event = threading.Event()
+    calls = []
+    real = np.linalg.svd
+
+    def svd(*args, **kwargs):
+        calls.append(1)
+        event.set()
+        time.sleep(0.05)  # the stop watcher polls every 10 ms
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(np.linalg, "svd", svd)
+    with pytest.raises(hts.Cancelled, match="cancel event"):
+        hts.analyze(model, inverse=True, cancel=event, threads=1)
+    assert len(calls) == 1

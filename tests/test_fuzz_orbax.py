@@ -47,7 +47,8 @@ def test_seeded_inputs_reach_both_outcomes_with_bounded_allocation(tmp_path):
     try:
         for _ in range(600):
             path, size = _write(tmp_path / "s", _fuzz_orbax.hostile_orbax(RandomSource(rng)))
-            outcomes[_fuzz_check.check_bounded(path, _fuzz_orbax.WIDEN, size=size)] += 1
+            outcomes[_fuzz_check.check_bounded(path, _fuzz_orbax.WIDEN, size=size,
+                                                             per_tensor=_fuzz_orbax.PER_TENSOR)] += 1
     finally:
         tracemalloc.stop()
     assert outcomes["read"] > 80 and outcomes["refused"] > 80, outcomes

@@ -257,8 +257,15 @@ def test_huge_claimed_shape(ckpts, tmp_path):
     (t,) = [t for t in from_orbax(d) if t.key == "params.Dense_0.kernel"]
     assert t.shape == (200000, 300000)
     with pytest.raises(ModelFileError, match=r"params.Dense_0.kernel/.zarray, tensor 'params.Dense_0.kernel': shape "
-                                             r"\(200000, 300000\) of float32 \(240000000000 bytes\) from \d+ "
-                                             r"stored bytes is a ratio above 1024:1"):
+                                             r"\(200000, 300000\) of float32 declares 240000000000 bytes, more than "
+                                             r"the 17179869184 a tensor may \(hts.adapters.limits.MAX_TENSOR_BYTES; "
+                                             r"refused before allocation\)"):
+        t.load()
+    z.write_text(meta.replace('"chunks":[48,40]', '"chunks":[48000,40]'))  # a chunk 1,000 times the array
+    (t,) = [t for t in from_orbax(d) if t.key == "params.Dense_0.kernel"]
+    with pytest.raises(ModelFileError, match=r"tensor 'params.Dense_0.kernel': chunk shape \(48000, 40\) "
+                                             r"\(7680000 bytes\) is larger than shape \(48, 40\) of float32 "
+                                             r"\(7680 bytes\) by more than 1 MiB \(a false chunk shape; refused\)"):
         t.load()
     z.write_text(meta.replace('"shape":[48,40]', '"shape":[2000000000,3000000]'))
     with pytest.raises(ModelFileError, match=r"claims more than 2\^40 elements \(refused\)"):
@@ -283,6 +290,38 @@ def test_zstd_bomb(ckpts, tmp_path):
     with pytest.raises(ModelFileError, match=r"zstd data decompresses to more than the 7680 bytes the metadata "
                                              r"allows"):
         t.load()
+
+
+def test_all_zero_matrix_loads_and_is_analysed_like_its_safetensors_twin(tmp_path):
+    """A constant tensor compresses far beyond any fixed ratio (orbax stores these 16 MiB of zeros as ~530 bytes
+    of zstd): it is read at its declared size, and its row says what hts says of a zero matrix from any format."""
+    w = np.zeros((2048, 2048), np.float32)
+    folder = _save(tmp_path / "zero", {"params": {"Dense_0": {"kernel": w}}})
+    (t,) = from_orbax(folder)
+    np.testing.assert_array_equal(t.load(), w)
+    write_safetensors(tmp_path / "zero.safetensors", {"Dense_0.weight": w.T})
+    orbax_row, = hts.analyze(folder).rows
+    st_row, = hts.analyze(tmp_path / "zero.safetensors").rows
+    assert orbax_row["status"] == st_row["status"] == "failed", orbax_row
+    assert orbax_row["reason"] == st_row["reason"] and "eigenvalues" in orbax_row["reason"], orbax_row
+    assert (orbax_row["N"], orbax_row["M"], orbax_row["log_norm"]) == (st_row["N"], st_row["M"], -np.inf)
+
+
+def test_zstd_bomb_in_a_large_declared_chunk(tmp_path):
+    """A 1 MiB chunk whose zstd stream inflates to 64 MiB: refused once the output passes the chunk's declared
+    size, whether the frame states its size or not."""
+    import zstandard
+
+    folder = _save(tmp_path / "b", {"params": {"Dense_0": {"kernel": np.ones((512, 512), np.float32)}}},
+                   ocdbt=False)
+    (chunk,) = [p for p in (tmp_path / "b" / "params.Dense_0.kernel").iterdir() if p.name != ".zarray"]
+    for sized in (True, False):
+        chunk.write_bytes(zstandard.ZstdCompressor(write_content_size=sized).compress(bytes(64 * 2**20)))
+        (t,) = from_orbax(folder)
+        with pytest.raises(ModelFileError, match=r"params.Dense_0.kernel/.zarray, tensor 'params.Dense_0.kernel': "
+                                                 r"zstd (frame claims 67108864 bytes, more than|data decompresses "
+                                                 r"to more than) the 1048576"):
+            t.load()
 
 
 def test_cli_describe_and_analyze(ckpts, capsys):

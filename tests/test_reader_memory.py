@@ -1,7 +1,8 @@
 """Bounded memory for every reader (issue 19 item 9): a large hostile file — a flood of tiny tensors, or one
 header claiming a huge shape — is read (or refused with ``ModelFileError``) with peak memory at most
 4 × the file's size + the largest tensor loaded (+ ``SLACK``, fixed), measured as the peak RSS (``VmHWM``) of
-a fresh process (``tests/_memory_probe.py``; the interpreter's and the libraries' own pages are excluded).
+a fresh process (``tests/_memory_probe.py``; the interpreter's and the libraries' own pages are excluded). For an
+Orbax checkpoint, a directory, the file size is its files' sizes together.
 PyTorch checkpoints are held to it by counting their tensors before torch builds them and refusing a flood
 that would cost more (``hts.adapters.limits.torch_tensor_budget``).
 
@@ -36,8 +37,15 @@ def probe(path, *preload: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _files_size(path) -> int:
+    """A file's size, or the size of a folder's files together (an Orbax checkpoint)."""
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(here, f)) for here, _, files in os.walk(path) for f in files)
+
+
 def check_bounded(path, *preload: str, outcome: str | None = None) -> dict:
-    size = os.path.getsize(path)
+    size = _files_size(path)
     got = probe(path, *preload)
     used = got["peak"] - got["base"]
     bound = 4 * size + got["largest"] + SLACK
@@ -222,3 +230,50 @@ def test_keras_weights_flood_of_layers(tmp_path):
             g.create_dataset("0", data=np.full((32, 32), i, np.float32))
     assert os.path.getsize(path) > 2 * MB
     check_bounded(path, "h5py")
+
+
+# --- Orbax checkpoints (a directory: its files' sizes together) -----------------------------------------------
+def _orbax_save(path, tree, *, ocdbt=True, zarr3=False) -> str:
+    pytest.importorskip("zstandard")
+    ocp = pytest.importorskip("orbax.checkpoint")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ocp.Checkpointer(ocp.PyTreeCheckpointHandler(use_ocdbt=ocdbt, use_zarr3=zarr3)).save(str(path), tree)
+    return str(path)
+
+
+def test_orbax_all_zero_matrix_is_read_at_its_declared_size(tmp_path):
+    """64 MiB of zeros stored as ~2 kB of zstd: read (no ratio guard), within the bound its own size sets."""
+    folder = _orbax_save(tmp_path / "zero", {"params": {"Dense_0": {"kernel": np.zeros((4096, 4096), np.float32)}}})
+    assert _files_size(folder) < 64 * 2**10
+    got = check_bounded(folder, "zstandard", outcome="read")
+    assert got["largest"] == 4096 * 4096 * 4
+
+
+def test_orbax_huge_claimed_shape(tmp_path):
+    """A 1 MiB array whose metadata claims 2^36 float32 elements (256 GiB): refused before allocation."""
+    folder = _orbax_save(tmp_path / "claim", {"params": {"Dense_0": {"kernel": np.ones((512, 512), np.float32)}}},
+                         ocdbt=False)
+    z = tmp_path / "claim" / "params.Dense_0.kernel" / ".zarray"
+    z.write_text(z.read_text().replace('"shape":[512,512]', '"shape":[262144,262144]'))
+    got = check_bounded(folder, "zstandard", outcome="refused")
+    assert "MAX_TENSOR_BYTES" in got["message"], got
+
+
+@pytest.mark.parametrize("sized", [True, False], ids=["size-in-frame", "no-size-in-frame"])
+def test_orbax_zstd_chunk_inflating_far_beyond_its_declared_size(tmp_path, sized):
+    """A 4 MiB chunk replaced by ~32 kB of zstd that inflates to 1 GiB: refused at 4 MiB of output (or from
+    the frame's header when it states its size)."""
+    zstandard = pytest.importorskip("zstandard")
+    folder = _orbax_save(tmp_path / "bomb", {"params": {"Dense_0": {"kernel": np.ones((1024, 1024), np.float32)}}},
+                         ocdbt=False)
+    (chunk,) = [p for p in (tmp_path / "bomb" / "params.Dense_0.kernel").iterdir() if p.name != ".zarray"]
+    with open(chunk, "wb") as f, zstandard.ZstdCompressor(write_content_size=sized).stream_writer(
+            f, size=2**30 if sized else -1) as w:
+        piece = bytes(2**24)
+        for _ in range(64):
+            w.write(piece)
+    got = check_bounded(folder, "zstandard", outcome="refused")
+    assert "tensor 'params.Dense_0.kernel': zstd" in got["message"] and "4194304" in got["message"], got

@@ -590,8 +590,6 @@ def analyze(
                      randomize=randomize, randomize_precision=randomize_precision, seed=seed,
                      xmin_max=xmin_max, fit=fit, detX=bool(detX or ERG), fit_tests=_replicates(fit_tests),
                      vectors=vectors, tolerance=tolerance, inverse=inverse)
-    if intra:
-        return _intra_analysis(runner, work, slots, sparsify=sparsify, seed=seed, options=options)
     done, total = 0, len(work)
     shown = None
     if progress is True:  # a tqdm bar on a terminal (log lines elsewhere), closed when the call ends
@@ -601,6 +599,9 @@ def analyze(
     elif progress is False:
         progress = None
     try:
+        if intra:
+            return _intra_analysis(runner, work, slots, sparsify=sparsify, seed=seed, options=options, stop=stop,
+                                   progress=progress)
         with _Prefetcher(runner, list(_batches(work)), stop, enabled=n_threads != 1) as batches:
             for batch, loaded in batches:
                 stop.check(done, total)
@@ -619,16 +620,25 @@ def analyze(
     return Analysis(slots.build(), esds, options)
 
 
-def _intra_analysis(runner, work, slots, *, sparsify, seed, options) -> Analysis:
-    """``analyze(intra=True)``: the pair rows of ``hts.intra`` in place of the layer rows (skipped tensors stay)."""
+def _intra_analysis(runner, work, slots, *, sparsify, seed, options, stop: StopCheck, progress) -> Analysis:
+    """``analyze(intra=True)``: the pair rows of ``hts.intra`` in place of the layer rows (skipped tensors stay).
+    ``stop`` is checked and ``progress`` called after each layer, as in ``analyze``."""
     from .intra import intra_rows
+
+    total = len(work)
+
+    def step(done: int, longname: str) -> None:
+        if progress is not None and progress(done, total, longname) is False:
+            stop.decline()
+        stop.check(done, total)
 
     def row_of(t, plan, evals):
         (row,), _, _ = runner._rows(t, plan, evals[None], redo=True)
         row["precision"] = "float64"
         return row
 
-    pairs, esds = intra_rows(work, sparsify=sparsify, seed=seed, row_of=row_of)
+    stop.check(0, total)
+    pairs, esds = intra_rows(work, sparsify=sparsify, seed=seed, row_of=row_of, step=step)
     for i, row in pairs:
         slots.put(i, [row])
     return Analysis(slots.build(), esds, options)
@@ -824,7 +834,7 @@ class _Runner:
         for k, item in enumerate(loaded):
             if item[2].method == "fft":
                 try:
-                    evals[k] = self._fft_eigenvalues(item, self.layer_precision(item[2]))
+                    evals[k] = self._fft_eigenvalues(item, self.layer_precision(item[2]), flag)
                 except ValueError as err:
                     refused[k] = str(err).split(": ", 1)[-1]
             elif item[3] is None:
@@ -835,6 +845,8 @@ class _Runner:
         dense = [k for k, item in enumerate(loaded) if item[2].method != "fft" and item[3] is not None]
         if self.inverse:  # 1/λ needs the small eigenvalues to full relative accuracy: an SVD, not the Gram
             for k in dense:
+                if flag is not None and flag.is_set():  # each SVD is one LAPACK call: stop between them
+                    raise _core.Stopped("stopped: the caller's stop flag was set")
                 arr = np.asarray(loaded[k][3], dtype=np.float64)
                 if not np.isfinite(arr).all():
                     refused[k] = "weights are not finite"
@@ -861,10 +873,11 @@ class _Runner:
         loaded[:] = [item for k, item in enumerate(loaded) if k not in refused]
         return [evals[k] for k in sorted(evals)]
 
-    def _fft_eigenvalues(self, item, precision):
+    def _fft_eigenvalues(self, item, precision, flag=None):
         _, t, plan, kernel = item
         return spectra.conv_operator_eigenvalues(kernel, input_size=plan.fft_size, precision=precision,
-                                                 threads=self.threads, name=t.longname, groups=plan.groups)
+                                                 threads=self.threads, name=t.longname, groups=plan.groups,
+                                                 stop=flag)
 
     def _finish(self, job, stop: StopCheck):
         if stop.reason():
@@ -876,11 +889,15 @@ class _Runner:
         if precision == "float32" and any(
             r["status"] == "success" and r["xmin"] < FLOAT32_REDO_BELOW * r["lambda_max"] for r in rows
         ):
-            if plan.method == "fft":
-                ev64 = spectra.conv_operator_eigenvalues(array, input_size=plan.fft_size, threads=1,
-                                                         name=t.longname, groups=plan.groups)
-            else:
-                ev64 = spectra.eigenvalues(array, threads=1)
+            try:
+                with stop.native() as flag:  # a large layer's redo is interruptible too
+                    if plan.method == "fft":
+                        ev64 = spectra.conv_operator_eigenvalues(array, input_size=plan.fft_size, threads=1,
+                                                                 name=t.longname, groups=plan.groups, stop=flag)
+                    else:
+                        ev64 = spectra.eigenvalues(array, threads=1, stop=flag)
+            except _core.Stopped:
+                return None
             rows, esds, precision = self._rows(t, plan, np.atleast_2d(ev64) * plan.scale, redo=True)
         if self.randomize:
             self._add_randomized(t, plan, rand, rows, esds)
@@ -971,9 +988,11 @@ class _Runner:
                 # is an equally random draw, so it is reused (half the work on large layers).
                 if replicas > 1:
                     requests.append((pos, sid, "one", factor, slices, (base + 1) % 2**64, 1))
-        if stop.reason():
+        try:
+            with stop.native() as flag:  # the kernel gives up at its next safe point once stop says so
+                evals = self._shuffled_eigenvalues([r[4:7] for r in requests], flag)
+        except _core.Stopped:
             return None
-        evals = self._shuffled_eigenvalues([r[4:7] for r in requests])
         out: list[dict] = [{} for _ in loaded]
         for (pos, sid, what, factor, *_), ev in zip(requests, evals):
             values = np.sort(np.asarray(ev, dtype=np.float64).ravel()) * factor
@@ -981,7 +1000,7 @@ class _Runner:
             entry[what] = values
         return [{sid: (e["rand"], e.get("one", e["rand"])) for sid, e in layer.items()} for layer in out]
 
-    def _shuffled_eigenvalues(self, requests: list) -> list:
+    def _shuffled_eigenvalues(self, requests: list, flag=None) -> list:
         """``spectra.randomized_eigenvalue_batch`` of the ``(slices, seed, replicas)`` requests: one call in
         ``randomize_precision``, except that slices whose smaller side is below ``RANDOM_FLOAT32_MIN_SIDE`` go
         to a float64 call, and so does a request the float32 kernel refuses (float64 weights beyond float32's
@@ -998,7 +1017,7 @@ class _Runner:
                     out = spectra.randomized_eigenvalue_batch(
                         [requests[k][0] for k in todo], seeds=[requests[k][1] for k in todo],
                         replicas=[requests[k][2] for k in todo], precision=precision, threads=self.threads,
-                        name="<randomized batch>")
+                        name="<randomized batch>", stop=flag)
                 except spectra.BatchItemError as err:
                     if precision == "float64":
                         raise

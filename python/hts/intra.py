@@ -65,46 +65,55 @@ def cross_matrix(w0: np.ndarray, w1: np.ndarray, *, sparsify: bool, rng: np.rand
     return (w0 @ s) @ w1 / (norm + np.sqrt(np.linalg.norm(s)))
 
 
-def intra_rows(work: list, *, sparsify: bool, seed: int, row_of) -> tuple[list, dict]:
+def intra_rows(work: list, *, sparsify: bool, seed: int, row_of, step=None) -> tuple[list, dict]:
     """Rows and ESDs of the consecutive pairs of ``work`` ((index, tensor, plan) of the analysable layers).
 
     ``row_of(tensor, plan, evals)`` makes the analysis row of an ESD (the fit and the metrics of ``analyze``).
+    ``step(done, longname)``, if given, is called after each layer of ``work`` (``done`` counts them); it may
+    raise to stop (``analyze``'s cancel, time budget and progress callback).
     Returns ``(rows, esds)`` with rows as ``(index, row)``, index that of the pair's second layer.
     """
-    from .matrices import LayerPlan
-    from .metrics import skipped_row
-
     rng = np.random.RandomState(seed % 2**32)
     rows, esds = [], {}
     prev = None
-    for i, t, plan in work:
-        try:
-            w = first_matrix(t, np.asarray(t.load()))
-        except (ValueError, TypeError, RuntimeError, OSError) as err:  # the chain restarts after it
-            rows.append((i, dict(skipped_row(t, f"could not load weights: {err}", plan), status="failed")))
-            prev = None
-            continue
-        if prev is None:
-            prev = (t, w)
-            continue
-        t0, w0 = prev
-        prev = (t, w)
-        pair = dict(name=f"{t0.layer_id} X {t.layer_id}", longname=f"{t0.longname} X {t.longname}")
-        aligned = align(w0, w)
-        if aligned is None:
-            reason = (f"intra: {t0.longname} {w0.shape[0]}x{w0.shape[1]} and {t.longname} {w.shape[0]}x{w.shape[1]} "
-                      f"share no dimension")
-            rows.append((i, dict(skipped_row(replace(t, **pair), reason), intra_of=t0.key)))
-            continue
-        x = cross_matrix(*aligned, sparsify=sparsify, rng=rng)
-        sv = np.linalg.svd(x, compute_uv=False)
-        evals = np.sort(sv * (np.sqrt(0.5) if t.layer_type == "conv2d" else 1.0))[-plan.M:]  # WeightWatcher's top M
-        xt = replace(t, shape=tuple(x.shape), dtype="float64", **pair)
-        xplan = LayerPlan(max(x.shape), min(x.shape), 1, 1.0, "matrix")
-        row = row_of(xt, xplan, evals)
-        row["intra_of"] = t0.key
-        rows.append((i, row))
-        factor = np.sqrt(0.5) if t.layer_type == "conv2d" else 1.0
-        esds[(t.layer_id, xt.longname, None, "esd")] = evals
-        esds[(t.layer_id, xt.longname, None, "scale")] = (factor, False)
+    for done, (i, t, plan) in enumerate(work, 1):
+        prev = _intra_step(i, t, plan, prev, rows, esds, sparsify=sparsify, rng=rng, row_of=row_of)
+        if step is not None:
+            step(done, t.longname)
     return rows, esds
+
+
+def _intra_step(i, t, plan, prev, rows: list, esds: dict, *, sparsify, rng, row_of):
+    """One layer of ``intra_rows``: its pair row with the layer before, appended to ``rows`` (its ESD to
+    ``esds``). Returns the new ``prev``: ``(t, w)``, or None after a layer that could not be loaded (the chain
+    restarts)."""
+    from .matrices import LayerPlan
+    from .metrics import skipped_row
+
+    try:
+        w = first_matrix(t, np.asarray(t.load()))
+    except (ValueError, TypeError, RuntimeError, OSError) as err:  # the chain restarts after it
+        rows.append((i, dict(skipped_row(t, f"could not load weights: {err}", plan), status="failed")))
+        return None
+    if prev is None:
+        return (t, w)
+    t0, w0 = prev
+    pair = dict(name=f"{t0.layer_id} X {t.layer_id}", longname=f"{t0.longname} X {t.longname}")
+    aligned = align(w0, w)
+    if aligned is None:
+        reason = (f"intra: {t0.longname} {w0.shape[0]}x{w0.shape[1]} and {t.longname} {w.shape[0]}x{w.shape[1]} "
+                  f"share no dimension")
+        rows.append((i, dict(skipped_row(replace(t, **pair), reason), intra_of=t0.key)))
+        return (t, w)
+    x = cross_matrix(*aligned, sparsify=sparsify, rng=rng)
+    sv = np.linalg.svd(x, compute_uv=False)
+    evals = np.sort(sv * (np.sqrt(0.5) if t.layer_type == "conv2d" else 1.0))[-plan.M:]  # WeightWatcher's top M
+    xt = replace(t, shape=tuple(x.shape), dtype="float64", **pair)
+    xplan = LayerPlan(max(x.shape), min(x.shape), 1, 1.0, "matrix")
+    row = row_of(xt, xplan, evals)
+    row["intra_of"] = t0.key
+    rows.append((i, row))
+    factor = np.sqrt(0.5) if t.layer_type == "conv2d" else 1.0
+    esds[(t.layer_id, xt.longname, None, "esd")] = evals
+    esds[(t.layer_id, xt.longname, None, "scale")] = (factor, False)
+    return (t, w)

@@ -31,7 +31,7 @@ def decompress(codec: str, data: bytes | memoryview, limit: int, path: str, *, t
     """``data`` decompressed with ``codec`` ("zstd", "zlib", "gzip"); at most ``limit`` bytes, exactly
     ``limit`` when ``exact``."""
     if codec == "zstd":
-        out = _zstd(data, limit, path, tensor)
+        out = _zstd(data, limit, path, tensor, exact)
     elif codec in ("zlib", "gzip"):
         out = _zlib(codec, data, limit, path, tensor)
     else:
@@ -42,7 +42,7 @@ def decompress(codec: str, data: bytes | memoryview, limit: int, path: str, *, t
     return out
 
 
-def _zstd(data, limit: int, path: str, tensor: str | None) -> bytearray:
+def _zstd(data, limit: int, path: str, tensor: str | None, exact: bool) -> bytearray:
     zstandard = zstandard_module(path)
     try:
         claimed = zstandard.frame_content_size(bytes(data[:18]))
@@ -51,7 +51,9 @@ def _zstd(data, limit: int, path: str, tensor: str | None) -> bytearray:
     if claimed > limit:  # -1: not stated in the header
         raise ModelFileError(path, f"zstd frame claims {claimed} bytes, more than the {limit} the metadata "
                                    "allows", tensor=tensor)
-    out = bytearray(min(claimed if claimed >= 0 else _PIECE, limit) + 1)  # +1: a byte past the limit shows
+    # exact: one buffer of the size the metadata declares, filled in place (never more, no copies); otherwise
+    # the size the frame states, or growing by doubling, up to the limit. +1: a byte past the limit shows.
+    out = bytearray(min(limit if exact else claimed if claimed >= 0 else _PIECE, limit) + 1)
     n = 0
     try:
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
@@ -79,8 +81,11 @@ def _zlib(codec: str, data, limit: int, path: str, tensor: str | None) -> bytear
     out = bytearray()
     try:
         pending = bytes(data)
-        while len(out) <= limit and pending and not d.eof:
-            out += d.decompress(pending, min(limit + 1 - len(out), _PIECE))
+        while len(out) <= limit and not d.eof:
+            piece = d.decompress(pending, min(limit + 1 - len(out), _PIECE))
+            if not piece and len(d.unconsumed_tail) == len(pending):
+                break  # no progress: the input ends before the stream does (truncated, below)
+            out += piece  # with all input taken, a next call may still return output zlib holds back
             pending = d.unconsumed_tail
     except zlib.error as err:
         raise ModelFileError(path, f"corrupt {codec} data ({err})", tensor=tensor) from None

@@ -12,10 +12,16 @@ Every file's count is also capped at ``MAX_TENSORS``, checked before the tensors
 
 from __future__ import annotations
 
-__all__ = ["MAX_TENSORS", "TORCH_BYTES_PER_TENSOR", "TORCH_FIXED_BYTES", "torch_tensor_budget"]
+__all__ = ["MAX_TENSORS", "MAX_TENSOR_BYTES", "TORCH_BYTES_PER_TENSOR", "TORCH_FIXED_BYTES", "torch_tensor_budget"]
 
 #: At most this many tensors per file (a 70B model has fewer than 1,000 per shard).
 MAX_TENSORS = 200_000
+
+#: At most this many bytes (in the stored dtype) per tensor whose size the file's bytes do not back: an Orbax
+#: (zarr) array is decoded from compressed chunks, and missing chunks hold its fill value, so a few bytes of
+#: metadata can declare any size; the array is allocated at its declared size (a constant tensor compresses
+#: ~30,000:1 and is read all the same). The largest single tensors of today's open models are 1-5 GB.
+MAX_TENSOR_BYTES = 16 * 2**30
 
 #: What ``torch.load`` and hts's record cost per tensor of a PyTorch checkpoint, with margin (measured on floods
 #: of tiny tensors: ~1.0-1.4 KiB for a zip checkpoint, ~1.9-2.6 KiB for a legacy pickle).

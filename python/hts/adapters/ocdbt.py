@@ -30,13 +30,15 @@ from ..errors import ModelFileError
 from . import limits
 from .compression import decompress
 from .crc32c import crc32c
-from .zarr_array import MAX_RATIO
 
 __all__ = ["OcdbtStore", "ValueRef", "is_ocdbt"]
 
 MANIFEST = "manifest.ocdbt"
 _MANIFEST_MAGIC, _BTREE_MAGIC, _VERSION_MAGIC = 0x0CDB3A2A, 0x0CDB20DE, 0x0CDB1234
 _MAX_NODE_BYTES = 64 * 2**20
+#: A node (keys and value references, never tensor data) decodes to at most this many times its stored body
+#: (+ 1 MiB): listing costs memory in proportion to the files.
+_MAX_NODE_RATIO = 1 << 10
 _MAX_HEIGHT = 32
 _MAX_PATH = 65535
 
@@ -228,7 +230,7 @@ class OcdbtStore:
             raise ModelFileError(path, f"{what} has format version {version}, only 0 is known")
         body = raw[c.pos:-4]
         if compression == 1:
-            cap = min(limit or _MAX_NODE_BYTES, len(body) * MAX_RATIO + 2**20)
+            cap = min(limit or _MAX_NODE_BYTES, len(body) * _MAX_NODE_RATIO + 2**20)
             return decompress("zstd", body, cap, path)
         if compression != 0:
             raise ModelFileError(path, f"{what} has unknown compression {compression}")

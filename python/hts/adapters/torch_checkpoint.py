@@ -46,12 +46,18 @@ def _zip_members_are_stored(path: str) -> bool:
         if not zipfile.is_zipfile(path):
             return False
         size = os.path.getsize(path)
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
+        archive = zipfile.ZipFile(path)
     except OSError as err:
         raise ModelFileError(path, f"cannot read: {err.strerror or err}") from err
     except (zipfile.BadZipFile, ValueError, EOFError) as err:
         raise ModelFileError(path, f"not a readable PyTorch checkpoint: broken zip directory ({err})") from None
+    with archive:
+        return _check_zip_members(path, archive, size)
+
+
+def _check_zip_members(path: str, archive: zipfile.ZipFile, size: int) -> bool:
+    """``_zip_members_are_stored`` for an open archive of ``size`` bytes."""
+    infos = archive.infolist()
     names = [i.filename for i in infos]
     if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
         raise ModelFileError(path, "a TorchScript archive (torch.jit.save), not a state-dict checkpoint: hts does "
@@ -65,7 +71,7 @@ def _zip_members_are_stored(path: str) -> bool:
         raise ModelFileError(path, f"zip member {encrypted[0]!r} is encrypted; hts cannot read it")
     compressed = [i for i in infos if i.compress_type != zipfile.ZIP_STORED]
     if not compressed:
-        _check_zip_count(path, infos, size)
+        _check_zip_count(path, archive, infos, size)
         return True
     odd = [i for i in compressed if i.compress_type != zipfile.ZIP_DEFLATED]
     if odd:
@@ -75,7 +81,7 @@ def _zip_members_are_stored(path: str) -> bool:
     if declared > MAX_INFLATION * size + _INFLATION_SLACK:
         raise ModelFileError(path, f"compressed members declare {declared} bytes from a {size}-byte file (more "
                                    f"than {MAX_INFLATION}x): refused as a decompression bomb")
-    _check_zip_count(path, infos, size)
+    _check_zip_count(path, archive, infos, size)
     return False
 
 
@@ -93,9 +99,10 @@ def _persistent_ids(stream, limit: int) -> int:
     return count
 
 
-def _check_zip_count(path: str, infos: list, size: int) -> None:
+def _check_zip_count(path: str, archive: zipfile.ZipFile, infos: list, size: int) -> None:
     """Count the tensors of a zip checkpoint's ``data.pkl`` (storages may be shared by many tensors, so the
-    storage members alone do not bound it) and refuse a flood before torch builds it."""
+    storage members alone do not bound it) and refuse a flood before torch builds it. ``archive``: the
+    checkpoint, already open (its directory is parsed once)."""
     pkl = [i for i in infos if i.filename.endswith("data.pkl")]
     if len(pkl) != 1:
         return  # torch.load says what is wrong
@@ -104,7 +111,7 @@ def _check_zip_count(path: str, infos: list, size: int) -> None:
                                    f"{size}-byte file: the zip directory is damaged")
     limit = max(limits.MAX_TENSORS, limits.torch_tensor_budget(size, "zip"))
     try:
-        with zipfile.ZipFile(path) as archive, archive.open(pkl[0]) as f:
+        with archive.open(pkl[0]) as f:
             count = _persistent_ids(f, limit)
     except (OSError, ValueError, EOFError, KeyError, IndexError, struct.error, UnicodeDecodeError,
             zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error):

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ModelFileError
+from . import limits
 from .compression import decompress
 from .crc32c import crc32c
 
@@ -34,10 +35,9 @@ __all__ = ["ZarrArray", "parse_metadata", "read_array"]
 _MAX_DIMS = 32
 _MAX_ELEMENTS = 1 << 40
 _MAX_CHUNKS = 1 << 20
-#: A tensor may be at most this many times the bytes its chunks take as stored (plus 1 MiB): trained weights
-#: compress less than 2:1; a larger claim is a decompression bomb, a shape that is a lie, or a constant tensor
-#: (zstd packs zeros ~20,000:1; a constant matrix has no spectrum to analyse anyway).
-MAX_RATIO = 1 << 10
+#: A chunk (or a shard's inner chunk) may decode to more bytes than the array only by this much: zarr lets a
+#: chunk reach past the array's edge, a chunk far larger than its array is a false chunk shape.
+_CHUNK_SLACK = 1 << 20
 _V3_DTYPES = {"bool": "|b1", "int8": "|i1", "int16": "<i2", "int32": "<i4", "int64": "<i8", "uint8": "|u1",
               "uint16": "<u2", "uint32": "<u4", "uint64": "<u8", "float16": "<f2", "float32": "<f4",
               "float64": "<f8", "bfloat16": "<u2"}
@@ -269,9 +269,6 @@ def _codecs(codecs, shape: tuple, chunks: tuple, dtype: str, storage: np.dtype, 
 def decode_chunk(arr: ZarrArray, data: bytes, where: str, tensor: str | None) -> np.ndarray:
     """One non-sharded chunk's bytes -> an array of the chunk shape (storage dtype, native byte order)."""
     expected = math.prod(arr.chunks) * arr.storage.itemsize
-    if expected > len(data) * MAX_RATIO + (1 << 20):
-        raise _fail(where, f"a chunk of {len(data)} stored bytes cannot hold chunk shape {arr.chunks} of {arr.dtype} "
-                           f"({expected} bytes) at a ratio of at most {MAX_RATIO}:1 (refused)", tensor)
     sizes = [expected]  # size of the input of each step, when known
     for name, _ in arr.steps:
         sizes.append(sizes[-1] + 4 if name == "crc32c" and sizes[-1] is not None else None)
@@ -281,7 +278,9 @@ def decode_chunk(arr: ZarrArray, data: bytes, where: str, tensor: str | None) ->
                 raise _fail(where, "chunk fails its CRC-32C check (corrupt)", tensor)
             data = data[:-4]
         else:
-            limit = size if size is not None else max(len(data), 1) * MAX_RATIO + (1 << 20)
+            # a compressor's input of unknown size (two compressors chained) is another compressor's output:
+            # at most the decoded chunk + zstd's/deflate's worst-case expansion (< 1/128 + 64 KiB)
+            limit = size if size is not None else expected + (expected >> 7) + (1 << 16)
             data = decompress(name, data, limit, where, tensor=tensor, exact=size is not None)
     if len(data) != expected:
         raise _fail(where, f"chunk holds {len(data)} bytes, {expected} expected for chunk shape {arr.chunks} of "
@@ -299,15 +298,22 @@ def read_array(arr: ZarrArray, present: dict, size: Callable[[str], int | None],
     ``chunk_index`` parses the stored keys); the others hold the fill value. Work is per stored chunk, never per
     grid cell.
 
-    Peak memory: the array + one decoded chunk + its stored bytes; when one chunk is the whole array (Orbax's
+    What is allocated is what the metadata declares, checked first: the array (at most
+    ``limits.MAX_TENSOR_BYTES``) and one decoded chunk (at most the array + 1 MiB); every decompression stops
+    at the chunk's declared size, so no stream, however it inflates, makes the reader allocate more. Peak
+    memory: the array + one decoded chunk + its stored bytes; when one chunk is the whole array (Orbax's
     default chunking), the decoded chunk is returned as the array (no second copy)."""
-    sizes = {index: size(key) or 0 for index, key in present.items()}
-    stored = sum(sizes.values())
-    if arr.nbytes > stored * MAX_RATIO + (1 << 20):
-        raise _fail(where, f"shape {arr.shape} of {arr.dtype} ({arr.nbytes} bytes) from {stored} stored bytes "
-                           f"is a ratio above {MAX_RATIO}:1 (a decompression bomb, a false shape or a constant tensor; "
-                           "refused)",
+    if arr.nbytes > limits.MAX_TENSOR_BYTES:
+        raise _fail(where, f"shape {arr.shape} of {arr.dtype} declares {arr.nbytes} bytes, more than the "
+                           f"{limits.MAX_TENSOR_BYTES} a tensor may (hts.adapters.limits.MAX_TENSOR_BYTES; refused "
+                           "before allocation)", tensor)
+    decoded = arr.shard if arr.shard is not None else arr
+    chunk_bytes = math.prod(decoded.chunks) * arr.storage.itemsize
+    if chunk_bytes > arr.nbytes + _CHUNK_SLACK:
+        raise _fail(where, f"chunk shape {decoded.chunks} ({chunk_bytes} bytes) is larger than shape {arr.shape} "
+                           f"of {arr.dtype} ({arr.nbytes} bytes) by more than 1 MiB (a false chunk shape; refused)",
                     tensor)
+    sizes = {index: size(key) or 0 for index, key in present.items()}
     whole = _whole_chunk(arr, size, read, where, tensor)
     if whole is not None:
         return whole

@@ -36,6 +36,7 @@ def conv_operator_eigenvalues(
     threads: int | None = None,
     name: str = "<array>",
     groups: int = 1,
+    stop: Any = None,
 ) -> np.ndarray:
     """Exact spectrum of a Conv2D layer's convolution operator, frequency by frequency (periodic boundary).
 
@@ -78,6 +79,10 @@ def conv_operator_eigenvalues(
     groups : int
         The convolution's groups (default 1, a dense convolution); the kernel is then (out, in/groups, kh, kw)
         and ``out`` must be a multiple of ``groups``.
+    stop : hts._core.StopFlag, optional
+        Read by the kernel before each frequency and each eigensolve (without the GIL); once it is set (from any
+        thread) the call raises ``hts._core.Stopped`` there, so a stop lands within one frequency's Gram
+        product or eigensolve, not at the end of the whole spectrum.
 
     Returns
     -------
@@ -93,6 +98,8 @@ def conv_operator_eigenvalues(
     ValueError
         Empty kernels, ``input_size`` smaller than the kernel, NaN/Inf entries (the message gives the count),
         or squares that overflow the precision.
+    hts._core.Stopped
+        ``stop`` was set while the call ran.
     """
     if precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
@@ -120,9 +127,9 @@ def conv_operator_eigenvalues(
     per_group = arr.shape[0] // groups
     try:
         if groups == 1:
-            return _core.conv_operator_eigenvalues(arr, n1, n2, precision, n_threads)
+            return _core.conv_operator_eigenvalues(arr, n1, n2, precision, n_threads, stop=stop)
         parts = [_core.conv_operator_eigenvalues(arr[k * per_group:(k + 1) * per_group], n1, n2, precision,
-                                                 n_threads) for k in range(groups)]
+                                                 n_threads, stop=stop) for k in range(groups)]
     except ValueError as err:
         raise ValueError(f"layer {name!r}: {err}") from None
     return np.sort(np.concatenate(parts, axis=1), axis=1)

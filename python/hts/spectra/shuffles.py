@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -109,6 +109,7 @@ def randomized_eigenvalue_batch(
     precision: str = "float64",
     threads: int | None = None,
     name: str = "<batch>",
+    stop: Any = None,
 ) -> list:
     """``eigenvalues(shuffle_elements(a, seed=s, replicas=r))`` for every (a, s, r), in one threaded call.
 
@@ -119,11 +120,16 @@ def randomized_eigenvalue_batch(
     eigensolver of another, and only a few shuffled copies in memory at a time); an array costing more than
     all the others together is done first with every thread.
 
+    ``stop`` (an ``hts._core.StopFlag``, optional) is read before each array's shuffle and at every safe point
+    of its eigensolve (see ``eigenvalues``); once it is set the call raises ``hts._core.Stopped``.
+
     Raises
     ------
     BatchItemError
         The kernel refused array ``index`` (e.g. float64 values beyond float32's range with
         ``precision="float32"``).
+    hts._core.Stopped
+        ``stop`` was set while the call ran.
     """
     if precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
@@ -133,6 +139,7 @@ def randomized_eigenvalue_batch(
     if not len(items) == len(seeds) == len(replicas):
         raise ValueError("randomized_eigenvalue_batch: one seed and one replica count per array")
     try:
-        return _core.randomized_gram_eigenvalues(items, seeds, replicas, precision, resolve_threads(threads))
+        return _core.randomized_gram_eigenvalues(items, seeds, replicas, precision, resolve_threads(threads),
+                                                 stop=stop)
     except ValueError as err:
         raise _named_error(err, name) from None
