@@ -1,6 +1,11 @@
 """Peak memory of reading one model file or folder, measured in a fresh process
 (``python tests/_memory_probe.py PATH``).
 
+Two more modes measure what hts builds from the file (issue 19 item 9, the analysis output of a tensor flood):
+``--analyze FILE`` runs ``hts.analyze(FILE)`` and touches its counts, summary and rows; ``--cli ARGS...`` runs
+``hts ARGS...`` (e.g. ``describe FILE --format csv -o OUT``) in this process. Both import pandas before the base
+is taken (the command line's tables need it) and print the same JSON line (``largest`` 0, ``tensors`` the rows).
+
 Imports hts, numpy and the format's library first (their pages are not the reader's), then reads the file the way
 ``hts analyze`` does: the tensor list (``read_file``; a folder, such as an Orbax checkpoint directory, through
 ``open_path`` as ``hts analyze DIR`` does), then every listed tensor's data, one at a time, dropped after use.
@@ -57,5 +62,31 @@ def main(path: str, preload: list[str]) -> None:
                       "tensors": count}))
 
 
+def main_built(mode: str, args: list[str]) -> None:
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+
+    import hts
+    from hts.cli import main as cli_main
+
+    base = _rss()
+    outcome, message, count = "read", "", 0
+    if mode == "--analyze":
+        result = hts.analyze(args[0])
+        count = len(result.rows)
+        result.counts, result.summary, result.analysed  # noqa: B018 - what a caller looks at
+        for _ in result.rows:
+            pass
+        del result
+    else:
+        code = cli_main(args)
+        outcome = f"exit {code}"
+    print(json.dumps({"base": base, "peak": _rss(), "largest": 0, "outcome": outcome, "message": message,
+                      "tensors": count}))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    if sys.argv[1] in ("--analyze", "--cli"):
+        main_built(sys.argv[1], sys.argv[2:])
+    else:
+        main(sys.argv[1], sys.argv[2:])

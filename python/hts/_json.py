@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["isnan", "jsonable"]
+__all__ = ["isnan", "json_parts", "jsonable"]
 
 
 def isnan(x: Any) -> bool:
@@ -27,4 +29,33 @@ def jsonable(x: Any) -> Any:
         return int(x)
     if isinstance(x, np.bool_):
         return bool(x)
+    if isinstance(x, Sequence) and not isinstance(x, (str, bytes, bytearray)):  # ``Analysis.rows``
+        return [jsonable(v) for v in x]
     return x
+
+
+def json_parts(head: dict, key: str, items: Iterable, *, indent: int | None = None, **options) -> Iterator[str]:
+    """The text of ``json.dumps({**head, key: list(items)}, indent=indent, **options)`` in parts, one item at a
+    time (``key`` must not be in ``head``): a long list is written without holding all of it."""
+    if indent is None:
+        sep, item_sep, end = "", ", ", ""
+        pad = ""
+    else:
+        pad = " " * indent if isinstance(indent, int) else indent
+        sep, item_sep, end = "\n" + pad * 2, ",\n" + pad * 2, "\n" + pad
+    text = json.dumps(head, indent=indent, **options)
+    if head:
+        yield text[:-1].rstrip(" \n") + ("," if indent is None else ",\n" + pad) + \
+            (" " if indent is None else "")
+    else:
+        yield "{" + ("\n" + pad if indent is not None else "")
+    yield json.dumps(key) + ": ["
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=indent, **options)
+        if indent is not None:
+            text = text.replace("\n", "\n" + pad * 2)
+        yield (sep if first else item_sep) + text
+        first = False
+    yield "]" if first else end + "]"
+    yield "}" if indent is None else "\n}"

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 from contextlib import closing
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from .fit_tests import DEFAULT_REPLICATES, fit_test_columns
 from .fitting import FIX_FINGERS, LayerFit, fit_layer, normalize_fit
 from .inventory import open_model
 from .matrices import CONV_METHODS, LayerPlan, plan_layer, skip_reason, stack
+from .analysis_rows import AnalysisRows, RowsBuilder
 from .metrics import COLUMNS, layer_row, rank_loss, skipped_row
 from .screening import nonfinite_reason, unsupported_dtype_reason
 from .selection import layer_entries, renumber, select
@@ -80,15 +81,18 @@ class Analysis:
 
     Attributes
     ----------
-    rows : list of dict
+    rows : sequence of dict
         One dict per analysed matrix (per slice with ``pool=False``) and per skipped tensor, in model order,
-        with the columns of ``details``.
+        with the columns of ``details``: a read-only ``hts.analysis_rows.AnalysisRows`` (indexing, slices,
+        iteration, ``==`` with a list; ``list(rows)`` for a list). For a file read lazily (safetensors,
+        ``.npz``, Flax) the row of a skipped tensor is made when it is used, a new equal dict each time, so
+        that a flood of skipped tensors costs a few dozen bytes each (docs/formats.md, "Limits").
     options : dict
         The options the analysis ran with.
     """
 
-    def __init__(self, rows: list[dict], esds: dict, options: dict) -> None:
-        self.rows = rows
+    def __init__(self, rows: Iterable[dict], esds: dict, options: dict) -> None:
+        self.rows = rows if isinstance(rows, AnalysisRows) else AnalysisRows(rows)
         self._esds = esds
         self.options = options
 
@@ -108,20 +112,38 @@ class Analysis:
             import pandas as pd
         except ImportError as err:  # pragma: no cover - pandas is a dependency
             raise ImportError("Analysis.details needs pandas: pip install pandas") from err
-        present = {c for row in self.rows for c in row}
-        extra = sorted(present - set(COLUMNS) - {"slice_id"})
-        head, tail = list(COLUMNS[: COLUMNS.index("has_esd")]), list(COLUMNS[COLUMNS.index("has_esd"):])
-        if "slice_id" in present:
-            head.insert(head.index("longname") + 1, "slice_id")
-        df = pd.DataFrame(self.rows, columns=head + extra + tail)
-        if "slice_id" in present:
+        columns = self.detail_columns()
+        df = pd.DataFrame(list(self.rows), columns=columns)
+        if "slice_id" in columns:
             df["slice_id"] = df["slice_id"].astype("Int64")
         return df
+
+    def detail_frames(self, *, skipped: bool = True, chunk: int | None = None) -> Iterator:
+        """``details`` (``skipped=False``: without the skipped rows) as consecutive DataFrames of at most
+        ``chunk`` rows (``hts._frames.CHUNK_ROWS``), with the whole table's columns and column types: what the
+        command line writes a long table from without holding every row. One frame, ``details`` itself, when
+        every row fits in one chunk."""
+        from ._frames import CHUNK_ROWS, Scan, frames
+
+        chunk = chunk or CHUNK_ROWS
+        if len(self.rows) <= chunk:
+            df = self.details
+            yield df if skipped else df[df.status != "skipped"]
+            return
+        scan = Scan(weighted=self.rows.weighted_sample())
+        columns = _detail_columns(scan.seen)
+        rows = self.rows if skipped else self.analysed
+        for df in frames(rows, columns, scan.types(columns), chunk=chunk):
+            yield df.assign(slice_id=df["slice_id"].astype("Int64")) if "slice_id" in columns else df
+
+    def detail_columns(self) -> list[str]:
+        """The columns of ``details``, in order."""
+        return _detail_columns({c for row, _ in self.rows.weighted_sample() for c in row})
 
     @property
     def analysed(self) -> list[dict]:
         """The rows of analysed matrices (status "success" or "failed")."""
-        return [r for r in self.rows if r["status"] != "skipped"]
+        return [r for r in self.rows.held if r["status"] != "skipped"]
 
     @property
     def summary(self) -> dict:
@@ -137,7 +159,7 @@ class Analysis:
         layer) are left out, so one broken layer cannot turn the model's summary into NaN or −inf. A metric
         with no finite value on any successful row is NaN.
         """
-        rows = self.rows
+        rows = self.rows.held  # a compact skipped row has no role and no metric
         if any("role" in r for r in rows):
             rows = [r for r in rows if r.get("role") in UPDATE_ROLES]
         keys = list(SUMMARY_METRICS) + (["mp_softrank"] if self.options.get("mp_fit") else [])
@@ -149,12 +171,13 @@ class Analysis:
         "lora_delta": the updates, "base": W, "merged": W + s·B·A), and (with a base) "change": the mean over
         the update rows of each ``delta_k = k(tuned) − k(base)`` column (``hts.diff.CHANGE_METRICS``). Empty
         when no row has a role (a LoRA adapter's update rows have role "lora_delta" even without a base)."""
-        roles = [role for role in dict.fromkeys(r.get("role") for r in self.rows) if role]
+        held = self.rows.held  # a compact skipped row has no role
+        roles = [role for role in dict.fromkeys(r.get("role") for r in held) if role]
         if not roles:
             return {}
         keys = list(SUMMARY_METRICS) + (["mp_softrank"] if self.options.get("mp_fit") else [])
-        out = {role: _mean_columns([r for r in self.rows if r.get("role") == role], keys) for role in roles}
-        updates = [r for r in self.rows if r.get("role") in UPDATE_ROLES]
+        out = {role: _mean_columns([r for r in held if r.get("role") == role], keys) for role in roles}
+        updates = [r for r in held if r.get("role") in UPDATE_ROLES]
         changes = [k for k in dict.fromkeys(k for r in updates for k in r) if k.startswith("delta_")]
         if changes:  # an adapter analysed without its base has no changes
             out["change"] = _mean_columns(updates, changes)
@@ -164,7 +187,8 @@ class Analysis:
     def unreadable(self) -> list[dict]:
         """The failed rows whose tensor data could not be read (not a failed fit: the file itself is broken,
         truncated or changed while read). The command line exits with status 1 when there are any."""
-        return [r for r in self.rows if r["status"] == "failed" and str(r.get("reason", "")).startswith(UNREADABLE)]
+        return [r for r in self.rows.held
+                if r["status"] == "failed" and str(r.get("reason", "")).startswith(UNREADABLE)]
 
     @property
     def counts(self) -> dict:
@@ -172,12 +196,12 @@ class Analysis:
 
         With ``base=`` (rows with a ``role``) the over-/under-trained labels are counted, like ``summary``, over
         the update rows only: a base or merged row's label says nothing about the fine-tune."""
-        rows = self.rows
+        rows = self.rows.held  # a compact skipped row has no role and warning ""
         labelled = [r for r in rows if r.get("role") in UPDATE_ROLES] if any("role" in r for r in rows) else rows
         return {
             "analysed": sum(r["status"] == "success" for r in rows),
             "failed": sum(r["status"] == "failed" for r in rows),
-            "skipped": sum(r["status"] == "skipped" for r in rows),
+            "skipped": self.rows.skipped_count,
             "over_trained": sum(r["warning"] == "over-trained" for r in labelled),
             "under_trained": sum(r["warning"] == "under-trained" for r in labelled),
         }
@@ -255,6 +279,16 @@ class Analysis:
         return jsonable({"options": self.options, "summary": self.summary, "counts": self.counts,
                           **({"summary_by_role": by_role} if by_role else {}), "layers": self.rows})
 
+    def json_parts(self, indent: int | None = None) -> Iterator[str]:
+        """``to_json(indent=indent)``'s text in parts, one row after another: joined, the same text, made
+        without holding every row's JSON (what ``hts analyze --format json`` writes)."""
+        from ._json import json_parts
+
+        by_role = self.summary_by_role
+        head = jsonable({"options": self.options, "summary": self.summary, "counts": self.counts,
+                         **({"summary_by_role": by_role} if by_role else {})})
+        return json_parts(head, "layers", (jsonable(r) for r in self.rows), indent=indent, allow_nan=False)
+
     def to_json(self, path: str | None = None, **kwargs) -> str:
         """JSON text of ``to_dict()`` (strict: no NaN); written to ``path`` when given."""
         text = json.dumps(self.to_dict(), allow_nan=False, **kwargs)
@@ -283,6 +317,15 @@ class Analysis:
 
 #: The ``role`` of the update rows of a base-vs-tuned analysis (``hts.diff``): the summary is over these.
 UPDATE_ROLES = ("delta", "lora_delta")
+
+
+def _detail_columns(present) -> list[str]:
+    """``details``' columns, given the keys present in the rows."""
+    extra = sorted(set(present) - set(COLUMNS) - {"slice_id"})
+    head, tail = list(COLUMNS[: COLUMNS.index("has_esd")]), list(COLUMNS[COLUMNS.index("has_esd"):])
+    if "slice_id" in present:
+        head.insert(head.index("longname") + 1, "slice_id")
+    return head + extra + tail
 
 
 def _mean_columns(rows: list[dict], keys: Iterable[str]) -> dict:
@@ -527,9 +570,9 @@ def analyze(
                    hts_version=spectra.kernel_info()["version"])
     tensors = select(renumber(open_model(model).tensors, start_ids), layers)
 
-    slots: list[list[dict]] = [[] for _ in tensors]  # rows per tensor, in model order
+    slots = RowsBuilder(tensors)  # rows per tensor position; skipped ones compact for a lazy listing
     work: list[tuple[int, WeightTensor, LayerPlan]] = []
-    for i, t in enumerate(tensors):
+    for i, t in enumerate(tensors):  # a lazy listing makes one record at a time: only the analysed ones are kept
         reason = t.skip_reason
         plan = None
         if not reason:
@@ -538,7 +581,7 @@ def analyze(
             reason = skip_reason(plan, pool=pool, min_evals=min_evals, max_evals=max_evals, max_N=max_N)
         if reason:
             logger.info("layer %s %r skipped: %s", t.layer_id, t.longname, reason)
-            slots[i] = [skipped_row(t, reason, plan)]
+            slots.skip(i, t, reason, plan)
         else:
             work.append((i, t, plan))
 
@@ -564,7 +607,7 @@ def analyze(
                 stop.check(done, total)
                 with closing(runner.run(batch, stop, loaded)) as results:  # closing: no worker outlives a Cancelled
                     for i, t, rows, layer_esds in results:
-                        slots[i] = rows
+                        slots.put(i, rows)
                         esds.update(layer_esds)
                         done += 1
                         if progress is not None and progress(done, total, t.longname) is False:
@@ -574,8 +617,7 @@ def analyze(
     finally:
         if shown is not None:
             shown.close()
-    rows = [r for slot in slots for r in slot]
-    return Analysis(rows, esds, options)
+    return Analysis(slots.build(), esds, options)
 
 
 def _intra_analysis(runner, work, slots, *, sparsify, seed, options, stop: StopCheck, progress) -> Analysis:
@@ -598,8 +640,8 @@ def _intra_analysis(runner, work, slots, *, sparsify, seed, options, stop: StopC
     stop.check(0, total)
     pairs, esds = intra_rows(work, sparsify=sparsify, seed=seed, row_of=row_of, step=step)
     for i, row in pairs:
-        slots[i] = [row]
-    return Analysis([r for slot in slots for r in slot], esds, options)
+        slots.put(i, [row])
+    return Analysis(slots.build(), esds, options)
 
 
 class _Prefetcher:

@@ -64,61 +64,95 @@ class Inventory:
         """Bytes the tensors take as stored."""
         return sum(_stored_bytes(t) for t in self.tensors)
 
-    def rows(self, *, pool: bool = True, conv_method: str = "slices", conv_input_size: int | tuple | None = None,
-             min_evals: int = 8, max_evals: int = 15000, max_N: int = 50000, start_ids: int = 0) -> list[dict]:
-        """One dict per tensor: layer_id, key, longname, layer_type, shape, dtype, quant (the storage type of a
-        format that quantises: GGUF's "F16", "Q4_K", ...; "" for other formats), elements, bytes (as stored),
+    def rows(self, **options) -> list[dict]:
+        """``list(iter_rows(**options))``: one dict per tensor (see ``iter_rows``)."""
+        return list(self.iter_rows(**options))
+
+    def iter_rows(self, *, pool: bool = True, conv_method: str = "slices", conv_input_size: int | tuple | None = None,
+                  min_evals: int = 8, max_evals: int = 15000, max_N: int = 50000,
+                  start_ids: int = 0) -> Iterator[dict]:
+        """One dict per tensor, made one at a time (a flood of 200,000 tensors is listed without holding them):
+        layer_id, key, longname, layer_type, shape, dtype, quant (the storage type of a format that quantises: GGUF's "F16", "Q4_K", ...; "" for other formats), elements, bytes (as stored),
         the matrix dimensions ``hts.analyze`` would use with these options (N ≥ M, rf slices, num_evals = M·rf;
         None for a tensor that is not a matrix), ``analysed`` (whether ``hts.analyze`` with the same options
         analyses it: the tensor's own skip reason *and* the size gates min_evals ≤ num_evals ≤ max_evals,
         N ≤ max_N) and ``reason`` (why not); for a PEFT LoRA update also lora_rank and lora_scale (its bytes
         are those of the two factors; its shape and elements those of ΔW); for a format that chunks and
-        compresses, ``storage`` (Orbax: the zarr codecs and chunk shape). The keyword options and their defaults are ``hts.analyze``'s
-        (``start_ids`` renumbers the layer ids as there)."""
+        compresses, ``storage`` (Orbax: the zarr codecs and chunk shape). The keyword options and their defaults
+        are ``hts.analyze``'s (``start_ids`` renumbers the layer ids as there)."""
         from .matrices import plan_layer, skip_reason
         from .selection import renumber
 
         size = conv_input_size
         if isinstance(size, int):
             size = (size, size)
-        out = []
         if isinstance(start_ids, bool) or not isinstance(start_ids, int) or start_ids < 0:
             raise ValueError(f"start_ids must be an int >= 0, got {start_ids!r}")
-        for t in renumber(self.tensors, start_ids):
+        return self._rows(renumber(self.tensors, start_ids), plan_layer, skip_reason, size, pool=pool,
+                          conv_method=conv_method, min_evals=min_evals, max_evals=max_evals, max_N=max_N)
+
+    @staticmethod
+    def _rows(tensors, plan_layer, skip_reason, size, *, pool, conv_method, min_evals, max_evals, max_N):
+        for t in tensors:
             reason, plan = t.skip_reason, None
             if not reason:
                 plan = plan_layer(t, pool=pool, conv_method=conv_method, conv_input_size=size, normalize=False)
                 reason = skip_reason(plan, pool=pool, min_evals=min_evals, max_evals=max_evals, max_N=max_N)
-            out.append(dict(layer_id=t.layer_id, key=t.key, longname=t.longname, layer_type=t.layer_type,
-                            shape="x".join(map(str, t.shape)), dtype=t.dtype, quant=t.quant, elements=t.size,
-                            bytes=_stored_bytes(t), N=plan.N if plan else None,
-                            M=plan.M if plan else None, rf=plan.rf if plan else None,
-                            num_evals=plan.num_evals if plan else None, analysed=not reason, reason=reason,
-                            **({"lora_rank": t.lora.rank, "lora_scale": t.lora.scale} if t.lora is not None
-                               else {}), **({"storage": t.storage} if t.storage else {})))
-        return out
+            yield dict(layer_id=t.layer_id, key=t.key, longname=t.longname, layer_type=t.layer_type,
+                       shape="x".join(map(str, t.shape)), dtype=t.dtype, quant=t.quant, elements=t.size,
+                       bytes=_stored_bytes(t), N=plan.N if plan else None,
+                       M=plan.M if plan else None, rf=plan.rf if plan else None,
+                       num_evals=plan.num_evals if plan else None, analysed=not reason, reason=reason,
+                       **({"lora_rank": t.lora.rank, "lora_scale": t.lora.scale} if t.lora is not None
+                          else {}), **({"storage": t.storage} if t.storage else {}))
 
     def table(self, **options):
         """``rows(**options)`` as a pandas DataFrame."""
         import pandas as pd
 
         rows = self.rows(**options)
-        lora = ["lora_rank", "lora_scale"] if any("lora_rank" in r for r in rows) else []
-        storage = ["storage"] if any("storage" in r for r in rows) else []
-        return pd.DataFrame(rows, columns=[
-            "layer_id", "key", "longname", "layer_type", "shape", "dtype", "quant", *storage, "elements", "bytes",
-            "N", "M", "rf", "num_evals", *lora, "analysed", "reason"])
+        return pd.DataFrame(rows, columns=_table_columns({k for r in rows for k in r}))
+
+    def table_frames(self, *, chunk: int | None = None, **options):
+        """``table(**options)`` as consecutive DataFrames of at most ``chunk`` rows (``hts._frames.CHUNK_ROWS``)
+        with the whole table's columns and column types, from ``iter_rows`` (read twice when there are more
+        rows than a chunk): what ``hts describe`` writes a long listing from. One frame, ``table`` itself, when
+        the rows fit in one chunk."""
+        from ._frames import CHUNK_ROWS, Scan, frames
+
+        chunk = chunk or CHUNK_ROWS
+        if len(self) <= chunk:
+            yield self.table(**options)
+            return
+        scan = Scan(self.iter_rows(**options))
+        columns = _table_columns(scan.seen)
+        yield from frames(self.iter_rows(**options), columns, scan.types(columns), chunk=chunk)
 
     def to_dict(self, **options) -> dict:
         """Path, weights file and ``rows(**options)``."""
         return {"path": self.path, "weights_file": self.weights_file, "tensors": self.rows(**options)}
 
+    def json_parts(self, indent: int | None = None, **options) -> Iterator[str]:
+        """``json.dumps(to_dict(**options), indent=indent)`` in parts, one tensor after another."""
+        from ._json import json_parts
+
+        return json_parts({"path": self.path, "weights_file": self.weights_file}, "tensors",
+                          self.iter_rows(**options), indent=indent)
+
     def __repr__(self) -> str:
-        skipped = sum(not r["analysed"] for r in self.rows())
+        skipped = sum(not r["analysed"] for r in self.iter_rows())
         where = f" {self.path}" if self.path else ""
         return (f"<hts.Inventory{where}: {len(self)} tensors ({len(self) - skipped} analysable, {skipped} skipped "
                 f"with hts.analyze's defaults), "
                 f"{self.nbytes / 1e6:.1f} MB>")
+
+
+def _table_columns(present) -> list[str]:
+    """``Inventory.table``'s columns, given the keys present in the rows."""
+    lora = ["lora_rank", "lora_scale"] if "lora_rank" in present else []
+    storage = ["storage"] if "storage" in present else []
+    return ["layer_id", "key", "longname", "layer_type", "shape", "dtype", "quant", *storage, "elements", "bytes",
+            "N", "M", "rf", "num_evals", *lora, "analysed", "reason"]
 
 
 def open_model(model: Any, *, split_fused: bool = False) -> Inventory:

@@ -28,10 +28,14 @@ COLUMNS = (
     "reason", "key", "shape", "dtype", "conv_method", "num_fit", "time",
 )
 
+#: One NaN object for the rows made on demand, so that two makings of the same row compare equal (NaN != NaN, but
+#: a dict compares identical values as equal).
+_NAN = float("nan")
+
 _EMPTY_METRICS = dict.fromkeys(
     ("Q", "alpha", "xmin", "xmax", "D", "sigma", "alpha_weighted", "log_alpha_norm", "norm", "log_norm",
      "spectral_norm", "log_spectral_norm", "lambda_max", "stable_rank", "entropy", "sv_max", "sv_min"),
-    float("nan"),
+    _NAN,
 )
 
 
@@ -65,7 +69,7 @@ def identity(t: WeightTensor) -> dict:
 
 def skipped_row(t: WeightTensor, reason: str, plan: LayerPlan | None = None) -> dict:
     """A row for a tensor that is listed but not analysed: every metric, count included, is NaN."""
-    nan = float("nan")
+    nan = _NAN
     row = {**identity(t), **_EMPTY_METRICS}
     if plan is not None and plan.M > 0:  # an empty tensor (a zero dimension) has no aspect ratio
         row["Q"] = plan.N / plan.M

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from array import array
 from collections.abc import Iterable, Sequence
 
 from .adapters.base import LAYER_TYPES, WeightTensor
+from .adapters.lazy import LazyTensors
 
 __all__ = ["layer_entries", "parse_layer_filter", "renumber", "select"]
 
@@ -49,10 +51,45 @@ def renumber(tensors: Sequence[WeightTensor], start_ids: int) -> Sequence[Weight
     """
     if not start_ids:
         return tensors if isinstance(tensors, Sequence) else list(tensors)
+    if isinstance(tensors, LazyTensors):  # stays lazy: a record is renumbered when it is made
+        return _Renumbered(tensors, start_ids)
+    return [_renumbered(t, start_ids) for t in tensors]
+
+
+def _renumbered(t: WeightTensor, start_ids: int) -> WeightTensor:
     from dataclasses import replace
 
-    return [replace(t, layer_id=t.layer_id + start_ids - (0 if t.source == "torch.nn.Module" else 1))
-            for t in tensors]
+    return replace(t, layer_id=t.layer_id + start_ids - (0 if t.source == "torch.nn.Module" else 1))
+
+
+class _Renumbered(LazyTensors):
+    """``renumber`` of a lazy sequence, itself lazy."""
+
+    __slots__ = ("_base", "_start")
+
+    def __init__(self, base: LazyTensors, start_ids: int) -> None:
+        self._base, self._start = base, start_ids
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+    def _make(self, i: int) -> WeightTensor:
+        return _renumbered(self._base[i], self._start)
+
+
+class _Subset(LazyTensors):
+    """The records of a lazy sequence at some positions (``select``'s result), itself lazy."""
+
+    __slots__ = ("_base", "_positions")
+
+    def __init__(self, base: LazyTensors, positions: array) -> None:
+        self._base, self._positions = base, positions
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def _make(self, i: int) -> WeightTensor:
+        return self._base[self._positions[i]]
 
 
 def _matcher(entry):
@@ -74,8 +111,13 @@ def select(tensors: Sequence[WeightTensor], layers, *, warn: bool = True) -> Seq
                                                                             and not x.startswith("-"))]
     drop = [_matcher(-x if isinstance(x, int) else x[1:]) for x in items
             if (isinstance(x, int) and x < 0) or (isinstance(x, str) and x.startswith("-"))]
-    out = [t for t in tensors
-           if (not keep or any(m(t) for m in keep)) and not any(m(t) for m in drop)]
+    def kept(t):
+        return (not keep or any(m(t) for m in keep)) and not any(m(t) for m in drop)
+
+    if isinstance(tensors, LazyTensors):  # stays lazy: only the kept positions are held
+        out = _Subset(tensors, array("q", (i for i, t in enumerate(tensors) if kept(t))))
+    else:
+        out = [t for t in tensors if kept(t)]
     if warn and items and not out:
         logger.warning("layers=%r keeps none of the model's %d tensors", layers, len(tensors))
     return out

@@ -267,7 +267,13 @@ def exit_status(analysis, path: str) -> int:
               f"{first['reason']})", file=sys.stderr)
         return 1
     if not analysis.analysed:
-        reasons = list(dict.fromkeys(r["reason"] for r in analysis.rows if r["reason"]))
+        reasons: dict = {}
+        for reason in analysis.rows.reasons():  # the first two reasons, without making a flood's rows
+            if reason:
+                reasons[reason] = None
+                if len(reasons) == 2:
+                    break
+        reasons = list(reasons)
         print(f"hts: error: {path}: no layer was analysed ({len(analysis.rows)} listed, none analysable"
               + (f"; e.g. {'; '.join(reasons[:2])}" if reasons else "") + ")", file=sys.stderr)
         return 1

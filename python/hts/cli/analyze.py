@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from itertools import chain
 
 from ._analysis_args import add_analysis_options, analysis_options, analyze_path, check_output_path, exit_status
-from ._common import add_verbosity
+from ._common import add_verbosity, write_parts
 from ._model_args import add_base_option, add_model_argument, model_path
 
 #: Columns of the ``table`` format (every column is in csv, json and parquet).
@@ -51,28 +51,28 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def write(analysis, args: argparse.Namespace) -> None:
+    """The result in ``args.format``, written to ``args.output`` or standard output part by part (a long table
+    is never held as one text: ``Analysis.detail_frames``, ``Analysis.json_parts``)."""
     if args.format == "parquet":
         analysis.details.to_parquet(args.output, index=False)
         return
     if args.format == "json":
-        text = analysis.to_json(indent=1) + "\n"
+        parts = chain(analysis.json_parts(indent=1), ["\n"])
     elif args.format == "csv":
-        text = analysis.details.to_csv(index=False)
+        parts = (df.to_csv(index=False, header=k == 0) for k, df in enumerate(analysis.detail_frames()))
     else:
-        text = table_text(analysis)
-    # a lone surrogate (a tensor name from a JSON "\ud800" escape, a file name that is not UTF-8) is written as
-    # its Python escape, as errors show it, instead of failing the whole output
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
+        parts = [table_text(analysis)]
+    write_parts(parts, args.output, escape=True)
 
 
 def table_text(analysis) -> str:
-    df = analysis.details
-    df = df[df.status != "skipped"]
+    frames = list(analysis.detail_frames(skipped=False))  # one unless very long
+    if len(frames) == 1:
+        df = frames[0]
+    else:
+        import pandas as pd
+
+        df = pd.concat(frames)
     extra = [c for option, cols in OPTION_COLUMNS.items() if analysis.options.get(option) for c in cols]
     extra += [c for c in ROLE_COLUMNS if c in df.columns]  # LoRA / base-vs-tuned rows
     columns = [c for c in TABLE_COLUMNS[:-2] + extra + TABLE_COLUMNS[-2:] if c in df.columns]
@@ -86,7 +86,6 @@ def table_text(analysis) -> str:
     if "change" in by_role:
         lines.append("mean change:  " + json.dumps({k: round(v, 6) for k, v in by_role["change"].items()}))
     lines.append("counts:  " + json.dumps(counts))
-    skipped = [r for r in analysis.rows if r["status"] == "skipped"]
-    if skipped:
-        lines.append(f"{len(skipped)} tensors skipped (see the 'reason' column of --format csv/json)")
+    if counts["skipped"]:
+        lines.append(f"{counts['skipped']} tensors skipped (see the 'reason' column of --format csv/json)")
     return "\n".join(lines) + "\n"

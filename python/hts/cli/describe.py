@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+from itertools import chain
 
 from ._analysis_args import add_size_gates
-from ._common import add_verbosity
+from ._common import add_verbosity, write_parts
 from ._model_args import add_model_argument, model_path
 
 
@@ -48,29 +47,29 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     gates = dict(pool=args.pool, conv_method=args.conv_method, min_evals=args.min_evals,
                  max_evals=args.max_evals, max_N=args.max_N, start_ids=args.start_ids)
     if args.format == "json":
-        text = json.dumps(inv.to_dict(**gates), indent=1) + "\n"
+        parts = chain(inv.json_parts(indent=1, **gates), ["\n"])
     elif args.format == "csv":
-        text = inv.table(**gates).to_csv(index=False)
+        parts = (df.to_csv(index=False, header=k == 0) for k, df in enumerate(inv.table_frames(**gates)))
     else:
-        df = inv.table(**gates)
-        for col in ("N", "M", "rf", "num_evals"):
-            df[col] = df[col].astype("Int64")  # integers, <NA> for tensors that are not matrices
-        df["MB"] = (df.pop("bytes") / 1e6).round(3)
-        if "lora_rank" in df:  # a PEFT adapter: the row is the update ΔW = s·B·A of the base weight `key`
-            df["lora_rank"] = df["lora_rank"].astype("Int64")
-            df.insert(1, "longname", df.pop("longname"))
-            df = df.drop(columns=["key"])
-        else:
-            df = df.drop(columns=["longname"])
-        analysable = int(df.pop("analysed").sum()) if "analysed" in df else 0
-        where = f"{inv.path}: " if inv.path else ""
-        formats = sorted({t.source for t in inv if t.source})
-        fmt = f", format {', '.join(formats)}" if formats else ""
-        text = (df.to_string(index=False) + "\n" + f"{where}{len(df)} tensors ({analysable} analysable, "
-                f"{len(df) - analysable} skipped with these options), {inv.nbytes / 1e6:.1f} MB{fmt}\n")
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
+        parts = [_table_text(inv, gates)]
+    write_parts(parts, args.output)  # a long listing part by part (Inventory.table_frames, json_parts)
     return 0
+
+
+def _table_text(inv, gates: dict) -> str:
+    df = inv.table(**gates)
+    for col in ("N", "M", "rf", "num_evals"):
+        df[col] = df[col].astype("Int64")  # integers, <NA> for tensors that are not matrices
+    df["MB"] = (df.pop("bytes") / 1e6).round(3)
+    if "lora_rank" in df:  # a PEFT adapter: the row is the update ΔW = s·B·A of the base weight `key`
+        df["lora_rank"] = df["lora_rank"].astype("Int64")
+        df.insert(1, "longname", df.pop("longname"))
+        df = df.drop(columns=["key"])
+    else:
+        df = df.drop(columns=["longname"])
+    analysable = int(df.pop("analysed").sum()) if "analysed" in df else 0
+    where = f"{inv.path}: " if inv.path else ""
+    formats = sorted({t.source for t in inv if t.source})
+    fmt = f", format {', '.join(formats)}" if formats else ""
+    return (df.to_string(index=False) + "\n" + f"{where}{len(df)} tensors ({analysable} analysable, "
+            f"{len(df) - analysable} skipped with these options), {inv.nbytes / 1e6:.1f} MB{fmt}\n")

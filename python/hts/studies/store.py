@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -41,6 +42,8 @@ def _plain(x: Any) -> Any:
     """numpy scalars → Python numbers, tuples → lists (NaN/inf kept: the store round-trips them)."""
     if hasattr(x, "item") and not isinstance(x, (str, bytes)):
         return x.item()
+    if isinstance(x, Sequence):  # ``Analysis.rows``: a read-only sequence of dicts
+        return list(x)
     raise TypeError(f"cannot store a {type(x).__name__}")
 
 

@@ -155,4 +155,4 @@ def run_task(path: Any, layer_ids: tuple | None, options: dict) -> tuple[list[di
 
     t0 = time.perf_counter()
     result = analyze(path, layers=list(layer_ids) if layer_ids is not None else None, **options)
-    return result.rows, time.perf_counter() - t0
+    return list(result.rows), time.perf_counter() - t0

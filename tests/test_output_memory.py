@@ -1,0 +1,79 @@
+"""Bounded memory for what hts builds from a tensor flood (issue 19 item 9): ``hts.analyze`` and the command
+line's ``hts analyze`` / ``hts describe`` outputs of a file of very many tiny or empty tensors stay within the
+readers' bound — 4 × the file's size (+ ``SLACK``; nothing is loaded) — measured as the peak RSS of a fresh
+process (``tests/_memory_probe.py --analyze`` / ``--cli``), after importing hts, numpy and pandas.
+
+Before the rows were kept compactly (``hts.analysis_rows``) and written in chunks (``hts._frames``), these took
+5-40 × the file (a dict per skipped row, the whole table built before writing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+PROBE = os.path.join(os.path.dirname(__file__), "_memory_probe.py")
+MB = 2**20
+SLACK = 16 * MB
+
+
+def _bounded(path, *args: str) -> dict:
+    proc = subprocess.run([sys.executable, PROBE, *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    size = os.path.getsize(path)
+    used = got["peak"] - got["base"]
+    assert used <= 4 * size + SLACK, (f"{' '.join(args[:2])}: {used / MB:.1f} MB peak for a {size / MB:.1f} MB file "
+                                      f"(bound {(4 * size + SLACK) / MB:.1f} MB)")
+    print(f"{' '.join(args[:2])} {' '.join(args[3:])}: {size / MB:.1f} MB file, {used / MB:.1f} MB peak")
+    return got
+
+
+@pytest.fixture(scope="module")
+def flood(tmp_path_factory):
+    """40,000 1×1 F32 tensors (3.4 MB): every one listed, every one skipped (too few eigenvalues)."""
+    n = 40_000
+    entries = ",".join(f'"model.layers.{i}.w":{{"dtype":"F32","shape":[1,1],"data_offsets":[{4 * i},{4 * i + 4}]}}'
+                       for i in range(n))
+    raw = ("{" + entries + "}").encode()
+    path = tmp_path_factory.mktemp("flood") / "flood.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + np.arange(n, dtype=np.float32).tobytes())
+    return path
+
+
+def test_analyze_of_a_flood_of_empty_tensors(tmp_path):
+    """The readers' cheapest tensors (~55 bytes of header each), as many as a file may hold: ``hts.analyze`` and
+    its counts, summary and every row (made one at a time)."""
+    from hts.adapters.limits import MAX_TENSORS
+
+    n = MAX_TENSORS - 100
+    entries = ",".join(f'"{np.base_repr(i, 36)}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}'
+                       for i in range(n))
+    raw = ("{" + entries + "}").encode()
+    path = tmp_path / "empty.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    got = _bounded(path, "--analyze", str(path))
+    assert got["tensors"] == n
+
+
+@pytest.mark.parametrize("command, fmt", [("analyze", "csv"), ("analyze", "json"), ("analyze", "table"),
+                                          ("describe", "csv"), ("describe", "json")])
+def test_command_line_output_of_a_flood(flood, tmp_path, command, fmt):
+    out = tmp_path / f"out.{fmt}"
+    got = _bounded(flood, "--cli", command, str(flood), "--format", fmt, "-o", str(out))
+    # hts analyze: nothing analysable is an error (exit 1), after the table is written
+    assert got["outcome"] == ("exit 1" if command == "analyze" else "exit 0")
+    text = out.read_text()
+    if fmt == "csv":
+        assert text.count("\n") == 40_001
+    elif fmt == "json":
+        doc = json.loads(text)
+        assert len(doc["layers" if command == "analyze" else "tensors"]) == 40_000
+    else:
+        assert "40000 tensors" in text
