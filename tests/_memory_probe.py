@@ -1,17 +1,17 @@
 """Peak memory of reading one model file or folder, measured in a fresh process
 (``python tests/_memory_probe.py PATH``).
 
-Two more modes measure what hts builds from the file (issue 19 item 9, the analysis output of a tensor flood):
-``--analyze FILE`` runs ``hts.analyze(FILE)`` and touches its counts, summary and rows; ``--cli ARGS...`` runs
-``hts ARGS...`` (e.g. ``describe FILE --format csv -o OUT``) in this process. Both import pandas before the base
-is taken (the command line's tables need it) and print the same JSON line (``largest`` 0, ``tensors`` the rows).
-
 Imports hts, numpy and the format's library first (their pages are not the reader's), then reads the file the way
 ``hts analyze`` does: the tensor list (``read_file``; a folder, such as an Orbax checkpoint directory, through
 ``open_path`` as ``hts analyze DIR`` does), then every listed tensor's data, one at a time, dropped after use.
 Prints one JSON line: ``base`` and ``peak`` (bytes of peak RSS, ``VmHWM``, before and after reading),
 ``largest`` (bytes of the largest tensor loaded), ``outcome`` (``"read"`` or ``"refused"``: a ``ModelFileError``)
 and ``message`` (the error's text).
+
+Two more modes measure what hts builds from the file (issue 19 item 9, the analysis output of a tensor flood):
+``--analyze FILE`` runs ``hts.analyze(FILE)`` and touches its counts, summary and rows; ``--cli ARGS...`` runs
+``hts ARGS...`` (e.g. ``describe FILE --format csv -o OUT``) in this process. Both import pandas before the base
+is taken (the command line's tables need it) and print the same JSON line (``largest`` 0, ``tensors`` the rows).
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ def _bounded(path, *args: str) -> dict:
 
 @pytest.fixture(scope="module")
 def flood(tmp_path_factory):
-    """40,000 1×1 F32 tensors (3.4 MB): every one listed, every one skipped (too few eigenvalues)."""
-    n = 40_000
+    """30,000 1×1 F32 tensors (2.5 MB): every one listed, every one skipped (too few eigenvalues)."""
+    n = 30_000
     entries = ",".join(f'"model.layers.{i}.w":{{"dtype":"F32","shape":[1,1],"data_offsets":[{4 * i},{4 * i + 4}]}}'
                        for i in range(n))
     raw = ("{" + entries + "}").encode()
@@ -62,8 +62,8 @@ def test_analyze_of_a_flood_of_empty_tensors(tmp_path):
     assert got["tensors"] == n
 
 
-@pytest.mark.parametrize("command, fmt", [("analyze", "csv"), ("analyze", "json"), ("analyze", "table"),
-                                          ("describe", "csv"), ("describe", "json")])
+@pytest.mark.parametrize("command", ["analyze", "describe"])
+@pytest.mark.parametrize("fmt", ["csv", "json", "table"])
 def test_command_line_output_of_a_flood(flood, tmp_path, command, fmt):
     out = tmp_path / f"out.{fmt}"
     got = _bounded(flood, "--cli", command, str(flood), "--format", fmt, "-o", str(out))
@@ -71,9 +71,9 @@ def test_command_line_output_of_a_flood(flood, tmp_path, command, fmt):
     assert got["outcome"] == ("exit 1" if command == "analyze" else "exit 0")
     text = out.read_text()
     if fmt == "csv":
-        assert text.count("\n") == 40_001
+        assert text.count("\n") == 30_001
     elif fmt == "json":
         doc = json.loads(text)
-        assert len(doc["layers" if command == "analyze" else "tensors"]) == 40_000
+        assert len(doc["layers" if command == "analyze" else "tensors"]) == 30_000
     else:
-        assert "40000 tensors" in text
+        assert "30000 tensors" in text

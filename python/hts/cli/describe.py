@@ -51,13 +51,23 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     elif args.format == "csv":
         parts = (df.to_csv(index=False, header=k == 0) for k, df in enumerate(inv.table_frames(**gates)))
     else:
-        parts = [_table_text(inv, gates)]
+        parts = _table_parts(inv, gates)
     write_parts(parts, args.output)  # a long listing part by part (Inventory.table_frames, json_parts)
     return 0
 
 
-def _table_text(inv, gates: dict) -> str:
-    df = inv.table(**gates)
+def _table_parts(inv, gates: dict):
+    """The table format's text, in parts."""
+    from .._frames import CHUNK_ROWS
+
+    if len(inv) > CHUNK_ROWS:
+        return _long_table_text(inv, gates)
+    df, analysable = _shown(inv.table(**gates))
+    return [df.to_string(index=False) + "\n" + _footer(inv, len(df), analysable)]
+
+
+def _shown(df):
+    """The table's columns as shown, and how many rows are analysable."""
     for col in ("N", "M", "rf", "num_evals"):
         df[col] = df[col].astype("Int64")  # integers, <NA> for tensors that are not matrices
     df["MB"] = (df.pop("bytes") / 1e6).round(3)
@@ -67,9 +77,73 @@ def _table_text(inv, gates: dict) -> str:
         df = df.drop(columns=["key"])
     else:
         df = df.drop(columns=["longname"])
-    analysable = int(df.pop("analysed").sum()) if "analysed" in df else 0
+    return df, int(df.pop("analysed").sum()) if "analysed" in df else 0
+
+
+def _footer(inv, n: int, analysable: int) -> str:
     where = f"{inv.path}: " if inv.path else ""
     formats = sorted({t.source for t in inv if t.source})
     fmt = f", format {', '.join(formats)}" if formats else ""
-    return (df.to_string(index=False) + "\n" + f"{where}{len(df)} tensors ({analysable} analysable, "
-            f"{len(df) - analysable} skipped with these options), {inv.nbytes / 1e6:.1f} MB{fmt}\n")
+    return (f"{where}{n} tensors ({analysable} analysable, {n - analysable} skipped with these options), "
+            f"{inv.nbytes / 1e6:.1f} MB{fmt}\n")
+
+
+def _long_table_text(inv, gates: dict):
+    """The table of more tensors than a chunk, as the lines pandas writes for the whole table, made a chunk at a
+    time (``Inventory.table_frames``): a first pass finds each column's width (pandas: the longest value, or the
+    header, + 1 for a number column) and each float column's decimals
+    (pandas shows a float column with the fewest of 1-6 decimals that show every value; its values are kept, 8
+    bytes a row), the second writes each chunk with those widths and its floats so formatted. Yields text."""
+    import numpy as np
+
+    widths: dict = {}
+    floats: dict = {}
+    n = analysable = 0
+    for df in inv.table_frames(**gates):
+        df, a = _shown(df)
+        n, analysable = n + len(df), analysable + a
+        for c in df.columns:
+            if df[c].dtype.kind == "f":
+                floats.setdefault(c, []).append(df[c].to_numpy())
+            else:
+                head = len(str(c)) + (df[c].dtype.kind in "iub")  # pandas: a number column's header + 1
+                widths[c] = max(widths.get(c, head), max(len(_cell(v)) for v in df[c]))
+    decimals = {}
+    for c, parts in floats.items():
+        values = np.concatenate(parts)
+        decimals[c] = _decimals(values)
+        widths[c] = max([len(str(c)) + 1] + [len(_float_text(v, decimals[c])) for v in values])
+    del floats
+    for k, df in enumerate(inv.table_frames(**gates)):
+        df, _ = _shown(df)
+        for c, d in decimals.items():
+            df[c] = [_float_text(v, d) for v in df[c]]
+        yield df.to_string(index=False, header=k == 0, col_space=widths) + "\n"
+    yield _footer(inv, n, analysable)
+
+
+def _cell(v) -> str:
+    """A value as pandas shows it in a table (floats aside)."""
+    import pandas as pd
+
+    if v is pd.NA:
+        return "<NA>"
+    if v is None or (isinstance(v, float) and v != v):
+        return "NaN"
+    return str(v)
+
+
+def _float_text(v: float, d: int) -> str:
+    return f"{v:.{d}f}" if v == v else "NaN"
+
+
+def _decimals(values) -> int:
+    """The decimals pandas shows a float column with: '%.6f' of every finite value, trailing zeros trimmed
+    while every value has one, at least one."""
+    import math
+
+    most = 1
+    for v in values:
+        if math.isfinite(v):
+            most = max(most, len(f"{v:.6f}".rstrip("0").split(".")[1]))
+    return most
