@@ -184,6 +184,25 @@ def test_ocdbt_interior_nodes_and_out_of_line_values(tmp_path):
     assert {r.inline is None for r in store.entries.values()} == {True, False}
 
 
+def test_ocdbt_entries_columns_behave_like_a_dict_in_key_order():
+    from hts.adapters.ocdbt import Entries, ValueRef
+
+    e = Entries()
+    node = b"xyzABC"
+    e.add(b"a/.zarray", 3, node=node, offset=0)
+    e.add(b"a/0.0", 10, file="/d/f1", offset=7)
+    e.add(b"b/.zarray", 3, node=node, offset=3)
+    e.add(b"b/0.0", 0, file="/d/f2", offset=0)
+    assert list(e) == [b"a/.zarray", b"a/0.0", b"b/.zarray", b"b/0.0"] and len(e) == 4
+    assert e[b"a/.zarray"] == ValueRef(3, inline=b"xyz") and e[b"b/.zarray"] == ValueRef(3, inline=b"ABC")
+    assert e.get(b"a/0.0") == ValueRef(10, file="/d/f1", offset=7) and e.get(b"a/1.0") is None
+    assert b"b/0.0" in e and b"" not in e and b"c" not in e
+    assert list(e.keys_from(b"a/")) == [b"a/.zarray", b"a/0.0"] and list(e.keys_from(b"c")) == []
+    for key in (b"b/0.0", b"a"):  # repeated, or before the last key
+        with pytest.raises(ValueError, match="strictly increasing"):
+            e.add(key, 1, node=node, offset=0)
+
+
 # --- hostile checkpoints: each with its exact error ------------------------------------------------------------
 
 def _copy(ckpts, tmp_path, name="standard"):

@@ -244,6 +244,18 @@ def _orbax_save(path, tree, *, ocdbt=True, zarr3=False) -> str:
     return str(path)
 
 
+def test_orbax_flood_of_tiny_arrays(tmp_path):
+    """Orbax's default layout (OCDBT + zarr2) holding 8,000 2×2 arrays in ~2 MB of files (~250 bytes an array:
+    most of it ``_METADATA``; the OCDBT node holding every key, zarr metadata and chunk is ~90 kB of zstd).
+    Before the listing was held as columns (``ocdbt.Entries``, ``_OrbaxTensors``) it peaked at ~3.6 kB an array."""
+    n = 8_000
+    tree = {"params": {f"Dense_{i}": {"kernel": np.full((2, 2), i, np.float32)} for i in range(n)}}
+    folder = _orbax_save(tmp_path / "flood", tree)
+    del tree
+    got = check_bounded(folder, "zstandard", outcome="read")
+    assert got["tensors"] == n
+
+
 def test_orbax_all_zero_matrix_is_read_at_its_declared_size(tmp_path):
     """64 MiB of zeros stored as ~2 kB of zstd: read (no ratio guard), within the bound its own size sets."""
     folder = _orbax_save(tmp_path / "zero", {"params": {"Dense_0": {"kernel": np.zeros((4096, 4096), np.float32)}}})

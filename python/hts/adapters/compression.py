@@ -51,22 +51,26 @@ def _zstd(data, limit: int, path: str, tensor: str | None, exact: bool) -> bytea
     if claimed > limit:  # -1: not stated in the header
         raise ModelFileError(path, f"zstd frame claims {claimed} bytes, more than the {limit} the metadata "
                                    "allows", tensor=tensor)
-    # exact: one buffer of the size the metadata declares, filled in place (never more, no copies); otherwise
-    # the size the frame states, or growing by doubling, up to the limit. +1: a byte past the limit shows.
-    out = bytearray(min(limit if exact else claimed if claimed >= 0 else _PIECE, limit) + 1)
-    n = 0
     try:
         reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
-        while True:
-            if n == len(out):
-                if n > limit:
+        if exact or claimed >= 0:
+            # one buffer of the size the metadata declares (exact) or the frame states, filled in place: never
+            # more than the limit, no copies. +1: a byte past the limit shows.
+            out = bytearray(min(limit if exact else claimed, limit) + 1)
+            n = 0
+            while n < len(out):
+                with memoryview(out) as view, view[n:] as rest:
+                    got = reader.readinto(rest)
+                if not got:
                     break
-                out.extend(bytes(min(n, limit + 1 - n)))  # unknown size: grow by doubling, up to the limit
-            with memoryview(out) as view, view[n:] as rest:
-                got = reader.readinto(rest)  # into the buffer: no second copy of the output
-            if not got:
-                break
-            n += got
+                n += got
+            if n == len(out) <= limit:  # more frames than the first one states
+                del out[n:]
+                out += _pieces(reader, limit + 1 - n)
+                n = len(out)
+        else:
+            out = _pieces(reader, limit + 1)
+            n = len(out)
     except zstandard.ZstdError as err:
         raise ModelFileError(path, f"corrupt zstd data ({str(err)[:120]})", tensor=tensor) from None
     del out[n:]
@@ -74,6 +78,19 @@ def _zstd(data, limit: int, path: str, tensor: str | None, exact: bool) -> bytea
         raise ModelFileError(path, f"zstd data decompresses to more than the {limit} bytes the metadata "
                                    "allows", tensor=tensor)
     return out
+
+
+def _pieces(reader, budget: int) -> bytearray:
+    """At most ``budget`` bytes from a stream of unknown length: read in pieces, joined once (a buffer grown by
+    doubling would keep up to twice the output)."""
+    pieces, n = [], 0
+    while n < budget:
+        piece = reader.read(min(_PIECE, budget - n))
+        if not piece:
+            break
+        pieces.append(piece)
+        n += len(piece)
+    return bytearray().join(pieces)
 
 
 def _zlib(codec: str, data, limit: int, path: str, tensor: str | None) -> bytearray:

@@ -11,7 +11,8 @@ inline or out of line as (data file, offset, length). Data-file tables are prefi
 ``base_path + relative_path``; a child node resolves its own table's paths under the base path of the file it
 was read from (transitive paths, which is how Orbax's merged checkpoint points into ``ocdbt.process_N/``).
 
-The whole tree is walked once on open (nodes only: values are not read), giving key -> ``ValueRef``.
+The whole tree is walked once on open (nodes only: values are not read), giving key -> ``ValueRef`` (held as
+columns, ``Entries``; keys must increase strictly in tree order).
 Everything read from the files is checked before it is used: every varint (at most 10 bytes, < 2^64), count
 (at most the bytes left), length and offset (inside the node or the data file), CRC-32C of every manifest
 and node, decompressed node sizes (at most the config's max decoded node bytes, capped at 64 MiB and at
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import os
 import struct
+from array import array
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from ..errors import ModelFileError
@@ -31,7 +34,7 @@ from . import limits
 from .compression import decompress
 from .crc32c import crc32c
 
-__all__ = ["OcdbtStore", "ValueRef", "is_ocdbt"]
+__all__ = ["Entries", "OcdbtStore", "ValueRef", "is_ocdbt"]
 
 MANIFEST = "manifest.ocdbt"
 _MANIFEST_MAGIC, _BTREE_MAGIC, _VERSION_MAGIC = 0x0CDB3A2A, 0x0CDB20DE, 0x0CDB1234
@@ -55,6 +58,84 @@ class ValueRef:
     inline: bytes | None = None
     file: str = ""
     offset: int = 0
+
+
+class Entries(Mapping):
+    """key -> ``ValueRef`` of a database, in key order, held as columns: the keys concatenated in one buffer
+    and a row of integers per key (end of its key; length; offset in its data file, or among the inline values
+    of its leaf node, kept as one buffer per node; data file or node number). A key costs its own bytes + 28 bytes, no
+    Python object: a ``ValueRef`` and a ``bytes`` key per entry cost ~0.35 kB, more than a flood of tiny arrays
+    takes in the files (docs/formats.md, "Limits"). Keys must come in strictly increasing order, as a B+tree
+    walked in order gives them (``add`` raises ``ValueError`` otherwise); lookups bisect. Each lookup makes a
+    new, equal ``ValueRef``."""
+
+    __slots__ = ("_keys", "_key_end", "_length", "_offset", "_file", "_nodes", "_files", "_file_ids", "_last")
+
+    def __init__(self) -> None:
+        self._keys = bytearray()
+        self._key_end, self._length, self._offset = array("q"), array("q"), array("q")
+        self._file = array("i")  # >= 0: a data file; < 0: inline, in node -1 - it
+        self._nodes: list = []
+        self._files: list[str] = []
+        self._file_ids: dict[str, int] = {}
+        self._last = b""
+
+    def add(self, key: bytes, length: int, *, node=None, file: str = "", offset: int = 0) -> None:
+        """A key whose value is ``length`` bytes at ``offset`` of the data file ``file``, or (inline) of
+        ``node``, the inline values of its leaf node (the same object for all of them)."""
+        if self._key_end and key <= self._last:
+            raise ValueError("keys are not in strictly increasing order")
+        if node is None:
+            fid = self._file_ids.setdefault(file, len(self._files))
+            if fid == len(self._files):
+                self._files.append(file)
+        else:
+            if not self._nodes or self._nodes[-1] is not node:
+                self._nodes.append(node)
+            fid = -len(self._nodes)
+        self._keys += key
+        self._key_end.append(len(self._keys))
+        self._length.append(length)
+        self._offset.append(offset)
+        self._file.append(fid)
+        self._last = key
+
+    def _key(self, row: int) -> bytes:
+        return bytes(self._keys[self._key_end[row - 1] if row else 0:self._key_end[row]])
+
+    def _bisect(self, key: bytes) -> int:
+        """The first row whose key is >= ``key``."""
+        lo, hi = 0, len(self._key_end)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._key(mid) < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def __getitem__(self, key: bytes) -> ValueRef:
+        row = self._bisect(key)
+        if row == len(self._key_end) or self._key(row) != key:
+            raise KeyError(key)
+        length, offset, fid = self._length[row], self._offset[row], self._file[row]
+        if fid < 0:
+            return ValueRef(length, inline=bytes(self._nodes[-1 - fid][offset:offset + length]))
+        return ValueRef(length, file=self._files[fid], offset=offset)
+
+    def keys_from(self, prefix: bytes) -> Iterator[bytes]:
+        """The keys starting with ``prefix``, in order."""
+        for row in range(self._bisect(prefix), len(self._key_end)):
+            key = self._key(row)
+            if not key.startswith(prefix):
+                return
+            yield key
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (self._key(row) for row in range(len(self._key_end)))
+
+    def __len__(self) -> int:
+        return len(self._key_end)
 
 
 class _Cursor:
@@ -111,7 +192,7 @@ class OcdbtStore:
     def __init__(self, folder: str) -> None:
         self.folder = os.path.abspath(folder)
         self._real = os.path.realpath(self.folder)
-        self.entries: dict[bytes, ValueRef] = {}
+        self.entries = Entries()
         self._sizes: dict[str, int] = {}
         manifest = os.path.join(self.folder, MANIFEST)
         raw = self._read_file_range(manifest, 0, None, "manifest")
@@ -292,17 +373,25 @@ class OcdbtStore:
         located = dict(zip(indirect, zip(ids, offsets)))
         if len(self.entries) + n > limits.MAX_TENSORS * 4:
             raise c.fail(f"more than {limits.MAX_TENSORS * 4} keys in the database")
+        # the inline values follow, in order: kept as one exact copy (the node's other bytes are let go)
+        inline = c.take(sum(lengths[i] for i in range(n) if i not in located))
+        at = 0
         for i in range(n):
             key = prefix + keys[i]
-            if i in located:
-                (file, _), _, _ = self._ref(files, located[i][0], 0, 0, c)
-                size = self._size(file)
-                if located[i][1] + lengths[i] > size:
-                    raise c.fail(f"value {i} at bytes {located[i][1]}..{located[i][1] + lengths[i]} runs past the "
-                                 f"end of its {size}-byte data file {os.path.basename(file)}")
-                self.entries[key] = ValueRef(lengths[i], file=file, offset=located[i][1])
-            else:
-                self.entries[key] = ValueRef(lengths[i], inline=c.take(lengths[i]))
+            try:
+                if i in located:
+                    (file, _), _, _ = self._ref(files, located[i][0], 0, 0, c)
+                    size = self._size(file)
+                    if located[i][1] + lengths[i] > size:
+                        raise c.fail(f"value {i} at bytes {located[i][1]}..{located[i][1] + lengths[i]} runs past "
+                                     f"the end of its {size}-byte data file {os.path.basename(file)}")
+                    self.entries.add(key, lengths[i], file=file, offset=located[i][1])
+                else:
+                    self.entries.add(key, lengths[i], node=inline, offset=at)
+                    at += lengths[i]
+            except ValueError:
+                raise c.fail(f"key {i} {key[:80]!r} is not after the key before it (keys out of order or "
+                             "repeated)") from None
         if c.left():
             raise c.fail(f"{c.left()} bytes of trailing data")
 

@@ -11,16 +11,17 @@ dropped; optimizer state listed with a skip reason). Without ``_METADATA`` (olde
 from the zarr metadata keys. A CheckpointManager root (``<root>/<step>/<item>/``) resolves to its newest step
 (a warning says which) and there to the item ``default``, or to the only item holding a checkpoint.
 
-Listing reads metadata only; ``load`` reads one tensor chunk by chunk into one preallocated array.
+Listing reads metadata only and holds the names (records are made on use: ``lazy.LazyTensors``); ``load``
+reads one tensor chunk by chunk into one preallocated array.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from . import limits
 from .base import WeightTensor
 from .dtypes import bf16_to_float32
 from .flax_names import classify, strip_wrappers
+from .lazy import LazyTensors
 from .ocdbt import OcdbtStore, is_ocdbt
 from .zarr_array import ZarrArray, parse_metadata, read_array
 
@@ -162,7 +164,6 @@ class _OcdbtKeys:
     def __init__(self, folder: str) -> None:
         self.db = OcdbtStore(folder)
         self.folder = folder
-        self._sorted: list | None = None
 
     def size(self, key: str) -> int | None:
         ref = self.db.entries.get(key.encode("utf-8"))
@@ -176,13 +177,10 @@ class _OcdbtKeys:
 
     def chunk_keys(self, name: str, limit: int) -> list[str]:
         """Keys under ``name/`` (at most ``limit`` + 1; its metadata excluded), by bisection of the sorted keys."""
-        if self._sorted is None:
-            self._sorted = sorted(self.db.entries)
         prefix = name.encode("utf-8") + b"/"
         out = []
-        for i in range(bisect.bisect_left(self._sorted, prefix), len(self._sorted)):
-            k = self._sorted[i]
-            if not k.startswith(prefix) or len(out) > limit:
+        for k in self.db.entries.keys_from(prefix):
+            if len(out) > limit:
                 break
             tail = k[len(prefix):].decode("utf-8", "replace")
             if tail not in _ZARR_FILES + (".zattrs",):
@@ -195,7 +193,11 @@ class _OcdbtKeys:
 
 
 def _tree_names(folder: str) -> list[str] | None:
-    """Param names of the array leaves in ``_METADATA``, in its order; None without the file."""
+    """Param names of the array leaves in ``_METADATA``, in its order; None without the file.
+
+    The JSON is walked member by member (``_object_members``) and each ``tree_metadata`` entry parsed alone and
+    dropped, so only the text and the names are held: ``json.loads`` would hold a dict, a list and three dicts
+    per array (~1.7 kB, ~7 times what an entry takes in the file; docs/formats.md, "Limits")."""
     path = os.path.join(folder, METADATA)
     if not os.path.isfile(path):
         return None
@@ -205,40 +207,101 @@ def _tree_names(folder: str) -> list[str] | None:
             if size > _MAX_METADATA_BYTES:
                 raise ModelFileError(path, f"larger than {_MAX_METADATA_BYTES} bytes (refused)")
             raw = f.read(size)
-        meta = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        del raw
+        decoder = json.JSONDecoder()
+        found: list = []  # [names] per tree_metadata member (the last one counts, as for json.loads)
+
+        def top(key: str, i: int) -> int:
+            if key != "tree_metadata":
+                return decoder.raw_decode(text, i)[1]
+            names: list = []
+            found.append(names)
+            if text[i:i + 1] != "{":
+                found[-1] = None
+                return decoder.raw_decode(text, i)[1]
+
+            def entry(_: str, j: int) -> int:
+                value, end = decoder.raw_decode(text, j)
+                name = _entry_name(value, path)
+                if name is not None:
+                    names.append(name)
+                    if len(names) > limits.MAX_TENSORS:
+                        raise ModelFileError(path, f"more than the {limits.MAX_TENSORS} arrays a checkpoint may "
+                                                   "hold")
+                return end
+
+            return _object_members(text, i, entry)
+
+        i = _WS(text, 0).end()
+        if text[i:i + 1] != "{":
+            decoder.decode(text)  # not an object: the ValueError that says what is wrong
+            found.append(None)
+        else:
+            i = _object_members(text, i, top)
+            if _WS(text, i).end() != len(text):
+                raise json.JSONDecodeError("Extra data", text, i)
     except OSError as err:
         raise ModelFileError(path, f"cannot read: {err.strerror or err}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise ModelFileError(path, f"not valid JSON: {str(err)[:120]}") from None
-    tree = meta.get("tree_metadata") if isinstance(meta, dict) else None
-    if not isinstance(tree, dict):
+    if not found or found[-1] is None:
         raise ModelFileError(path, "has no 'tree_metadata' object")
-    names = []
-    for entry in tree.values():
-        if not isinstance(entry, dict) or not isinstance(entry.get("key_metadata"), list):
-            raise ModelFileError(path, "a tree_metadata entry has no 'key_metadata' list")
-        value = entry.get("value_metadata") or {}
-        kind = value.get("value_type", "") if isinstance(value, dict) else ""
-        if kind not in ("jax.Array", "np.ndarray"):
-            continue  # scalars, strings, None: never layers
-        parts = [k.get("key") if isinstance(k, dict) else None for k in entry["key_metadata"]]
-        if not parts or not all(isinstance(p, (str, int)) and not isinstance(p, bool) for p in parts):
-            raise ModelFileError(path, f"a key path {str(parts)[:80]} is not a list of names")
-        names.append(".".join(map(str, parts)))
-    return names
+    names = found[-1]
+    return names if len(set(names)) == len(names) else list(dict.fromkeys(names))
 
 
-def from_orbax(path: str | os.PathLike) -> list[WeightTensor]:
+def _entry_name(entry, path: str) -> str | None:
+    """The param name of one ``tree_metadata`` entry; None for a leaf that is no array."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("key_metadata"), list):
+        raise ModelFileError(path, "a tree_metadata entry has no 'key_metadata' list")
+    value = entry.get("value_metadata") or {}
+    kind = value.get("value_type", "") if isinstance(value, dict) else ""
+    if kind not in ("jax.Array", "np.ndarray"):
+        return None  # scalars, strings, None: never layers
+    parts = [k.get("key") if isinstance(k, dict) else None for k in entry["key_metadata"]]
+    if not parts or not all(isinstance(p, (str, int)) and not isinstance(p, bool) for p in parts):
+        raise ModelFileError(path, f"a key path {str(parts)[:80]} is not a list of names")
+    return ".".join(map(str, parts))
+
+
+_WS = re.compile(r"[ \t\n\r]*").match  # JSON's whitespace
+
+
+def _object_members(text: str, i: int, member) -> int:
+    """Walk the JSON object starting at ``text[i]`` (``{``): ``member(key, start of its value)`` parses each
+    value and returns where it ends. Returns the index past the closing ``}``; bad syntax raises ``ValueError``
+    (``json.JSONDecodeError``), as ``json.loads`` would."""
+    i = _WS(text, i + 1).end()
+    if text[i:i + 1] == "}":
+        return i + 1
+    while True:
+        if text[i:i + 1] != '"':
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
+        key, i = json.decoder.scanstring(text, i + 1, True)
+        i = _WS(text, i).end()
+        if text[i:i + 1] != ":":
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
+        i = _WS(text, member(key, _WS(text, i + 1).end())).end()
+        delimiter = text[i:i + 1]
+        if delimiter == "}":
+            return i + 1
+        if delimiter != ",":
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+        i = _WS(text, i + 1).end()
+
+
+def from_orbax(path: str | os.PathLike) -> Sequence[WeightTensor]:
     """The weight tensors of an Orbax checkpoint directory (see the module docstring)."""
     return read_orbax(path)[0]
 
 
-def from_orbax_manifest(path: str | os.PathLike) -> list[WeightTensor]:
+def from_orbax_manifest(path: str | os.PathLike) -> Sequence[WeightTensor]:
     """The weight tensors of the Orbax checkpoint whose ``manifest.ocdbt`` is ``path``."""
     return read_orbax(os.path.dirname(os.path.abspath(os.fspath(path))))[0]
 
 
-def read_orbax(path: str | os.PathLike) -> tuple[list[WeightTensor], str]:
+def read_orbax(path: str | os.PathLike) -> tuple[Sequence[WeightTensor], str]:
     """(tensors, the checkpoint directory read) for a checkpoint, step or CheckpointManager folder."""
     folder = resolve_checkpoint(os.fspath(path))
     store = _OcdbtKeys(folder) if is_ocdbt(folder) else _FolderStore(folder)
@@ -247,15 +310,30 @@ def read_orbax(path: str | os.PathLike) -> tuple[list[WeightTensor], str]:
         names = sorted({k.rsplit("/", 1)[0] for k in store.keys()})
     if len(names) > limits.MAX_TENSORS:
         raise ModelFileError(folder, f"more than the {limits.MAX_TENSORS} arrays a checkpoint may hold")
-    out = []
-    for name in names:
-        arr, where = _array(store, folder, name)
-        if len(arr.shape) < 2:
-            continue
-        out.append(_record(len(out) + 1, store, folder, where, name, arr))
-    if not out:
+    kept = [name for name in names if len(_array(store, folder, name)[0].shape) >= 2]
+    del names
+    if not kept:
         raise ModelFileError(folder, "the checkpoint holds no arrays of two or more dimensions")
-    return out, folder
+    return _OrbaxTensors(store, folder, kept), folder
+
+
+class _OrbaxTensors(LazyTensors):
+    """The arrays of two or more dimensions of a checkpoint, as names; each record is made on use from the
+    array's zarr metadata, read again (~0.1 ms), so listing holds ~0.1 kB per array, not a record with its
+    parsed metadata (~2.8 kB; docs/formats.md, "Limits")."""
+
+    __slots__ = ("_store", "_folder", "_names")
+
+    def __init__(self, store, folder: str, names: list) -> None:
+        self._store, self._folder, self._names = store, folder, names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def _make(self, i: int) -> WeightTensor:
+        name = self._names[i]
+        arr, where = _array(self._store, self._folder, name)
+        return _record(i + 1, self._store, self._folder, where, name, arr)
 
 
 def _array(store, folder: str, name: str) -> tuple[ZarrArray, str]:
