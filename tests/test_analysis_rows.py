@@ -127,7 +127,8 @@ def test_rows_from_a_list_and_equality():
 
 
 _values = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.integers(2**62, 2**64 - 1),
-                    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(["", "a", "b,c", "3"]))
+                    st.integers(-2**64, -2**63 + 2), st.floats(allow_nan=True, allow_infinity=True),
+                    st.floats(allow_nan=True).map(np.float64), st.sampled_from(["", "a", "b,c", "3"]))
 
 
 @settings(max_examples=150, deadline=None)
@@ -148,10 +149,11 @@ def test_chunked_frames_write_what_the_whole_frame_writes(rows, chunk):
 @pytest.fixture(scope="module")
 def sizes(tmp_path_factory):
     """Tensors whose sizes in MB need 1, 2 and 3 decimals (pandas picks a float column's decimals from all its
-    values), non-matrices (N is <NA>) and a conv kernel."""
+    values), non-matrices (N is <NA>), a conv kernel and a name with a tab and a newline."""
     rng = np.random.default_rng(5)
     tensors = {f"l{i}.weight": rng.normal(size=shape).astype(np.float32) for i, shape in enumerate(
         [(1,), (500,), (25, 20), (250, 500), (16, 8, 3, 3), (125, 1000), (2,), (50, 50), (40,), (1, 1)])}
+    tensors["odd\tname\nwith escapes.weight"] = rng.normal(size=(30, 20)).astype(np.float32)  # shown escaped
     path = tmp_path_factory.mktemp("sizes") / "sizes.safetensors"
     save_file(tensors, str(path))
     return str(path)

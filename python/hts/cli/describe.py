@@ -90,47 +90,63 @@ def _footer(inv, n: int, analysable: int) -> str:
 
 def _long_table_text(inv, gates: dict):
     """The table of more tensors than a chunk, as the lines pandas writes for the whole table, made a chunk at a
-    time (``Inventory.table_frames``): a first pass finds each column's width (pandas: the longest value, or the
-    header, + 1 for a number column) and each float column's decimals
-    (pandas shows a float column with the fewest of 1-6 decimals that show every value; its values are kept, 8
-    bytes a row), the second writes each chunk with those widths and its floats so formatted. Yields text."""
+    time: one pass over ``iter_rows`` finds the column types (``hts._frames.Scan``), each column's width (pandas:
+    its longest value shown — "<NA>" for a missing integer, "NaN" otherwise, tab and newlines escaped — or its
+    header, + 1 for a number column) and keeps the float columns' values (MB and a LoRA's scale, 8 bytes a
+    row) for their decimals (pandas shows a float column with the fewest of 1-6 decimals that show every
+    value); a second pass writes each chunk with those widths and its floats so formatted. Yields text."""
     import numpy as np
+    import pandas as pd
 
-    widths: dict = {}
-    floats: dict = {}
-    n = analysable = 0
-    for df in inv.table_frames(**gates):
-        df, a = _shown(df)
-        n, analysable = n + len(df), analysable + a
-        for c in df.columns:
-            if df[c].dtype.kind == "f":
-                floats.setdefault(c, []).append(df[c].to_numpy())
-            else:
-                head = len(str(c)) + (df[c].dtype.kind in "iub")  # pandas: a number column's header + 1
-                widths[c] = max(widths.get(c, head), max(len(_cell(v)) for v in df[c]))
-    decimals = {}
-    for c, parts in floats.items():
-        values = np.concatenate(parts)
-        decimals[c] = _decimals(values)
-        widths[c] = max([len(str(c)) + 1] + [len(_float_text(v, decimals[c])) for v in values])
+    from .._frames import Scan
+    from ..inventory import _table_columns
+
+    longest: dict = {}
+    missing: set = set()
+    kept: dict = {"bytes": [], "lora_scale": []}  # the table's float columns (MB is bytes / 1e6)
+    counted = {"rows": 0, "analysable": 0}
+
+    def watched(rows):
+        for row in rows:
+            counted["rows"] += 1
+            counted["analysable"] += bool(row.get("analysed"))
+            for c, v in row.items():
+                if c in kept:
+                    kept[c].append(v)
+                elif v is None or v != v:
+                    missing.add(c)
+                else:
+                    text = str(v)
+                    size = len(text) + sum(text.count(e) for e in "\t\n\r") if isinstance(v, str) else len(text)
+                    if size > longest.get(c, 0):
+                        longest[c] = size
+            yield row
+
+    scan = Scan(watched(inv.iter_rows(**gates)))
+    n = counted["rows"]
+    columns = _table_columns(scan.seen)
+    shown, _ = _shown(pd.DataFrame([], columns=columns).astype(scan.types(columns)))
+    floats = {"MB": np.round(np.asarray(kept["bytes"], dtype=np.float64) / 1e6, 3)}
+    if "lora_scale" in shown:
+        floats["lora_scale"] = np.asarray([np.nan if v is None else v for v in kept["lora_scale"]] +
+                                          [np.nan] * (n - len(kept["lora_scale"])), dtype=np.float64)
+    del kept
+    widths, decimals = {}, {}
+    for c in shown.columns:
+        head = len(str(c)) + (shown[c].dtype.kind in "iufb")  # pandas: a number column's header + 1
+        if c in floats:
+            decimals[c] = _decimals(floats[c])
+            widths[c] = max([head] + [len(_float_text(v, decimals[c])) for v in floats[c]])
+        else:
+            gap = (4 if shown[c].dtype.kind in "iu" else 3) if c in missing else 0
+            widths[c] = max(head, longest.get(c, 0), gap)
     del floats
-    for k, df in enumerate(inv.table_frames(**gates)):
+    for k, df in enumerate(inv.table_frames(scan=scan, **gates)):
         df, _ = _shown(df)
         for c, d in decimals.items():
             df[c] = [_float_text(v, d) for v in df[c]]
         yield df.to_string(index=False, header=k == 0, col_space=widths) + "\n"
-    yield _footer(inv, n, analysable)
-
-
-def _cell(v) -> str:
-    """A value as pandas shows it in a table (floats aside)."""
-    import pandas as pd
-
-    if v is pd.NA:
-        return "<NA>"
-    if v is None or (isinstance(v, float) and v != v):
-        return "NaN"
-    return str(v)
+    yield _footer(inv, n, counted["analysable"])
 
 
 def _float_text(v: float, d: int) -> str:
