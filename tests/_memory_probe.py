@@ -1,17 +1,19 @@
 """Peak memory of reading one model file or folder, measured in a fresh process
 (``python tests/_memory_probe.py PATH``).
 
-Two more modes measure what hts builds from the file (issue 19 item 9, the analysis output of a tensor flood):
-``--analyze FILE`` runs ``hts.analyze(FILE)`` and touches its counts, summary and rows; ``--cli ARGS...`` runs
-``hts ARGS...`` (e.g. ``describe FILE --format csv -o OUT``) in this process. Both import pandas before the base
-is taken (the command line's tables need it) and print the same JSON line (``largest`` 0, ``tensors`` the rows).
-
 Imports hts, numpy and the format's library first (their pages are not the reader's), then reads the file the way
 ``hts analyze`` does: the tensor list (``read_file``; a folder, such as an Orbax checkpoint directory, through
 ``open_path`` as ``hts analyze DIR`` does), then every listed tensor's data, one at a time, dropped after use.
 Prints one JSON line: ``base`` and ``peak`` (bytes of peak RSS, ``VmHWM``, before and after reading),
 ``largest`` (bytes of the largest tensor loaded), ``outcome`` (``"read"`` or ``"refused"``: a ``ModelFileError``)
 and ``message`` (the error's text).
+
+Two more modes measure what hts builds from the file (issue 19 item 9, the analysis output of a tensor flood):
+``--analyze FILE`` runs ``hts.analyze(FILE)`` and touches its counts, summary and rows; ``--cli ARGS...`` runs
+``hts ARGS...`` (e.g. ``describe FILE --format csv -o OUT``) in this process. Both import pandas before the base
+is taken (the command line's tables need it) and print the same JSON line (``largest`` 0, ``tensors`` the rows).
+``--serve FILE`` refreshes an ``hts serve`` sidecar of FILE once and prints ``peak``, ``held`` (``VmRSS`` after)
+and ``page`` (bytes of its /analysis.json).
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ import resource
 import sys
 
 
-def _rss() -> int:
+def _rss(key: str = "VmHWM:") -> int:
     """The peak resident set of this process in bytes: ``VmHWM`` (``ru_maxrss`` would keep the parent's peak
-    from before ``exec`` on Linux)."""
+    from before ``exec`` on Linux); ``key="VmRSS:"``: the resident set now."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -71,6 +73,19 @@ def main_built(mode: str, args: list[str]) -> None:
 
     base = _rss()
     outcome, message, count = "read", "", 0
+    if mode == "--serve":  # the sidecar's cached result of one model: peak, and what stays held
+        import gc
+
+        from hts.serve import MetricsSidecar
+
+        sidecar = MetricsSidecar(args, port=0, interval=3600, settle=0)
+        sidecar.refresh()
+        gc.collect()
+        page = sidecar.page("/analysis.json")[0]
+        print(json.dumps({"base": base, "peak": _rss(), "held": _rss("VmRSS:"), "page": len(page),
+                          "error": sidecar.states()[0].error}))
+        sidecar.close()
+        return
     if mode == "--analyze":
         result = hts.analyze(args[0])
         count = len(result.rows)
@@ -86,7 +101,7 @@ def main_built(mode: str, args: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] in ("--analyze", "--cli"):
+    if sys.argv[1] in ("--analyze", "--cli", "--serve"):
         main_built(sys.argv[1], sys.argv[2:])
     else:
         main(sys.argv[1], sys.argv[2:])

@@ -127,7 +127,8 @@ def test_rows_from_a_list_and_equality():
 
 
 _values = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.integers(2**62, 2**64 - 1),
-                    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(["", "a", "b,c", "3"]))
+                    st.integers(-2**64, -2**63 + 2), st.floats(allow_nan=True, allow_infinity=True),
+                    st.floats(allow_nan=True).map(np.float64), st.sampled_from(["", "a", "b,c", "3"]))
 
 
 @settings(max_examples=150, deadline=None)
@@ -143,3 +144,33 @@ def test_chunked_frames_write_what_the_whole_frame_writes(rows, chunk):
     joined = pd.concat(parts)
     assert list(joined.dtypes) == list(whole.dtypes)
     assert joined.to_string(index=False) == whole.to_string(index=False)
+
+
+@pytest.fixture(scope="module")
+def sizes(tmp_path_factory):
+    """Tensors whose sizes in MB need 1, 2 and 3 decimals (pandas picks a float column's decimals from all its
+    values), non-matrices (N is <NA>), a conv kernel and a name with a tab and a newline."""
+    rng = np.random.default_rng(5)
+    tensors = {f"l{i}.weight": rng.normal(size=shape).astype(np.float32) for i, shape in enumerate(
+        [(1,), (500,), (25, 20), (250, 500), (16, 8, 3, 3), (125, 1000), (2,), (50, 50), (40,), (1, 1)])}
+    tensors["odd\tname\nwith escapes.weight"] = rng.normal(size=(30, 20)).astype(np.float32)  # shown escaped
+    path = tmp_path_factory.mktemp("sizes") / "sizes.safetensors"
+    save_file(tensors, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "table"])
+@pytest.mark.parametrize("model", ["mixed", "sizes"])
+@pytest.mark.parametrize("extra", [[], ["--no-pool", "--start-ids", "1"]])
+def test_describe_written_in_chunks_is_the_same(request, tmp_path, monkeypatch, fmt, model, extra):
+    from hts.cli import main
+
+    path = request.getfixturevalue(model)
+    whole, chunked = tmp_path / "whole", tmp_path / "chunked"
+    assert main(["describe", path, "--format", fmt, "-o", str(whole), *extra]) == 0
+    for chunk in (1, 3):
+        monkeypatch.setattr(_frames, "CHUNK_ROWS", chunk)
+        assert main(["describe", path, "--format", fmt, "-o", str(chunked), *extra]) == 0
+        assert chunked.read_text() == whole.read_text()
+    if fmt == "table" and model == "sizes":
+        assert " 0.500\n" in whole.read_text() and " 0.002\n" in whole.read_text() and "<NA>" in whole.read_text()

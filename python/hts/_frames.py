@@ -23,10 +23,10 @@ CHUNK_ROWS = 1024
 def _kind(value) -> tuple:
     """What pandas' type inference looks at in a value: its type, and for numbers NaN, sign and int64 range."""
     t = type(value)
-    if t is float:
+    if isinstance(value, float):  # numpy's float64 too
         return t, math.isnan(value)
     if t is int:
-        return t, value < 0, value >= 2**63
+        return t, value < 0, value >= 2**63, value < -2**63
     return (t,)
 
 

@@ -113,18 +113,18 @@ class Inventory:
         rows = self.rows(**options)
         return pd.DataFrame(rows, columns=_table_columns({k for r in rows for k in r}))
 
-    def table_frames(self, *, chunk: int | None = None, **options):
+    def table_frames(self, *, chunk: int | None = None, scan=None, **options):
         """``table(**options)`` as consecutive DataFrames of at most ``chunk`` rows (``hts._frames.CHUNK_ROWS``)
         with the whole table's columns and column types, from ``iter_rows`` (read twice when there are more
         rows than a chunk): what ``hts describe`` writes a long listing from. One frame, ``table`` itself, when
-        the rows fit in one chunk."""
+        the rows fit in one chunk. ``scan``: the ``hts._frames.Scan`` of ``iter_rows(**options)`` when known."""
         from ._frames import CHUNK_ROWS, Scan, frames
 
         chunk = chunk or CHUNK_ROWS
         if len(self) <= chunk:
             yield self.table(**options)
             return
-        scan = Scan(self.iter_rows(**options))
+        scan = scan or Scan(self.iter_rows(**options))
         columns = _table_columns(scan.seen)
         yield from frames(self.iter_rows(**options), columns, scan.types(columns), chunk=chunk)
 

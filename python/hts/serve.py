@@ -101,6 +101,15 @@ def zip_members_intact(path: str) -> str:
     return ""
 
 
+def _json_bytes(result) -> bytes:
+    """``json.dumps(result.to_dict(), allow_nan=False)`` as UTF-8, made one row at a time
+    (``Analysis.json_parts``): the rows of a flood of skipped tensors are never all held as dicts."""
+    out = bytearray()
+    for part in result.json_parts():
+        out += part.encode("utf-8")
+    return out
+
+
 @dataclass
 class ModelState:
     """What the sidecar knows about one watched model (replaced, never mutated, once published)."""
@@ -111,7 +120,9 @@ class ModelState:
     summary: dict | None = None
     counts: dict | None = None
     layers: list = field(default_factory=list)
-    analysis_json: dict | None = None
+    # json.dumps(Analysis.to_dict(), allow_nan=False) as UTF-8; once published, a view into the /analysis.json
+    # page that holds it (so the text is held once)
+    analysis_json: bytes | bytearray | memoryview | None = None
     duration: float = float("nan")
     analysed_at: float = float("nan")
     error: str = ""  # of the last attempt ("" when it succeeded)
@@ -239,7 +250,7 @@ class MetricsSidecar:
             return self._failed(state, err, before)
         logger.info("model %r analysed in %.2f s", state.name, duration)
         return ModelState(name=state.name, path=state.path, signature=before, summary=result.summary,
-                          counts=result.counts, layers=result.rows, analysis_json=result.to_dict(),
+                          counts=result.counts, layers=result.rows, analysis_json=_json_bytes(result),
                           duration=duration, analysed_at=time.time(), error="", errors_total=state.errors_total,
                           analyses_total=state.analyses_total + 1)
 
@@ -259,22 +270,24 @@ class MetricsSidecar:
                        unstable=False)
 
     # -- rendering -----------------------------------------------------------------------------------------
-    def _render_one(self, state: ModelState) -> tuple[ModelState, bytes]:
-        """The model's /analysis.json entry, checked by rendering it and its /metrics lines once; a result that
-        cannot be rendered is replaced by an error state (its own gauge says so, the others are unaffected)."""
+    def _render_one(self, state: ModelState) -> tuple[ModelState, list]:
+        """The model's /analysis.json entry (in pieces), checked by rendering it and its /metrics lines once; a
+        result that cannot be rendered is replaced by an error state (its own gauge says so, the others are
+        unaffected)."""
         try:
             prometheus.render([state], per_layer=self.per_layer).encode("utf-8")
-            entry = json.dumps({"path": state.path, "error": state.error or None, "ready": state.ready,
-                                "stale": state.stale, "analysis": state.analysis_json},
-                               allow_nan=False).encode("utf-8")
-            return state, entry
+            head = json.dumps({"path": state.path, "error": state.error or None, "ready": state.ready,
+                               "stale": state.stale, "analysis": None}, allow_nan=False).encode("utf-8")
+            if state.analysis_json is None:
+                return state, [head]
+            return state, [head[:-len(b"null}")], state.analysis_json, b"}"]  # the result's text, rendered once
         except Exception as err:  # noqa: BLE001 - any rendering failure is confined to this model
             logger.exception("model %r: its result cannot be rendered", state.name)
             state = replace(state, summary=None, counts=None, layers=[], analysis_json=None,
                             render_error=f"cannot render the result: {type(err).__name__}: {err}"[:500])
             entry = json.dumps({"path": state.path, "error": state.render_error, "ready": False, "stale": False,
                                 "analysis": None}, ensure_ascii=True).encode("ascii", "backslashreplace")
-            return state, entry
+            return state, [entry]
 
     def _publish(self) -> None:
         """Render the pages from the current states (requests then only copy bytes)."""
@@ -283,14 +296,25 @@ class MetricsSidecar:
         rendered = [self._render_one(s) for s in states]
         shown = [state for state, _ in rendered]
         metrics = prometheus.render(shown, per_layer=self.per_layer).encode("utf-8")
-        body = b"{" + b",".join(json.dumps(state.name).encode("ascii") + b":" + entry
-                                for state, entry in rendered) + b"}"
+        pieces, spans, at = [b"{"], {}, 1  # spans: model -> where its result's JSON lies in the page
+        for n, (state, entry) in enumerate(rendered):
+            for piece in ([b","] if n else []) + [json.dumps(state.name).encode("ascii") + b":"] + entry:
+                if piece is states[n].analysis_json:
+                    spans[n] = (at, len(piece))
+                pieces.append(piece)
+                at += len(piece)
+        body = b"".join(pieces + [b"}"])
+        del pieces, rendered, shown
         pages = {
             "/metrics": (metrics, prometheus.CONTENT_TYPE),
             "/analysis.json": (body, "application/json"),
         }
+        view = memoryview(body)
         with self._lock:
             self._pages = pages
+            for n, (start, size) in spans.items():  # each result's text is now held once, in the page
+                if self._states[n] is states[n]:
+                    self._states[n] = replace(states[n], analysis_json=view[start:start + size])
 
     def page(self, path: str) -> tuple[bytes, str] | None:
         with self._lock:

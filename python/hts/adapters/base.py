@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
@@ -83,4 +84,4 @@ class WeightTensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
+        return int(math.prod(self.shape)) if self.shape else 1  # exact; ~10x faster than np.prod per record
