@@ -97,7 +97,9 @@ def test_json_parts_are_to_json(mixed):
     for options in ({}, {"pool": False}):
         a = hts.analyze(mixed, **options)
         for indent in (None, 1, 2):
-            assert "".join(a.json_parts(indent=indent)) == a.to_json(indent=indent)
+            want = json.dumps(a.to_dict(), allow_nan=False, indent=indent)
+            assert "".join(a.json_parts(indent=indent)) == want and a.to_json(indent=indent) == want
+        assert a.to_json(sort_keys=True) == json.dumps(a.to_dict(), allow_nan=False, sort_keys=True)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "table"])

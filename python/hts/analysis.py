@@ -85,8 +85,8 @@ class Analysis:
         One dict per analysed matrix (per slice with ``pool=False``) and per skipped tensor, in model order,
         with the columns of ``details``: a read-only ``hts.analysis_rows.AnalysisRows`` (indexing, slices,
         iteration, ``==`` with a list; ``list(rows)`` for a list). For a file read lazily (safetensors,
-        ``.npz``, Flax) the row of a skipped tensor is made when it is used, a new equal dict each time, so
-        that a flood of skipped tensors costs a few dozen bytes each (docs/formats.md, "Limits").
+        ``.npz``, Flax, Orbax) the row of a skipped tensor is made when it is used, a new equal dict each
+        time, so that a flood of skipped tensors costs a few dozen bytes each (docs/formats.md, "Limits").
     options : dict
         The options the analysis ran with.
     """
@@ -290,8 +290,12 @@ class Analysis:
         return json_parts(head, "layers", (jsonable(r) for r in self.rows), indent=indent, allow_nan=False)
 
     def to_json(self, path: str | None = None, **kwargs) -> str:
-        """JSON text of ``to_dict()`` (strict: no NaN); written to ``path`` when given."""
-        text = json.dumps(self.to_dict(), allow_nan=False, **kwargs)
+        """JSON text of ``to_dict()`` (strict: no NaN); written to ``path`` when given. With no keyword but
+        ``indent`` it is made one row at a time (``json_parts``), without ``to_dict()``'s copy of every row."""
+        if set(kwargs) <= {"indent"}:
+            text = "".join(self.json_parts(indent=kwargs.get("indent")))
+        else:
+            text = json.dumps(self.to_dict(), allow_nan=False, **kwargs)
         if path is not None:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(text)
