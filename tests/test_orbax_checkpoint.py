@@ -188,19 +188,21 @@ def test_ocdbt_entries_columns_behave_like_a_dict_in_key_order():
     from hts.adapters.ocdbt import Entries, ValueRef
 
     e = Entries()
-    node = b"xyzABC"
-    e.add(b"a/.zarray", 3, node=node, offset=0)
+    meta = b'{"zarr_format": 3, "shape": [2, 2]}'.ljust(Entries._SHARED + 1)
+    e.add(b"a/.zarray", len(meta), inline=bytearray(meta))
     e.add(b"a/0.0", 10, file="/d/f1", offset=7)
-    e.add(b"b/.zarray", 3, node=node, offset=3)
-    e.add(b"b/0.0", 0, file="/d/f2", offset=0)
-    assert list(e) == [b"a/.zarray", b"a/0.0", b"b/.zarray", b"b/0.0"] and len(e) == 4
-    assert e[b"a/.zarray"] == ValueRef(3, inline=b"xyz") and e[b"b/.zarray"] == ValueRef(3, inline=b"ABC")
+    e.add(b"b/.zarray", len(meta), inline=meta)  # stored once for both
+    e.add(b"b/0.0", 3, inline=b"xyz")
+    e.add(b"c/0.0", 0, file="/d/f2", offset=0)
+    assert list(e) == [b"a/.zarray", b"a/0.0", b"b/.zarray", b"b/0.0", b"c/0.0"] and len(e) == 5
+    assert e[b"a/.zarray"] == e[b"b/.zarray"] == ValueRef(len(meta), inline=meta) and len(e._inline) == len(meta) + 3
+    assert e[b"b/0.0"] == ValueRef(3, inline=b"xyz")
     assert e.get(b"a/0.0") == ValueRef(10, file="/d/f1", offset=7) and e.get(b"a/1.0") is None
-    assert b"b/0.0" in e and b"" not in e and b"c" not in e
-    assert list(e.keys_from(b"a/")) == [b"a/.zarray", b"a/0.0"] and list(e.keys_from(b"c")) == []
-    for key in (b"b/0.0", b"a"):  # repeated, or before the last key
+    assert b"c/0.0" in e and b"" not in e and b"d" not in e
+    assert list(e.keys_from(b"a/")) == [b"a/.zarray", b"a/0.0"] and list(e.keys_from(b"d")) == []
+    for key in (b"c/0.0", b"a"):  # repeated, or before the last key
         with pytest.raises(ValueError, match="strictly increasing"):
-            e.add(key, 1, node=node, offset=0)
+            e.add(key, 1, inline=b"x")
 
 
 # --- hostile checkpoints: each with its exact error ------------------------------------------------------------
@@ -292,6 +294,38 @@ def test_huge_claimed_shape(ckpts, tmp_path):
     z.write_text(meta.replace('"shape":[48,40]', '"shape":[200000,300000]'))
     with pytest.raises(ModelFileError, match=r"makes more than 2\^20 chunks \(refused\)"):
         from_orbax(d)
+
+
+@pytest.mark.parametrize("codec", ["zstd", "zstd-unsized", "gzip", "zlib"])
+def test_decompression_stops_at_its_limit(codec):
+    """64 MiB of zeros (~2-64 kB compressed) decoded with a 1 MiB limit: refused, having allocated about the
+    limit (its declared size), never the stream's size; with the exact limit, decoded into one buffer."""
+    import gzip
+    import tracemalloc
+    import zlib
+
+    import zstandard
+    from hts.adapters.compression import decompress
+
+    raw = bytes(64 * 2**20)
+    blob = {"zstd": lambda: zstandard.ZstdCompressor().compress(raw),
+            "zstd-unsized": lambda: zstandard.ZstdCompressor(write_content_size=False).compress(raw),
+            "gzip": lambda: gzip.compress(raw), "zlib": lambda: zlib.compress(raw)}[codec]()
+    name = codec.split("-")[0]
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=rf"x.bin, tensor 't': {name} (frame claims 67108864 bytes, more "
+                                                 rf"than|data decompresses to more than) the 1048576"):
+            decompress(name, blob, 2**20, "x.bin", tensor="t", exact=codec != "zlib")
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        assert decompress(name, blob, len(raw), "x.bin", exact=True) == raw
+        whole = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    piece = 2**20  # the decoder's working pieces (256 kB of input or output, copies of them), its window
+    assert peak <= 2**20 + piece + len(blob), peak
+    assert whole <= len(raw) + piece + len(blob), whole
 
 
 def test_zstd_bomb(ckpts, tmp_path):

@@ -33,7 +33,7 @@ def decompress(codec: str, data: bytes | memoryview, limit: int, path: str, *, t
     if codec == "zstd":
         out = _zstd(data, limit, path, tensor, exact)
     elif codec in ("zlib", "gzip"):
-        out = _zlib(codec, data, limit, path, tensor)
+        out = _zlib(codec, data, limit, path, tensor, exact)
     else:
         raise ModelFileError(path, f"unknown compression {codec!r}", tensor=tensor)
     if exact and len(out) != limit:
@@ -65,50 +65,81 @@ def _zstd(data, limit: int, path: str, tensor: str | None, exact: bool) -> bytea
                     break
                 n += got
             if n == len(out) <= limit:  # more frames than the first one states
-                del out[n:]
-                out += _pieces(reader, limit + 1 - n)
-                n = len(out)
+                out = None
         else:
-            out = _pieces(reader, limit + 1)
-            n = len(out)
+            out = None
+        if out is None:  # of unknown size: counted by a first decoding (nothing kept), then decoded into one
+            out = _counted(zstandard, data, limit)  # buffer of that size (pieces joined, or a buffer grown by
+            n = limit + 1 if out is None else len(out)  # doubling, would hold up to twice the output at once)
     except zstandard.ZstdError as err:
         raise ModelFileError(path, f"corrupt zstd data ({str(err)[:120]})", tensor=tensor) from None
-    del out[n:]
-    if len(out) > limit:
+    if n > limit:
         raise ModelFileError(path, f"zstd data decompresses to more than the {limit} bytes the metadata "
                                    "allows", tensor=tensor)
+    del out[n:]
     return out
 
 
-def _pieces(reader, budget: int) -> bytearray:
-    """At most ``budget`` bytes from a stream of unknown length: read in pieces, joined once (a buffer grown by
-    doubling would keep up to twice the output)."""
-    pieces, n = [], 0
-    while n < budget:
-        piece = reader.read(min(_PIECE, budget - n))
-        if not piece:
+def _counted(zstandard, data, limit: int) -> bytearray | None:
+    """All of ``data`` decoded, None if that is more than ``limit`` bytes: its size counted by a first decoding
+    that keeps nothing, then decoded again into one buffer of that size; a stream that fits one piece is
+    decoded once."""
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+    first = reader.read(min(_PIECE, limit + 1))
+    n = len(first)
+    while n <= limit:
+        got = len(reader.read(min(_PIECE, limit + 1 - n)))
+        if not got:
             break
-        pieces.append(piece)
-        n += len(piece)
-    return bytearray().join(pieces)
+        n += got
+    if n > limit:
+        return None
+    if n == len(first):
+        return bytearray(first)
+    del first
+    out = bytearray(n)
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+    done = 0
+    while done < n:
+        with memoryview(out) as view, view[done:] as rest:
+            got = reader.readinto(rest)
+        if not got:
+            break
+        done += got
+    return out
 
 
-def _zlib(codec: str, data, limit: int, path: str, tensor: str | None) -> bytearray:
+def _zlib(codec: str, data, limit: int, path: str, tensor: str | None, exact: bool) -> bytearray:
+    """Input fed and output taken in pieces of ``_PIECE``: each call holds at most a piece of either (feeding
+    the whole input at once would copy what is left of it on every call); exact: into one buffer of the
+    declared size."""
     d = zlib.decompressobj(31 if codec == "gzip" else 15)
-    out = bytearray()
+    out = bytearray(limit + 1) if exact else bytearray()
+    n = pos = 0
+    tail = b""
     try:
-        pending = bytes(data)
-        while len(out) <= limit and not d.eof:
-            piece = d.decompress(pending, min(limit + 1 - len(out), _PIECE))
-            if not piece and len(d.unconsumed_tail) == len(pending):
-                break  # no progress: the input ends before the stream does (truncated, below)
-            out += piece  # with all input taken, a next call may still return output zlib holds back
-            pending = d.unconsumed_tail
+        with memoryview(data) as view:
+            while n <= limit and not d.eof:
+                if not tail and pos < len(view):
+                    tail = view[pos:pos + _PIECE]
+                    pos += len(tail)
+                before = len(tail)
+                piece = d.decompress(tail, min(limit + 1 - n, _PIECE))
+                tail = d.unconsumed_tail
+                if not piece and len(tail) == before:
+                    break  # no progress with all the input given: the stream ends early (truncated, below)
+                if exact:
+                    out[n:n + len(piece)] = piece
+                else:
+                    out += piece
+                n += len(piece)
+            del tail
     except zlib.error as err:
         raise ModelFileError(path, f"corrupt {codec} data ({err})", tensor=tensor) from None
-    if len(out) > limit:
+    if n > limit:
         raise ModelFileError(path, f"{codec} data decompresses to more than the {limit} bytes the metadata "
                                    "allows", tensor=tensor)
     if not d.eof:
         raise ModelFileError(path, f"truncated {codec} data", tensor=tensor)
+    del out[n:]
     return out

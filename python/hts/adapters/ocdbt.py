@@ -61,38 +61,47 @@ class ValueRef:
 
 
 class Entries(Mapping):
-    """key -> ``ValueRef`` of a database, in key order, held as columns: the keys concatenated in one buffer
-    and a row of integers per key (end of its key; length; offset in its data file, or among the inline values
-    of its leaf node, kept as one buffer per node; data file or node number). A key costs its own bytes + 28 bytes, no
-    Python object: a ``ValueRef`` and a ``bytes`` key per entry cost ~0.35 kB, more than a flood of tiny arrays
-    takes in the files (docs/formats.md, "Limits"). Keys must come in strictly increasing order, as a B+tree
-    walked in order gives them (``add`` raises ``ValueError`` otherwise); lookups bisect. Each lookup makes a
-    new, equal ``ValueRef``."""
+    """key -> ``ValueRef`` of a database, in key order, held as columns: the keys concatenated in one buffer,
+    the inline values in another, and a row of integers per key (end of its key; length; offset in its data
+    file or in the inline buffer; data file number). A key costs its own bytes + 28 bytes, no Python object (a
+    ``ValueRef`` and a ``bytes`` key per entry cost ~0.35 kB, more than a flood of tiny arrays takes in the
+    files; docs/formats.md, "Limits"). Inline values of ``_SHARED`` bytes or more are stored once however many
+    keys hold them: OCDBT nodes are zstd-compressed, and a checkpoint's zarr metadata repeats (one document per
+    shape and dtype), so storing each copy would hold ~50 × what the node takes in the file. Keys must come in
+    strictly increasing order, as a B+tree walked in order gives them (``add`` raises ``ValueError``
+    otherwise); lookups bisect. Each lookup makes a new, equal ``ValueRef``."""
 
-    __slots__ = ("_keys", "_key_end", "_length", "_offset", "_file", "_nodes", "_files", "_file_ids", "_last")
+    __slots__ = ("_keys", "_key_end", "_length", "_offset", "_file", "_inline", "_shared", "_files", "_file_ids",
+                 "_last")
+    _SHARED = 64
 
     def __init__(self) -> None:
-        self._keys = bytearray()
+        self._keys, self._inline = bytearray(), bytearray()
         self._key_end, self._length, self._offset = array("q"), array("q"), array("q")
-        self._file = array("i")  # >= 0: a data file; < 0: inline, in node -1 - it
-        self._nodes: list = []
+        self._file = array("i")  # -1: inline
+        self._shared: dict[bytes, int] = {}  # inline value -> its offset in _inline
         self._files: list[str] = []
         self._file_ids: dict[str, int] = {}
         self._last = b""
 
-    def add(self, key: bytes, length: int, *, node=None, file: str = "", offset: int = 0) -> None:
-        """A key whose value is ``length`` bytes at ``offset`` of the data file ``file``, or (inline) of
-        ``node``, the inline values of its leaf node (the same object for all of them)."""
+    def add(self, key: bytes, length: int, *, inline: bytes | None = None, file: str = "", offset: int = 0) -> None:
+        """A key whose value is ``inline``, or ``length`` bytes at ``offset`` of the data file ``file``."""
         if self._key_end and key <= self._last:
             raise ValueError("keys are not in strictly increasing order")
-        if node is None:
+        if inline is None:
             fid = self._file_ids.setdefault(file, len(self._files))
             if fid == len(self._files):
                 self._files.append(file)
         else:
-            if not self._nodes or self._nodes[-1] is not node:
-                self._nodes.append(node)
-            fid = -len(self._nodes)
+            fid, offset = -1, -1
+            if len(inline) >= self._SHARED:
+                inline = bytes(inline)  # hashable
+                offset = self._shared.get(inline, -1)
+            if offset < 0:
+                offset = len(self._inline)
+                self._inline += inline
+                if len(inline) >= self._SHARED:
+                    self._shared[inline] = offset
         self._keys += key
         self._key_end.append(len(self._keys))
         self._length.append(length)
@@ -120,7 +129,7 @@ class Entries(Mapping):
             raise KeyError(key)
         length, offset, fid = self._length[row], self._offset[row], self._file[row]
         if fid < 0:
-            return ValueRef(length, inline=bytes(self._nodes[-1 - fid][offset:offset + length]))
+            return ValueRef(length, inline=bytes(self._inline[offset:offset + length]))
         return ValueRef(length, file=self._files[fid], offset=offset)
 
     def keys_from(self, prefix: bytes) -> Iterator[bytes]:
@@ -373,11 +382,8 @@ class OcdbtStore:
         located = dict(zip(indirect, zip(ids, offsets)))
         if len(self.entries) + n > limits.MAX_TENSORS * 4:
             raise c.fail(f"more than {limits.MAX_TENSORS * 4} keys in the database")
-        # the inline values follow, in order: kept as one exact copy (the node's other bytes are let go)
-        inline = c.take(sum(lengths[i] for i in range(n) if i not in located))
-        at = 0
         for i in range(n):
-            key = prefix + keys[i]
+            key, keys[i] = prefix + keys[i], None  # each key held once: in the list, then in the columns
             try:
                 if i in located:
                     (file, _), _, _ = self._ref(files, located[i][0], 0, 0, c)
@@ -387,8 +393,7 @@ class OcdbtStore:
                                      f"the end of its {size}-byte data file {os.path.basename(file)}")
                     self.entries.add(key, lengths[i], file=file, offset=located[i][1])
                 else:
-                    self.entries.add(key, lengths[i], node=inline, offset=at)
-                    at += lengths[i]
+                    self.entries.add(key, lengths[i], inline=c.take(lengths[i]))
             except ValueError:
                 raise c.fail(f"key {i} {key[:80]!r} is not after the key before it (keys out of order or "
                              "repeated)") from None
