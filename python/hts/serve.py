@@ -119,7 +119,7 @@ class ModelState:
     signature: tuple | None = None  # of the last good analysis
     summary: dict | None = None
     counts: dict | None = None
-    layers: list = field(default_factory=list)
+    layers: list = field(default_factory=list)  # the analysed and failed rows (what --per-layer shows)
     # json.dumps(Analysis.to_dict(), allow_nan=False) as UTF-8; once published, a view into the /analysis.json
     # page that holds it (so the text is held once)
     analysis_json: bytes | bytearray | memoryview | None = None
@@ -250,7 +250,7 @@ class MetricsSidecar:
             return self._failed(state, err, before)
         logger.info("model %r analysed in %.2f s", state.name, duration)
         return ModelState(name=state.name, path=state.path, signature=before, summary=result.summary,
-                          counts=result.counts, layers=result.rows, analysis_json=_json_bytes(result),
+                          counts=result.counts, layers=result.analysed, analysis_json=_json_bytes(result),
                           duration=duration, analysed_at=time.time(), error="", errors_total=state.errors_total,
                           analyses_total=state.analyses_total + 1)
 
