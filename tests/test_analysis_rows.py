@@ -119,6 +119,24 @@ def test_cli_output_written_in_chunks_is_the_same(mixed, tmp_path, monkeypatch, 
         assert len(json.loads(whole.read_text())["layers"]) == len(a.rows)
 
 
+@pytest.mark.parametrize("options", [{}, {"pool": False, "mp_fit": True}])
+@pytest.mark.parametrize("model", ["mixed", "sizes"])
+def test_parquet_written_in_chunks_reads_back_as_the_whole_table(request, tmp_path, monkeypatch, options, model):
+    """A chunk of skipped rows only has no value in the analysed rows' text columns (precision): the file's
+    schema is unified over the chunks, and the file reads back as the whole table."""
+    pytest.importorskip("pyarrow")  # an optional dependency (--format parquet)
+    from hts.cli.analyze import write_parquet
+
+    a = hts.analyze(request.getfixturevalue(model), **options)
+    whole, chunked = tmp_path / "whole.parquet", tmp_path / "chunked.parquet"
+    write_parquet(a, str(whole))
+    for chunk in (1, 2):
+        monkeypatch.setattr(_frames, "CHUNK_ROWS", chunk)
+        write_parquet(a, str(chunked))
+        pd.testing.assert_frame_equal(pd.read_parquet(chunked), pd.read_parquet(whole))
+    pd.testing.assert_frame_equal(pd.read_parquet(whole), a.details)
+
+
 def test_rows_from_a_list_and_equality():
     rows = AnalysisRows([{"status": "skipped", "reason": "x"}, {"status": "success", "reason": ""}])
     assert rows == [{"status": "skipped", "reason": "x"}, {"status": "success", "reason": ""}]
