@@ -115,9 +115,10 @@ class Entries(Mapping):
     def _bisect(self, key: bytes) -> int:
         """The first row whose key is >= ``key``."""
         lo, hi = 0, len(self._key_end)
+        keys, end = self._keys, self._key_end
         while lo < hi:
             mid = (lo + hi) // 2
-            if self._key(mid) < key:
+            if keys[end[mid - 1] if mid else 0:end[mid]] < key:  # a bytearray slice compares as bytes
                 lo = mid + 1
             else:
                 hi = mid
