@@ -89,6 +89,9 @@ def test_detail_frames_are_details_in_chunks(mixed, chunk, pool):
     joined = pd.concat(parts, ignore_index=True)
     pd.testing.assert_frame_equal(joined, whole)
     assert "".join(df.to_csv(index=False, header=k == 0) for k, df in enumerate(parts)) == whole.to_csv(index=False)
+    with pytest.MonkeyPatch.context() as m:  # details itself is made in chunks when longer than one
+        m.setattr(_frames, "CHUNK_ROWS", chunk)
+        pd.testing.assert_frame_equal(a.details, whole)
     shown = pd.concat(list(a.detail_frames(skipped=False, chunk=chunk)), ignore_index=True)
     pd.testing.assert_frame_equal(shown, whole[whole.status != "skipped"].reset_index(drop=True))
 
