@@ -89,6 +89,9 @@ def test_detail_frames_are_details_in_chunks(mixed, chunk, pool):
     joined = pd.concat(parts, ignore_index=True)
     pd.testing.assert_frame_equal(joined, whole)
     assert "".join(df.to_csv(index=False, header=k == 0) for k, df in enumerate(parts)) == whole.to_csv(index=False)
+    with pytest.MonkeyPatch.context() as m:  # details itself is made in chunks when longer than one
+        m.setattr(_frames, "CHUNK_ROWS", chunk)
+        pd.testing.assert_frame_equal(a.details, whole)
     shown = pd.concat(list(a.detail_frames(skipped=False, chunk=chunk)), ignore_index=True)
     pd.testing.assert_frame_equal(shown, whole[whole.status != "skipped"].reset_index(drop=True))
 
@@ -117,6 +120,24 @@ def test_cli_output_written_in_chunks_is_the_same(mixed, tmp_path, monkeypatch, 
     assert chunked.read_text() == whole.read_text()
     if fmt == "json":
         assert len(json.loads(whole.read_text())["layers"]) == len(a.rows)
+
+
+@pytest.mark.parametrize("options", [{}, {"pool": False, "mp_fit": True}])
+@pytest.mark.parametrize("model", ["mixed", "sizes"])
+def test_parquet_written_in_chunks_reads_back_as_the_whole_table(request, tmp_path, monkeypatch, options, model):
+    """A chunk of skipped rows only has no value in the analysed rows' text columns (precision): the file's
+    schema is unified over the chunks, and the file reads back as the whole table."""
+    pytest.importorskip("pyarrow")  # an optional dependency (--format parquet)
+    from hts.cli.analyze import write_parquet
+
+    a = hts.analyze(request.getfixturevalue(model), **options)
+    whole, chunked = tmp_path / "whole.parquet", tmp_path / "chunked.parquet"
+    write_parquet(a, str(whole))
+    for chunk in (1, 2):
+        monkeypatch.setattr(_frames, "CHUNK_ROWS", chunk)
+        write_parquet(a, str(chunked))
+        pd.testing.assert_frame_equal(pd.read_parquet(chunked), pd.read_parquet(whole))
+    pd.testing.assert_frame_equal(pd.read_parquet(whole), a.details)
 
 
 def test_rows_from_a_list_and_equality():

@@ -112,6 +112,10 @@ class Analysis:
             import pandas as pd
         except ImportError as err:  # pragma: no cover - pandas is a dependency
             raise ImportError("Analysis.details needs pandas: pip install pandas") from err
+        from ._frames import CHUNK_ROWS
+
+        if len(self.rows) > CHUNK_ROWS:  # made a chunk at a time: never a dict per row all at once
+            return pd.concat(list(self.detail_frames()), ignore_index=True)
         columns = self.detail_columns()
         df = pd.DataFrame(list(self.rows), columns=columns)
         if "slice_id" in columns:

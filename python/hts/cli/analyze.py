@@ -54,7 +54,7 @@ def write(analysis, args: argparse.Namespace) -> None:
     """The result in ``args.format``, written to ``args.output`` or standard output part by part (a long table
     is never held as one text: ``Analysis.detail_frames``, ``Analysis.json_parts``)."""
     if args.format == "parquet":
-        analysis.details.to_parquet(args.output, index=False)
+        write_parquet(analysis, args.output)
         return
     if args.format == "json":
         parts = chain(analysis.json_parts(indent=1), ["\n"])
@@ -63,6 +63,26 @@ def write(analysis, args: argparse.Namespace) -> None:
     else:
         parts = [table_text(analysis)]
     write_parts(parts, args.output, escape=True)
+
+
+def write_parquet(analysis, path: str) -> None:
+    """``analysis.details.to_parquet(path, index=False)``, a row group per chunk when there are more rows than a
+    chunk (``Analysis.detail_frames``): the file's schema is the chunks' schemas unified (a column that is all
+    missing in one chunk has no type there), so it reads back as the whole table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    frames = analysis.detail_frames()
+    first = next(frames)
+    rest = next(frames, None)
+    if rest is None:  # one chunk: the table itself, written as before
+        first.to_parquet(path, index=False)
+        return
+    schemas = [pa.Schema.from_pandas(df, preserve_index=False) for df in analysis.detail_frames()]
+    schema = pa.unify_schemas(schemas, promote_options="permissive").with_metadata(schemas[0].metadata)
+    with pq.ParquetWriter(path, schema) as writer:
+        for df in analysis.detail_frames():
+            writer.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False))
 
 
 def table_text(analysis) -> str:

@@ -117,7 +117,9 @@ def _long_table_text(inv, gates: dict):
                     missing.add(c)
                 else:
                     text = str(v)
-                    size = len(text) + sum(text.count(e) for e in "\t\n\r") if isinstance(v, str) else len(text)
+                    size = len(text)
+                    if isinstance(v, str) and ("\t" in text or "\n" in text or "\r" in text):  # shown escaped
+                        size += text.count("\t") + text.count("\n") + text.count("\r")
                     if size > longest.get(c, 0):
                         longest[c] = size
             yield row
