@@ -82,10 +82,11 @@ def test_stopcheck_native_sets_the_flag_from_cancel_and_from_the_budget():
         assert flag is None
 
 
-def test_analyze_cancel_interrupts_the_running_kernel_call(rng, monkeypatch):
-    """The cancel event set during the eigensolve of a large layer raises hts.Cancelled, and the kernel call
-    itself was interrupted (it raised Stopped rather than returning)."""
-    real = spectra.eigenvalues
+def cancelled_mid_call(monkeypatch, name: str, model: dict, **options) -> list:
+    """Runs ``hts.analyze(model, **options)`` with ``spectra.<name>`` wrapped so that the cancel event is set
+    50 ms into each call; expects ``hts.Cancelled`` and returns what the wrapped calls did ("stopped": raised
+    Stopped, "finished": returned)."""
+    real = getattr(spectra, name)
     outcome = []
     cancel = threading.Event()
 
@@ -99,10 +100,16 @@ def test_analyze_cancel_interrupts_the_running_kernel_call(rng, monkeypatch):
         outcome.append("finished")
         return out
 
-    monkeypatch.setattr(spectra, "eigenvalues", recording)
+    monkeypatch.setattr(spectra, name, recording)
     with pytest.raises(hts.Cancelled, match="cancel event"):
-        hts.analyze({"big.weight": big(rng)}, cancel=cancel, threads=1)
-    assert outcome == ["stopped"]
+        hts.analyze(model, cancel=cancel, threads=1, **options)
+    return outcome
+
+
+def test_analyze_cancel_interrupts_the_running_kernel_call(rng, monkeypatch):
+    """The cancel event set during the eigensolve of a large layer raises hts.Cancelled, and the kernel call
+    itself was interrupted (it raised Stopped rather than returning)."""
+    assert cancelled_mid_call(monkeypatch, "eigenvalues", {"big.weight": big(rng)}) == ["stopped"]
 
 
 # --- the conv-operator kernel (conv_method="fft") ----------------------------------------------------------
@@ -146,25 +153,9 @@ def test_conv_a_flag_set_while_the_kernel_runs_stops_it_mid_spectrum(rng, thread
 
 
 def test_analyze_cancel_interrupts_a_running_conv_operator_spectrum(rng, monkeypatch):
-    real = spectra.conv_operator_eigenvalues
-    outcome = []
-    cancel = threading.Event()
-
-    def recording(*args, **kwargs):
-        threading.Timer(0.05, cancel.set).start()  # set while the kernel runs
-        try:
-            out = real(*args, **kwargs)
-        except _core.Stopped:
-            outcome.append("stopped")
-            raise
-        outcome.append("finished")
-        return out
-
-    monkeypatch.setattr(spectra, "conv_operator_eigenvalues", recording)
-    with pytest.raises(hts.Cancelled, match="cancel event"):
-        hts.analyze({"conv.weight": conv_kernel(rng)}, conv_method="fft", conv_input_size=12, max_evals=50_000,
-                    cancel=cancel, threads=1)
-    assert outcome == ["stopped"]
+    got = cancelled_mid_call(monkeypatch, "conv_operator_eigenvalues", {"conv.weight": conv_kernel(rng)},
+                             conv_method="fft", conv_input_size=12, max_evals=50_000)
+    assert got == ["stopped"]
 
 
 # --- the randomized-ESD batch (randomize=True) ---------------------------------------------------------------
@@ -199,21 +190,6 @@ def test_randomized_batch_a_flag_set_while_it_runs_stops_it(rng, threads):
 
 
 def test_analyze_cancel_interrupts_a_running_randomized_batch(rng, monkeypatch):
-    real = spectra.randomized_eigenvalue_batch
-    outcome = []
-    cancel = threading.Event()
-
-    def recording(*args, **kwargs):
-        threading.Timer(0.05, cancel.set).start()  # set while the kernel runs
-        try:
-            out = real(*args, **kwargs)
-        except _core.Stopped:
-            outcome.append("stopped")
-            raise
-        outcome.append("finished")
-        return out
-
-    monkeypatch.setattr(spectra, "randomized_eigenvalue_batch", recording)
-    with pytest.raises(hts.Cancelled, match="cancel event"):
-        hts.analyze({"big.weight": big(rng, 8000, 1000)}, randomize=True, cancel=cancel, threads=1)
-    assert outcome == ["stopped"]
+    got = cancelled_mid_call(monkeypatch, "randomized_eigenvalue_batch", {"big.weight": big(rng, 8000, 1000)},
+                             randomize=True)
+    assert got == ["stopped"]

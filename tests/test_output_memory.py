@@ -17,6 +17,7 @@ import sys
 
 import numpy as np
 import pytest
+from _floods import write_empty_safetensors_flood
 
 PROBE = os.path.join(os.path.dirname(__file__), "_memory_probe.py")
 MB = 2**20
@@ -59,11 +60,8 @@ def test_analyze_of_a_flood_of_empty_tensors(tmp_path):
     from hts.adapters.limits import MAX_TENSORS
 
     n = MAX_TENSORS - 100
-    entries = ",".join(f'"{np.base_repr(i, 36)}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}'
-                       for i in range(n))
-    raw = ("{" + entries + "}").encode()
     path = tmp_path / "empty.safetensors"
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    write_empty_safetensors_flood(path, n)
     got = _bounded(path, "--analyze", str(path))
     assert got["tensors"] == n
 

@@ -19,6 +19,7 @@ import sys
 
 import numpy as np
 import pytest
+from _floods import write_empty_safetensors_flood
 
 import hts
 
@@ -80,11 +81,8 @@ def test_safetensors_flood_of_empty_tensors_with_short_names(tmp_path):
     from hts.adapters.limits import MAX_TENSORS
 
     n = MAX_TENSORS - 100
-    entries = ",".join(f'"{np.base_repr(i, 36)}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}'
-                       for i in range(n))
-    raw = ("{" + entries + "}").encode()
     path = tmp_path / "empty.safetensors"
-    path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+    write_empty_safetensors_flood(path, n)
     got = check_bounded(path, outcome="read")
     assert got["tensors"] == n
 
