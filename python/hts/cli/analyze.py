@@ -42,7 +42,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise ImportError("--format parquet needs pyarrow: pip install pyarrow") from None
+            raise ImportError("--format parquet needs pyarrow: pip install 'hts[parquet]'") from None
     check_output_path(args.output, parser)
     path = model_path(args, parser)
     analysis = analyze_path(path, args, options)
