@@ -7,6 +7,11 @@ value object, ...). A chunk alone could infer another type (only ints: int64) an
 table writes ``3.0``. So a first pass notes one example of each kind of value per column (its type, NaN or not,
 sign, missing), pandas infers each column's type from those examples exactly as from all values, and each chunk
 is made of the raw values (as an object column of the whole table holds them) and cast to those types.
+
+Text columns stay Python strings whatever is installed: with pyarrow present, pandas 3 would keep them in Arrow,
+which refuses a lone surrogate (a tensor name from a JSON "\\ud800" escape, a file name that is not UTF-8), and
+``pd.DataFrame(rows)`` itself would fail. So a text column gets pandas' ``str`` dtype with Python storage (what
+pandas 3 infers without pyarrow), and ``table`` builds every frame hts makes from rows.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 
-__all__ = ["CHUNK_ROWS", "Scan", "frames"]
+__all__ = ["CHUNK_ROWS", "Scan", "frames", "escaped", "table", "text_column"]
 
 #: Rows per frame (~2 KiB per row while a frame is made and written).
 CHUNK_ROWS = 1024
@@ -28,6 +33,22 @@ def _kind(value) -> tuple:
     if t is int:
         return t, value < 0, value >= 2**63, value < -2**63
     return (t,)
+
+
+def _inferable(value):
+    """``value`` as an example for pandas' type inference: a string is inferred as any other string, and a
+    plain one passes where Arrow-backed inference would refuse a lone surrogate."""
+    return "" if isinstance(value, str) else value
+
+
+def _python_text(dtype):
+    """``dtype``, a text dtype kept in Python strings (pandas 3's ``str`` without pyarrow): Arrow storage
+    refuses a lone surrogate."""
+    import pandas as pd
+
+    if isinstance(dtype, pd.StringDtype) and dtype.storage != "python":
+        return pd.StringDtype("python", na_value=dtype.na_value)
+    return dtype
 
 
 class Scan:
@@ -51,13 +72,15 @@ class Scan:
                     examples[c].setdefault(_kind(v), v)
 
     def types(self, columns: Sequence[str]) -> dict:
-        """The dtype pandas gives each column of ``pd.DataFrame(list(rows), columns=columns)``."""
+        """The dtype pandas gives each column of ``pd.DataFrame(list(rows), columns=columns)``, text kept in
+        Python strings."""
         import pandas as pd
 
         out = {}
         for c in columns:
-            rep = [{c: v} for v in self.examples.get(c, {}).values()] + ([{}] if self.seen.get(c, 0) < self.n else [])
-            out[c] = pd.DataFrame(rep, columns=[c]).dtypes[c]
+            rep = [{c: _inferable(v)} for v in self.examples.get(c, {}).values()]
+            rep += [{}] if self.seen.get(c, 0) < self.n else []
+            out[c] = _python_text(pd.DataFrame(rep, columns=[c]).dtypes[c])
         return out
 
 
@@ -81,3 +104,46 @@ def frames(rows: Iterable[dict], columns: list[str], types: dict, *, chunk: int 
             made_any, part = True, []
     if part or not made_any:
         yield made()
+
+
+def table(rows: Sequence[dict], columns: list[str] | None = None):
+    """``pd.DataFrame(list(rows), columns=columns)`` (``columns``: the keys in order of first appearance), with
+    text columns kept in Python strings so that any name fits."""
+    rows = rows if isinstance(rows, Sequence) else list(rows)
+    scan = Scan(rows)
+    columns = list(scan.seen) if columns is None else columns
+    return next(frames(rows, columns, scan.types(columns), chunk=max(len(rows), 1)))
+
+
+def text_column(value, n: int):
+    """``n`` copies of ``value`` as a column (``df.insert(0, name, text_column(value, len(df)))``), of the type
+    pandas infers for it, text kept in Python strings as in ``table``."""
+    import pandas as pd
+
+    return pd.Series([value] * n, dtype=_python_text(pd.Series([_inferable(value)]).dtype))
+
+
+def _escape(value):
+    """A text with a lone surrogate as its Python escape (``"\\ud800"``); anything else as it is."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def escaped(df):
+    """``df`` with every lone surrogate in its text columns written as its Python escape (``"\\ud800"``), as
+    hts's text outputs show it: for writers that must encode UTF-8 (parquet). ``df`` itself when there is
+    none."""
+    import pandas as pd
+
+    changed = {}
+    for c in df.columns:
+        col = df[c]
+        if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+            new = col.map(_escape, na_action="ignore")
+            if not new.equals(col):
+                changed[c] = new.astype(col.dtype)
+    return df.assign(**changed) if changed else df

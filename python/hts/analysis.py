@@ -112,12 +112,12 @@ class Analysis:
             import pandas as pd
         except ImportError as err:  # pragma: no cover - pandas is a dependency
             raise ImportError("Analysis.details needs pandas: pip install pandas") from err
-        from ._frames import CHUNK_ROWS
+        from ._frames import CHUNK_ROWS, table
 
         if len(self.rows) > CHUNK_ROWS:  # made a chunk at a time: never a dict per row all at once
             return pd.concat(list(self.detail_frames()), ignore_index=True)
         columns = self.detail_columns()
-        df = pd.DataFrame(list(self.rows), columns=columns)
+        df = table(list(self.rows), columns)
         if "slice_id" in columns:
             df["slice_id"] = df["slice_id"].astype("Int64")
         return df

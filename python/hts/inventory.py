@@ -108,10 +108,10 @@ class Inventory:
 
     def table(self, **options):
         """``rows(**options)`` as a pandas DataFrame."""
-        import pandas as pd
+        from ._frames import table
 
         rows = self.rows(**options)
-        return pd.DataFrame(rows, columns=_table_columns({k for r in rows for k in r}))
+        return table(rows, _table_columns({k for r in rows for k in r}))
 
     def table_frames(self, *, chunk: int | None = None, scan=None, **options):
         """``table(**options)`` as consecutive DataFrames of at most ``chunk`` rows (``hts._frames.CHUNK_ROWS``)

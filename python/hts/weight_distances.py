@@ -129,9 +129,9 @@ class Distances:
 
     @property
     def details(self):
-        import pandas as pd
+        from ._frames import table
 
-        return pd.DataFrame(self.rows)
+        return table(self.rows)
 
     def to_dict(self) -> dict:
         from ._json import jsonable

@@ -68,20 +68,23 @@ def write(analysis, args: argparse.Namespace) -> None:
 def write_parquet(analysis, path: str) -> None:
     """``analysis.details.to_parquet(path, index=False)``, a row group per chunk when there are more rows than a
     chunk (``Analysis.detail_frames``): the file's schema is the chunks' schemas unified (a column that is all
-    missing in one chunk has no type there), so it reads back as the whole table."""
+    missing in one chunk has no type there), so it reads back as the whole table. A lone surrogate in a name is
+    written as its Python escape ("\\ud800"), as in the other formats: parquet text is UTF-8."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    frames = analysis.detail_frames()
+    from .._frames import escaped
+
+    frames = map(escaped, analysis.detail_frames())
     first = next(frames)
     rest = next(frames, None)
     if rest is None:  # one chunk: the table itself, written as before
         first.to_parquet(path, index=False)
         return
-    schemas = [pa.Schema.from_pandas(df, preserve_index=False) for df in analysis.detail_frames()]
+    schemas = [pa.Schema.from_pandas(df, preserve_index=False) for df in map(escaped, analysis.detail_frames())]
     schema = pa.unify_schemas(schemas, promote_options="permissive").with_metadata(schemas[0].metadata)
     with pq.ParquetWriter(path, schema) as writer:
-        for df in analysis.detail_frames():
+        for df in map(escaped, analysis.detail_frames()):
             writer.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False))
 
 

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parts = (df.to_csv(index=False, header=k == 0) for k, df in enumerate(inv.table_frames(**gates)))
     else:
         parts = _table_parts(inv, gates)
-    write_parts(parts, args.output)  # a long listing part by part (Inventory.table_frames, json_parts)
+    write_parts(parts, args.output, escape=True)  # a long listing part by part (Inventory.table_frames, json_parts)
     return 0
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from ._analysis_args import add_analysis_options, analysis_options, check_output_path, exit_status
-from ._common import add_verbosity
+from ._common import add_verbosity, write_parts
 
 __all__ = ["add_parser"]
 
@@ -60,11 +59,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             df = d.details
             text += "\ndistances:\n" + df.to_string(index=False, float_format=lambda x: f"{x:.4g}") + "\n"
             text += "mean: " + json.dumps({k: round(v, 6) for k, v in d.summary.items()}) + "\n"
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
+    write_parts([text], args.output, escape=True)
     return exit_status(result, args.tuned)
 
 

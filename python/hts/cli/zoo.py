@@ -83,14 +83,17 @@ def _check_outputs(args, parser) -> None:
             try:
                 import pyarrow  # noqa: F401
             except ImportError:
-                parser.error(f"{path}: parquet needs pyarrow: pip install pyarrow")
+                parser.error(f"{path}: parquet needs pyarrow: pip install 'hts[parquet]'")
 
 
 def _write_table(df, path: str) -> None:
+    """``df`` as parquet or csv, a lone surrogate in a name written as its Python escape ("\\ud800")."""
+    from .._frames import escaped
+
     if path.endswith(".parquet"):
-        df.to_parquet(path, index=False)
+        escaped(df).to_parquet(path, index=False)
     else:
-        df.to_csv(path, index=False)
+        df.to_csv(path, index=False, errors="backslashreplace")
 
 
 def run_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

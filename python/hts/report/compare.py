@@ -88,9 +88,9 @@ class Comparison:
     @property
     def table(self):
         """pandas DataFrame of ``rows``."""
-        import pandas as pd
+        from .._frames import table
 
-        return pd.DataFrame(self.rows, columns=list(_ROW_KEYS))
+        return table(self.rows, list(_ROW_KEYS))
 
     def stat(self, series: str, metric: str) -> dict:
         """The row of one series and metric."""
@@ -113,7 +113,7 @@ class Comparison:
 
     def to_csv(self, path: str | os.PathLike) -> None:
         """``rows`` as a CSV file (empty cells for NaN)."""
-        with open(path, "w", newline="", encoding="utf-8") as f:
+        with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:  # "\ud800" shown
             writer = csv.DictWriter(f, fieldnames=list(_ROW_KEYS))
             writer.writeheader()
             for r in self.rows:

@@ -100,9 +100,9 @@ class Trajectory:
     @property
     def table(self):
         """pandas DataFrame: one row per checkpoint."""
-        import pandas as pd
+        from .._frames import table
 
-        return pd.DataFrame(self.checkpoints, columns=self._columns())
+        return table(self.checkpoints, self._columns())
 
     @property
     def layer_table(self):
@@ -129,7 +129,7 @@ class Trajectory:
     def to_csv(self, path: str | os.PathLike) -> None:
         """One row per checkpoint (empty cells for NaN)."""
         columns = self._columns()
-        with open(path, "w", newline="", encoding="utf-8") as f:
+        with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as f:  # "\ud800" shown
             writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
             writer.writeheader()
             for c in self.checkpoints:

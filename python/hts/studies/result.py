@@ -76,22 +76,24 @@ class Study:
     @property
     def models(self):
         """pandas DataFrame of ``model_rows()``."""
-        import pandas as pd
+        from .._frames import table
 
-        return pd.DataFrame(self.model_rows())
+        return table(self.model_rows())
 
     @property
     def layers(self):
         """pandas DataFrame of every row of every analysed model, with ``model`` and ``series`` first."""
         import pandas as pd
 
+        from .._frames import text_column
+
         frames = []
         for e in self.entries:
             a = self.analyses.get(e.name)
             if a is not None:
                 df = a.details
-                df.insert(0, "series", e.series)
-                df.insert(0, "model", e.name)
+                df.insert(0, "series", text_column(e.series, len(df)))
+                df.insert(0, "model", text_column(e.name, len(df)))
                 frames.append(df)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
