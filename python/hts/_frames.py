@@ -76,12 +76,16 @@ class Scan:
         Python strings."""
         import pandas as pd
 
-        out = {}
-        for c in columns:
-            rep = [{c: _inferable(v)} for v in self.examples.get(c, {}).values()]
-            rep += [{}] if self.seen.get(c, 0) < self.n else []
-            out[c] = _python_text(pd.DataFrame(rep, columns=[c]).dtypes[c])
-        return out
+        # One small frame for every column at once: row i holds each column's i-th example (cycling: a value seen
+        # again changes no inference), or lacks the key where the column's turn is "missing".
+        missing = object()
+        examples = {c: [_inferable(v) for v in self.examples.get(c, {}).values()]
+                    + ([missing] if self.seen.get(c, 0) < self.n else []) for c in columns}
+        depth = max(map(len, examples.values()), default=0)
+        rep = [{c: e[i % len(e)] for c, e in examples.items() if e and e[i % len(e)] is not missing}
+               for i in range(depth)]
+        inferred = pd.DataFrame(rep, columns=list(columns)).dtypes
+        return {c: _python_text(inferred.iloc[k]) for k, c in enumerate(columns)}
 
 
 def frames(rows: Iterable[dict], columns: list[str], types: dict, *, chunk: int | None = None) -> Iterator:
