@@ -99,3 +99,19 @@ def to_gguf_name(hf: str) -> str:
         return GGUF_NAMES[stem] + ".weight"
     _, _, i, rest = stem.split(".", 3)
     return f"blk.{i}.{GGUF_NAMES[rest]}.weight"
+
+
+def write_empty_flood(path, n: int):
+    """``n`` empty (0-element, 1-D F32) tensors named ``<i>.weight``, written by the gguf package: GGUF's cheapest
+    listed tensors (~44 bytes of header each, no data, no padding), for the memory-bound tests."""
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), arch="llama")
+    empty = np.zeros(0, np.float32)
+    for i in range(n):
+        w.add_tensor(f"{i}.weight", empty)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

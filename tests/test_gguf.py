@@ -177,6 +177,40 @@ def test_mixture_of_experts_stack_is_one_matrix_per_expert(tmp_path):
         np.testing.assert_array_equal(t.load(), ref[e])
 
 
+def test_listing_is_a_lazy_sequence_in_forward_pass_order(tmp_path):
+    """The records are made on use (``GGUFTensorList``) from the header's columns (``GGUFTensors``): indexing,
+    negative indices, slices and iteration give equal records; layer ids count the ``*.weight`` tensors in
+    forward-pass order of the transformers names; experts of a stack, an empty tensor and a bias take their
+    places."""
+    from hts.adapters.gguf_file import GGUFTensorList
+    from hts.adapters.gguf_format import GGUFTensorInfo
+
+    rng = np.random.default_rng(12)
+    stack = g.random_blocks(rng, "Q8_0", 2 * 4, 32).reshape(2, 4, -1)
+    tensors = {"output.weight": np.ones((3, 2), np.float32), "blk.10.ffn_up.weight": np.ones((2, 2), np.float32),
+               "blk.2.ffn_up_exps.weight": (stack, "Q8_0"), "blk.2.attn_q.weight": np.ones((2, 2), np.float32),
+               "blk.2.attn_q.bias": np.ones(2, np.float32), "token_embd.weight": np.ones((5, 2), np.float32),
+               "blk.2.empty.weight": np.zeros(0, np.float32)}
+    path = g.write(tmp_path / "order.gguf", tensors)
+    header = read_gguf(path)
+    assert [t.name for t in header.tensors] == list(tensors) == header.tensors.names()
+    assert header.tensors[-1] == header.tensors[len(tensors) - 1] == header.tensors[-1:][0]
+    assert isinstance(header.tensors[2], GGUFTensorInfo) and header.tensors[2].dims == (32, 4, 2)
+    assert header.tensors[-1].nbytes == 0 and header.tensors[-1].shape == (0,)
+    with pytest.raises(IndexError):
+        header.tensors[len(tensors)]
+    inv = hts.open(path)
+    assert isinstance(inv.tensors, GGUFTensorList)
+    assert [t.longname for t in inv] == [
+        "model.embed_tokens", "blk.2.empty", "model.layers.2.self_attn.q_proj", "model.layers.2.mlp.experts.0.up_proj",
+        "model.layers.2.mlp.experts.1.up_proj", "model.layers.10.mlp.up_proj", "lm_head"]
+    assert [t.layer_id for t in inv] == list(range(1, 8))
+    assert list(inv.tensors) == inv.tensors[:] == [inv.tensors[i] for i in range(-7, 0)]
+    assert inv.tensors[4].key == "blk.2.ffn_up_exps.weight[1]" and inv.tensors[4].shape == (4, 32)
+    np.testing.assert_array_equal(inv.tensors[2].load(), tensors["blk.2.attn_q.weight"])
+    assert "1-D" in inv.tensors[1].skip_reason and inv.tensors[1].shape == (0,)
+
+
 def test_unmapped_architecture_keeps_gguf_names(tmp_path):
     w = np.random.default_rng(1).standard_normal((32, 16)).astype(np.float32)
     path = g.write(tmp_path / "gpt2.gguf", {"blk.0.attn_qkv.weight": w}, arch="gpt2")

@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from _floods import write_empty_safetensors_flood
 
+from hts.adapters.limits import MAX_TENSORS
+
 PROBE = os.path.join(os.path.dirname(__file__), "_memory_probe.py")
 MB = 2**20
 SLACK = 16 * MB
@@ -64,6 +66,30 @@ def test_analyze_of_a_flood_of_empty_tensors(tmp_path):
     write_empty_safetensors_flood(path, n)
     got = _bounded(path, "--analyze", str(path))
     assert got["tensors"] == n
+
+
+@pytest.fixture(scope="module")
+def gguf_flood(tmp_path_factory):
+    """GGUF's cheapest listed tensors (empty, ~44 bytes of header each), as many as a file may hold (8.5 MB)."""
+    pytest.importorskip("gguf")
+    import _gguf_files
+
+    return _gguf_files.write_empty_flood(tmp_path_factory.mktemp("gguf") / "empty.gguf", MAX_TENSORS - 100)
+
+
+def test_analyze_of_a_gguf_flood(gguf_flood):
+    """Before the GGUF listing was kept as columns (a record and a closure per tensor, so a dict per skipped
+    row): 415 MB for the 8.5 MB file."""
+    got = _bounded(gguf_flood, "--analyze", str(gguf_flood))
+    assert got["tensors"] == MAX_TENSORS - 100
+
+
+def test_command_line_csv_of_a_gguf_flood(gguf_flood, tmp_path):
+    out = tmp_path / "out.csv"
+    got = _bounded(gguf_flood, "--cli", "analyze", str(gguf_flood), "--format", "csv", "-o", str(out))
+    assert got["outcome"] == "exit 1"  # nothing analysable, after the table is written
+    with open(out) as f:
+        assert sum(1 for _ in f) == MAX_TENSORS - 99
 
 
 @pytest.mark.parametrize("command", ["analyze", "describe"])

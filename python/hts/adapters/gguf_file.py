@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from array import array
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -32,8 +34,9 @@ from .base import WeightTensor
 from .dtypes import bf16_to_float32
 from .gguf_format import GGML_TYPES, GGUFFile, GGUFTensorInfo, read_gguf
 from .gguf_names import hf_name
+from .lazy import LazyTensors
 
-__all__ = ["CHUNK_BYTES", "from_gguf", "load_tensor"]
+__all__ = ["CHUNK_BYTES", "GGUFTensorList", "from_gguf", "load_tensor"]
 
 #: Raw bytes read (and decoded) per step: the float32 result plus this much is all a load needs.
 CHUNK_BYTES = 16 * 2**20
@@ -77,38 +80,95 @@ def skip_reason(info: GGUFTensorInfo, byte_order: str) -> str:
     return ""
 
 
-def from_gguf(path: str | os.PathLike) -> list[WeightTensor]:
+def from_gguf(path: str | os.PathLike) -> "GGUFTensorList":
     header = read_gguf(path)
-    if not header.tensors:
+    table = header.tensors
+    if not len(table):
         raise ModelFileError(header.path, "holds no tensors")
-    arch = header.architecture
-    items = []  # (hf name, gguf key, info, expert index or None)
-    for info in header.tensors:
-        name = hf_name(info.name, arch)
+    # one item per tensor, or per expert of a split 3-D stack: (row, expert or -1), as two int columns
+    rows, experts = array("i"), array("i")
+    for row in range(len(table)):
+        info = table[row]
         if len(info.dims) == 3 and "_exps." in info.name and 0 < info.dims[2] <= MAX_EXPERTS and info.count \
                 and not skip_reason(info, header.byte_order):
-            for e in range(info.dims[2]):
-                expert = name.replace("experts.", f"experts.{e}.", 1) if name != info.name \
-                    else f"{info.name.rsplit('.', 1)[0]}.{e}.{info.name.rsplit('.', 1)[1]}"
-                items.append((expert, info.name, info, e))
+            rows.extend([row] * info.dims[2])
+            experts.extend(range(info.dims[2]))
         else:
-            items.append((name, info.name, info, None))
+            rows.append(row)
+            experts.append(-1)
+    names = _ItemNames(table, header.architecture, rows, experts)
     # forward-pass order from the (HF) names, as for safetensors: the same model gives the same layer ids
     from .ordering import architecture_key
+    from .sorting import lean_argsort
 
-    items.sort(key=lambda item: architecture_key(item[0]))
-    out = []
-    layer_id = 0
-    for name, key, info, expert in items:
-        if not name.endswith(".weight"):
-            continue
-        layer_id += 1
-        out.append(_tensor(header, layer_id, name[: -len(".weight")], key, info, expert))
-    return out
+    order = lean_argsort(names, architecture_key)
+    order = order[np.fromiter((names[j].endswith(".weight") for j in order), bool, len(order))]
+    return GGUFTensorList(header, names, order)
 
 
-def _tensor(header: GGUFFile, layer_id: int, longname: str, key: str, info: GGUFTensorInfo,
+class _ItemNames(Sequence):
+    """The (HF) name of each item, made when asked for: only the header's GGUF names are held."""
+
+    __slots__ = ("table", "arch", "rows", "experts")
+
+    def __init__(self, table, arch: str, rows: array, experts: array) -> None:
+        self.table, self.arch, self.rows, self.experts = table, arch, rows, experts
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, j: int) -> str:
+        gguf_name = self.table.name(self.rows[j])
+        name = hf_name(gguf_name, self.arch)
+        e = self.experts[j]
+        if e < 0:
+            return name
+        if name != gguf_name:
+            return name.replace("experts.", f"experts.{e}.", 1)
+        stem, last = gguf_name.rsplit(".", 1)
+        return f"{stem}.{e}.{last}"
+
+
+class GGUFTensorList(LazyTensors):
+    """The ``WeightTensor`` records of a GGUF file in forward-pass order, each made when it is asked for: the
+    header's columns and one int32 per listed tensor are held, so a file of very many tiny tensors costs a few
+    dozen bytes per tensor, not a record and a closure each (docs/formats.md, "Limits")."""
+
+    __slots__ = ("_header", "_names", "_order")
+
+    def __init__(self, header: GGUFFile, names: _ItemNames, order: np.ndarray) -> None:
+        self._header, self._names, self._order = header, names, order
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def _make(self, i: int) -> WeightTensor:
+        j = int(self._order[i])
+        names = self._names
+        row, expert = names.rows[j], names.experts[j]
+        return _tensor(self._header, i + 1, names[j][: -len(".weight")], self._header.tensors[row], row,
+                       None if expert < 0 else expert)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} tensors of {self._header.path}>"
+
+
+class TensorLoader:
+    """``load_tensor(header, header.tensors[row], expert)`` as a small callable (a closure per tensor costs
+    more)."""
+
+    __slots__ = ("header", "row", "expert")
+
+    def __init__(self, header: GGUFFile, row: int, expert: int | None) -> None:
+        self.header, self.row, self.expert = header, row, expert
+
+    def __call__(self) -> np.ndarray:
+        return load_tensor(self.header, self.header.tensors[self.row], self.expert)
+
+
+def _tensor(header: GGUFFile, layer_id: int, longname: str, info: GGUFTensorInfo, row: int,
             expert: int | None) -> WeightTensor:
+    key = info.name
     shape = info.shape if expert is None else info.shape[1:]
     skip = skip_reason(info, header.byte_order)
     if not skip and len(shape) not in (2, 4):
@@ -123,7 +183,7 @@ def _tensor(header: GGUFFile, layer_id: int, longname: str, key: str, info: GGUF
     return WeightTensor(
         layer_id=layer_id, name=longname.rsplit(".", 1)[-1], longname=longname, key=key, layer_type=layer_type,
         shape=shape, dtype=_DTYPE_NAMES.get(type_name, type_name), orientation=orientation,
-        load=lambda: load_tensor(header, info, expert), skip_reason=skip, source="gguf",
+        load=TensorLoader(header, row, expert), skip_reason=skip, source="gguf",
         quant=type_name, stored_bytes=stored if quantised else -1)
 
 

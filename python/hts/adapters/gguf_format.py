@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import os
 import struct
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..errors import ModelFileError
 from . import limits
 
-__all__ = ["GGML_TYPES", "GGUFFile", "GGUFTensorInfo", "MAX_ARRAY_DEPTH", "read_gguf"]
+__all__ = ["GGML_TYPES", "GGUFFile", "GGUFTensorInfo", "GGUFTensors", "MAX_ARRAY_DEPTH", "read_gguf"]
 
 MAGIC = b"GGUF"
 MAX_ARRAY_DEPTH = 4
@@ -83,6 +87,44 @@ class GGUFTensorInfo:
         return n
 
 
+class GGUFTensors(Sequence):
+    """The checked tensors of one header in file order, each a ``GGUFTensorInfo`` made when it is asked for.
+
+    Stored column-wise (a tensor's *row* is its place in the file): the names in one list, flat ``array``
+    columns of type ids, dims, absolute offsets and byte sizes, so a header of 200,000 tiny tensors costs its
+    names + ~40 bytes per tensor, not a Python object each (docs/formats.md, "Limits").
+    """
+
+    __slots__ = ("_names", "_types", "_dims", "_dim_start", "_begin", "_nbytes")
+
+    def __init__(self, names: list, types: array, dims: array, dim_start: array, begin: array,
+                 nbytes: array) -> None:
+        self._names, self._types, self._dims, self._dim_start = names, types, dims, dim_start
+        self._begin, self._nbytes = begin, nbytes  # nbytes -1: a type whose block size is unknown
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def name(self, row: int) -> str:
+        return self._names[row]
+
+    def names(self) -> list:
+        """The names in file order, by row."""
+        return self._names
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[r] for r in range(*row.indices(len(self)))]
+        if row < 0:
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError(f"tensor row {row} out of range for {len(self)} tensors")
+        nbytes = self._nbytes[row]
+        return GGUFTensorInfo(self._names[row], self._types[row],
+                              tuple(self._dims[self._dim_start[row]:self._dim_start[row + 1]]), self._begin[row],
+                              None if nbytes < 0 else nbytes)
+
+
 @dataclass(frozen=True)
 class GGUFFile:
     """A checked GGUF header: metadata, tensors in file order, and the file's identity."""
@@ -91,7 +133,7 @@ class GGUFFile:
     version: int
     byte_order: str  # "<" or ">"
     metadata: dict
-    tensors: list
+    tensors: GGUFTensors
     alignment: int
     data_start: int
     size: int
@@ -182,8 +224,9 @@ def _parse(f, path: str, size: int, mtime_ns: int) -> GGUFFile:
     if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 \
             or alignment & (alignment - 1):
         raise ModelFileError(path, f"general.alignment {alignment!r} is not a positive power of two")
-    infos = []
+    names: list = []
     seen = set()
+    types, dims, dim_start, offsets = array("I"), array("Q"), array("q", [0]), array("Q")
     for i in range(tensor_count):
         name = _string(r, n, f"the name of tensor #{i}", strict=True)
         if name in seen:
@@ -192,20 +235,40 @@ def _parse(f, path: str, size: int, mtime_ns: int) -> GGUFFile:
         n_dims = r.unpack("I", "the number of dimensions", name)
         if not 1 <= n_dims <= MAX_DIMS:
             raise ModelFileError(path, f"{n_dims} dimensions (GGUF tensors have 1 to {MAX_DIMS})", tensor=name)
-        dims = tuple(r.unpack(n, "the dimensions", name) for _ in range(n_dims))
-        type_id = r.unpack("I", "the ggml type", name)
-        offset = r.unpack("Q", "the data offset", name)
-        infos.append((name, dims, type_id, offset))
+        dims.extend(r.unpack(n, "the dimensions", name) for _ in range(n_dims))
+        dim_start.append(len(dims))
+        types.append(r.unpack("I", "the ggml type", name))
+        offsets.append(r.unpack("Q", "the data offset", name))
+        names.append(name)
+    del seen
     data_start = -(-r.pos // alignment) * alignment
     if data_start > size:
         raise ModelFileError(path, f"truncated: the data section starts at {data_start}, past the end of the "
                                    f"{size}-byte file")
-    tensors = [_check_tensor(path, *info, alignment, data_start, size) for info in infos]
-    spans = sorted((t for t in tensors if t.nbytes), key=lambda t: t.begin)
-    for a, b in zip(spans, spans[1:]):
-        if b.begin < a.begin + a.nbytes:
-            raise ModelFileError(path, f"tensors {a.name!r} and {b.name!r} overlap in the data section")
+    begin, nbytes = array("q"), array("q")
+    for row, name in enumerate(names):
+        info = _check_tensor(path, name, tuple(dims[dim_start[row]:dim_start[row + 1]]), types[row], offsets[row],
+                             alignment, data_start, size)
+        begin.append(info.begin)
+        nbytes.append(-1 if info.nbytes is None else info.nbytes)
+    del offsets
+    _check_overlaps(path, names, begin, nbytes)
+    tensors = GGUFTensors(names, types, dims, dim_start, begin, nbytes)
     return GGUFFile(path, version, r.order, metadata, tensors, alignment, data_start, size, mtime_ns)
+
+
+def _check_overlaps(path: str, names: list, begin: array, nbytes: array) -> None:
+    """ModelFileError naming the first two tensors (by offset) whose bytes overlap."""
+    if not names:
+        return
+    start = np.frombuffer(begin, np.int64)
+    length = np.frombuffer(nbytes, np.int64)
+    spans = np.flatnonzero(length > 0)
+    spans = spans[np.argsort(start[spans], kind="stable")]
+    clash = np.flatnonzero(start[spans[1:]] < start[spans[:-1]] + length[spans[:-1]])
+    if clash.size:
+        a, b = int(spans[clash[0]]), int(spans[clash[0] + 1])
+        raise ModelFileError(path, f"tensors {names[a]!r} and {names[b]!r} overlap in the data section")
 
 
 def _string(r: _Reader, n: str, what: str, *, strict: bool) -> str:
