@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from _floods import write_empty_safetensors_flood
+from _floods import write_empty_safetensors_flood, write_keras_flood
 
 from hts.adapters.limits import MAX_TENSORS
 
@@ -90,6 +90,15 @@ def test_command_line_csv_of_a_gguf_flood(gguf_flood, tmp_path):
     assert got["outcome"] == "exit 1"  # nothing analysable, after the table is written
     with open(out) as f:
         assert sum(1 for _ in f) == MAX_TENSORS - 99
+
+
+def test_analyze_of_a_keras_flood_of_tiny_datasets(tmp_path):
+    """A Keras weights file of 25,000 1×1 datasets (7.2 MB): its skipped rows are compact too (a lazily listed
+    file): 62 MB with a record and a row dict per tensor, against a 45 MB bound; 22 MB now."""
+    pytest.importorskip("h5py")
+    path = tmp_path / "tiny.weights.h5"
+    write_keras_flood(path, 25_000)
+    assert _bounded(path, "--analyze", str(path))["tensors"] == 25_000
 
 
 @pytest.mark.parametrize("command", ["analyze", "describe"])

@@ -38,6 +38,7 @@ import signal
 import struct
 import zipfile
 import zlib
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -45,6 +46,7 @@ import numpy as np
 from ..errors import ModelFileError
 from .base import WeightTensor
 from .hdf5_lister import list_hdf5
+from .lazy import LazyTensors
 
 __all__ = ["from_keras"]
 
@@ -60,8 +62,27 @@ def _h5py(path: str) -> None:
         raise ModelFileError(path, "reading Keras files needs h5py: pip install 'hts[keras]'")
 
 
-def from_keras(path: str | os.PathLike) -> list[WeightTensor]:
-    """The weight tensors of a ``.keras``, ``.h5`` or ``.weights.h5`` file (see the module docstring)."""
+class _KerasTensors(LazyTensors):
+    """The records of one file, made when used from its listed variables (``items``: (layer, Keras class,
+    variable index, ``_Variable``) of each listed tensor, in order): a file of very many tiny datasets holds a
+    tuple per tensor, not a record and its loader (docs/formats.md, "Limits")."""
+
+    __slots__ = ("_path", "_items", "_data")
+
+    def __init__(self, path: str, items: list, data: _Data) -> None:
+        self._path, self._items, self._data = path, items, data
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _make(self, i: int) -> WeightTensor:
+        layer, cls, index, variable = self._items[i]
+        return _record(i + 1, self._path, layer, cls, index, variable, self._data)
+
+
+def from_keras(path: str | os.PathLike) -> Sequence[WeightTensor]:
+    """The weight tensors of a ``.keras``, ``.h5`` or ``.weights.h5`` file (see the module docstring): a
+    sequence whose records are made when used."""
     path = os.fspath(path)
     _h5py(path)
     member = None
@@ -100,20 +121,19 @@ def from_keras(path: str | os.PathLike) -> list[WeightTensor]:
     if member is None and listing.get("config") is not None:
         config = _json(listing["config"], path)
     data = _Data(path, member, stamp)
-    layers = [(name, [_variable(path, v) for v in variables]) for name, variables in listing.get("layers", [])]
+    dtypes: dict = {}  # one string per dtype, not one per variable
+    layers = [(name, [_variable(path, v, dtypes) for v in variables])
+              for name, variables in listing.pop("layers", [])]
+    del listing
     classes = _classes(config) if config is not None else {}
     position = {name: i for i, name in enumerate(classes)}
     layers = sorted(layers, key=lambda item: position.get(item[0], len(position)))  # stable: file order otherwise
-    out = []
-    for layer, variables in layers:
-        cls = classes.get(layer, "")
-        for index, variable in enumerate(variables):
-            if len(variable.shape) < 2 or cls.endswith("Normalization"):
-                continue
-            out.append(_record(len(out) + 1, path, layer, cls, index, variable, data))
-    if not out:
+    items = [(layer, cls, index, variable) for layer, variables in layers for cls in (classes.get(layer, ""),)
+             for index, variable in enumerate(variables)
+             if len(variable.shape) >= 2 and not cls.endswith("Normalization")]
+    if not items:
         raise ModelFileError(path, "the Keras file holds no weight matrices")
-    return out
+    return _KerasTensors(path, items, data)
 
 
 #: The child process that lists an HDF5 file may take this long (a damaged file can make libhdf5 loop): a base
@@ -158,9 +178,10 @@ class _Variable(NamedTuple):
     storage: dict | None
 
 
-def _variable(path: str, v) -> _Variable:
+def _variable(path: str, v, dtypes: dict) -> _Variable:
     try:
-        return _Variable(str(v["dpath"]), tuple(int(d) for d in v["shape"]), str(np.dtype(v["dtype"]).str),
+        dtype = str(np.dtype(v["dtype"]).str)
+        return _Variable(str(v["dpath"]), tuple(int(d) for d in v["shape"]), dtypes.setdefault(dtype, dtype),
                          str(v.get("problem", "")), v.get("storage"))
     except (KeyError, TypeError, ValueError) as err:
         raise ModelFileError(path, f"listing its HDF5 structure gave a malformed entry: {str(err)[:200]}") from None
