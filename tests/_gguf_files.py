@@ -115,3 +115,22 @@ def write_empty_flood(path, n: int):
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def write_v1_empty_flood(path, n: int):
+    """``n`` empty 1-D F32 tensors named ``<i>.weight`` in a version-1 file (u32 lengths, counts and dims: ~36
+    bytes a tensor, GGUF's cheapest listed tensor), written by hand as ``test_gguf._v1_file`` does: the gguf
+    package writes version 3 only."""
+    import struct
+
+    def s(text: str) -> bytes:
+        raw = text.encode()
+        return struct.pack("<I", len(raw)) + raw
+
+    out = [b"GGUF" + struct.pack("<III", 1, n, 1), s("general.architecture") + struct.pack("<I", 8) + s("llama")]
+    entry = struct.pack("<IIIQ", 1, 0, 0, 0)  # 1 dim of 0 values, F32, offset 0
+    out.extend(s(f"{i}.weight") + entry for i in range(n))
+    raw = b"".join(out)
+    with open(path, "wb") as f:
+        f.write(raw + b"\0" * (-len(raw) % 32))
+    return path

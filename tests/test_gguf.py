@@ -211,6 +211,17 @@ def test_listing_is_a_lazy_sequence_in_forward_pass_order(tmp_path):
     assert "1-D" in inv.tensors[1].skip_reason and inv.tensors[1].shape == (0,)
 
 
+def test_duplicate_tensor_names_are_refused_naming_the_first_repeated(tmp_path):
+    """Names are checked unique after the loop (by hash, then bytes): the error names the first tensor, in file
+    order, whose name an earlier one has (row 2 repeats row 1, before row 3 repeats row 0)."""
+    path = g.write(tmp_path / "dup.gguf", {f"x{i}.weight": np.ones((2, 2), np.float32) for i in range(4)})
+    raw = path.read_bytes().replace(b"x2.weight", b"x1.weight").replace(b"x3.weight", b"x0.weight")
+    path.write_bytes(raw)
+    with pytest.raises(hts.ModelFileError, match="duplicate tensor name") as err:
+        read_gguf(path)
+    assert "x1.weight" in str(err.value) and "x0.weight" not in str(err.value)
+
+
 def test_unmapped_architecture_keeps_gguf_names(tmp_path):
     w = np.random.default_rng(1).standard_normal((32, 16)).astype(np.float32)
     path = g.write(tmp_path / "gpt2.gguf", {"blk.0.attn_qkv.weight": w}, arch="gpt2")

@@ -92,6 +92,19 @@ def test_command_line_csv_of_a_gguf_flood(gguf_flood, tmp_path):
         assert sum(1 for _ in f) == MAX_TENSORS - 99
 
 
+def test_command_line_csv_of_a_version_1_gguf_flood(tmp_path):
+    """Version 1 (u32 lengths and dims) makes the cheapest listed GGUF tensors: ~36 bytes each (7.0 MB, bound
+    44 MB); 45 MB with the names held as ``str`` (one list), 35 MB with them in one buffer."""
+    import _gguf_files
+
+    path = _gguf_files.write_v1_empty_flood(tmp_path / "v1.gguf", MAX_TENSORS - 100)
+    out = tmp_path / "out.csv"
+    got = _bounded(path, "--cli", "analyze", str(path), "--format", "csv", "-o", str(out))
+    assert got["outcome"] == "exit 1"
+    with open(out) as f:
+        assert sum(1 for _ in f) == MAX_TENSORS - 99
+
+
 def test_analyze_of_a_keras_flood_of_tiny_datasets(tmp_path):
     """A Keras weights file of 25,000 1×1 datasets (7.2 MB): its skipped rows are compact too (a lazily listed
     file): 62 MB with a record and a row dict per tensor, against a 45 MB bound; 22 MB now."""

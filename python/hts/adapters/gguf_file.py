@@ -18,6 +18,10 @@ Names: the LLaMA family's tensors get their transformers names (``gguf_names``; 
 ``key``). Layer ids count the ``*.weight`` tensors from 1 in natural order of those names, as for a safetensors
 checkpoint of the same model. A 3-D mixture-of-experts stack (``ffn_up_exps``: experts × rows × cols) is
 listed as one matrix per expert (``...experts.<e>.up_proj``), each read on its own.
+
+The listing is a read-only sequence (``GGUFTensorList``) whose records are made on use from the header's
+columns: a file of 200,000 empty tensors is listed and analysed within 4 × its size + 16 MB (docs/formats.md,
+"Limits").
 """
 
 from __future__ import annotations

@@ -90,27 +90,30 @@ class GGUFTensorInfo:
 class GGUFTensors(Sequence):
     """The checked tensors of one header in file order, each a ``GGUFTensorInfo`` made when it is asked for.
 
-    Stored column-wise (a tensor's *row* is its place in the file): the names in one list, flat ``array``
-    columns of type ids, dims, absolute offsets and byte sizes, so a header of 200,000 tiny tensors costs its
-    names + ~40 bytes per tensor, not a Python object each (docs/formats.md, "Limits").
+    Stored column-wise (a tensor's *row* is its place in the file): the names' UTF-8 bytes in one buffer with
+    their offsets, flat ``array`` columns of type ids, dims, absolute offsets and byte sizes, so a header of
+    200,000 tiny tensors costs its names' bytes + ~50 bytes per tensor, not a Python object (or even a ``str``)
+    each (docs/formats.md, "Limits").
     """
 
-    __slots__ = ("_names", "_types", "_dims", "_dim_start", "_begin", "_nbytes")
+    __slots__ = ("_blob", "_name_start", "_types", "_dims", "_dim_start", "_begin", "_nbytes")
 
-    def __init__(self, names: list, types: array, dims: array, dim_start: array, begin: array,
+    def __init__(self, blob: bytes, name_start: array, types: array, dims: array, dim_start: array, begin: array,
                  nbytes: array) -> None:
-        self._names, self._types, self._dims, self._dim_start = names, types, dims, dim_start
+        self._blob, self._name_start = blob, name_start
+        self._types, self._dims, self._dim_start = types, dims, dim_start
         self._begin, self._nbytes = begin, nbytes  # nbytes -1: a type whose block size is unknown
 
     def __len__(self) -> int:
-        return len(self._names)
+        return len(self._types)
 
     def name(self, row: int) -> str:
-        return self._names[row]
+        """The name of one row (checked valid UTF-8 when the header was read)."""
+        return self._blob[self._name_start[row]:self._name_start[row + 1]].decode("utf-8")
 
     def names(self) -> list:
-        """The names in file order, by row."""
-        return self._names
+        """The names in file order, by row (a new list: a ``str`` per tensor)."""
+        return [self.name(r) for r in range(len(self))]
 
     def __getitem__(self, row):
         if isinstance(row, slice):
@@ -120,7 +123,7 @@ class GGUFTensors(Sequence):
         if not 0 <= row < len(self):
             raise IndexError(f"tensor row {row} out of range for {len(self)} tensors")
         nbytes = self._nbytes[row]
-        return GGUFTensorInfo(self._names[row], self._types[row],
+        return GGUFTensorInfo(self.name(row), self._types[row],
                               tuple(self._dims[self._dim_start[row]:self._dim_start[row + 1]]), self._begin[row],
                               None if nbytes < 0 else nbytes)
 
@@ -224,14 +227,12 @@ def _parse(f, path: str, size: int, mtime_ns: int) -> GGUFFile:
     if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 \
             or alignment & (alignment - 1):
         raise ModelFileError(path, f"general.alignment {alignment!r} is not a positive power of two")
-    names: list = []
-    seen = set()
+    # the names' bytes in one buffer (+ offsets), their hashes for the duplicate check after the loop: a set
+    # of 200,000 names would cost more than the file's bytes
+    blob, name_start, hashes = bytearray(), array("q", [0]), array("q")
     types, dims, dim_start, offsets = array("I"), array("Q"), array("q", [0]), array("Q")
     for i in range(tensor_count):
-        name = _string(r, n, f"the name of tensor #{i}", strict=True)
-        if name in seen:
-            raise ModelFileError(path, "duplicate tensor name", tensor=name)
-        seen.add(name)
+        raw, name = _raw_string(r, n, f"the name of tensor #{i}")
         n_dims = r.unpack("I", "the number of dimensions", name)
         if not 1 <= n_dims <= MAX_DIMS:
             raise ModelFileError(path, f"{n_dims} dimensions (GGUF tensors have 1 to {MAX_DIMS})", tensor=name)
@@ -239,27 +240,56 @@ def _parse(f, path: str, size: int, mtime_ns: int) -> GGUFFile:
         dim_start.append(len(dims))
         types.append(r.unpack("I", "the ggml type", name))
         offsets.append(r.unpack("Q", "the data offset", name))
-        names.append(name)
-    del seen
+        blob += raw
+        name_start.append(len(blob))
+        hashes.append(hash(raw))
+    blob = bytes(blob)
+    _check_unique(path, blob, name_start, hashes)
+    del hashes
     data_start = -(-r.pos // alignment) * alignment
     if data_start > size:
         raise ModelFileError(path, f"truncated: the data section starts at {data_start}, past the end of the "
                                    f"{size}-byte file")
     begin, nbytes = array("q"), array("q")
-    for row, name in enumerate(names):
+    for row in range(tensor_count):
+        name = blob[name_start[row]:name_start[row + 1]].decode("utf-8")
         info = _check_tensor(path, name, tuple(dims[dim_start[row]:dim_start[row + 1]]), types[row], offsets[row],
                              alignment, data_start, size)
         begin.append(info.begin)
         nbytes.append(-1 if info.nbytes is None else info.nbytes)
     del offsets
-    _check_overlaps(path, names, begin, nbytes)
-    tensors = GGUFTensors(names, types, dims, dim_start, begin, nbytes)
+    tensors = GGUFTensors(blob, name_start, types, dims, dim_start, begin, nbytes)
+    _check_overlaps(path, tensors, begin, nbytes)
     return GGUFFile(path, version, r.order, metadata, tensors, alignment, data_start, size, mtime_ns)
 
 
-def _check_overlaps(path: str, names: list, begin: array, nbytes: array) -> None:
+def _check_unique(path: str, blob: bytes, name_start: array, hashes: array) -> None:
+    """ModelFileError naming the first tensor (in file order) whose name an earlier tensor has, as a check while
+    reading would: only names with equal hashes are compared, so this holds 16 bytes per name, not a set."""
+    if len(hashes) < 2:
+        return
+    h = np.frombuffer(hashes, np.int64)
+    order = np.argsort(h, kind="stable")  # equal hashes stay in file order
+    sorted_h = h[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_h[1:] != sorted_h[:-1])))
+    ends = np.append(starts[1:], len(order))
+    first = None
+    for start, end in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
+        seen = set()
+        for row in map(int, order[start:end]):
+            name = blob[name_start[row]:name_start[row + 1]]
+            if name in seen:
+                first = row if first is None else min(first, row)
+                break
+            seen.add(name)
+    if first is not None:
+        raise ModelFileError(path, "duplicate tensor name",
+                             tensor=blob[name_start[first]:name_start[first + 1]].decode("utf-8"))
+
+
+def _check_overlaps(path: str, names: "GGUFTensors", begin: array, nbytes: array) -> None:
     """ModelFileError naming the first two tensors (by offset) whose bytes overlap."""
-    if not names:
+    if not len(names):
         return
     start = np.frombuffer(begin, np.int64)
     length = np.frombuffer(nbytes, np.int64)
@@ -268,7 +298,18 @@ def _check_overlaps(path: str, names: list, begin: array, nbytes: array) -> None
     clash = np.flatnonzero(start[spans[1:]] < start[spans[:-1]] + length[spans[:-1]])
     if clash.size:
         a, b = int(spans[clash[0]]), int(spans[clash[0] + 1])
-        raise ModelFileError(path, f"tensors {names[a]!r} and {names[b]!r} overlap in the data section")
+        raise ModelFileError(path, f"tensors {names.name(a)!r} and {names.name(b)!r} overlap in the data "
+                                   "section")
+
+
+def _raw_string(r: _Reader, n: str, what: str) -> tuple[bytes, str]:
+    """A string's bytes and its text (strict UTF-8)."""
+    length = r.unpack(n, f"the length of {what}")
+    raw = r.take(length, what)
+    try:
+        return raw, raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelFileError(r.path, f"{what} is not valid UTF-8: {raw[:40]!r}") from None
 
 
 def _string(r: _Reader, n: str, what: str, *, strict: bool) -> str:
