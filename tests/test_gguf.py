@@ -287,6 +287,41 @@ def test_metadata_is_read_and_large_arrays_summarised(tmp_path):
     assert meta["tokenizer.ggml.tokens"] == "<array of 3000 string>"
 
 
+def test_metadata_past_the_kept_budget_is_counted_not_kept(tmp_path, monkeypatch, caplog):
+    """A header of very many small entries keeps its first ``MAX_KEPT_METADATA`` values (an array counts 1 + its
+    items), counts the rest with a warning, keeps the keys the reader needs wherever they are, and still refuses
+    a duplicate key among the entries it does not keep."""
+    import gguf as pkg
+
+    from hts.adapters import gguf_format
+
+    monkeypatch.setattr(gguf_format, "MAX_KEPT_METADATA", 10)
+
+    def write(path, keys):
+        w = pkg.GGUFWriter(str(path), arch="llama")  # general.architecture first: 1 value
+        w.add_array("test.list", [1, 2, 3])  # 4 values
+        for key in keys:
+            w.add_uint8(key, 7)
+        w.add_custom_alignment(64)
+        w.add_tensor("token_embd.weight", np.ones((8, 4), np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return path
+
+    keys = [f"k{i}" for i in range(8)]
+    with caplog.at_level("WARNING", logger="hts"):
+        header = read_gguf(write(tmp_path / "m.gguf", keys))
+    assert list(header.metadata) == ["general.architecture", "test.list", *keys[:5], "general.alignment"]
+    assert header.metadata_dropped == 3 and header.alignment == 64 and "3 metadata entries" in caplog.text
+    np.testing.assert_array_equal(hts.open(tmp_path / "m.gguf")[0].load(), np.ones((8, 4), np.float32))
+    path = write(tmp_path / "dup.gguf", keys)
+    path.write_bytes(path.read_bytes().replace(b"k6", b"k7"))  # k7 twice, both past the budget
+    with pytest.raises(hts.ModelFileError, match="duplicate metadata key 'k7'"):
+        read_gguf(path)
+
+
 def test_every_truncation_is_a_clear_error(tmp_path):
     rng = np.random.default_rng(12)
     path = g.write(tmp_path / "full.gguf", {"token_embd.weight": rng.standard_normal((4, 8)).astype(np.float32),

@@ -197,6 +197,27 @@ def test_gguf_flood_of_the_cheapest_tensors(tmp_path):
     assert got["tensors"] == MAX_TENSORS - 100
 
 
+def test_gguf_flood_of_small_metadata_arrays(tmp_path):
+    """100,000 metadata entries, each a 64-item u8 array under a 3-byte key (83 bytes each in a version-1 file,
+    7.9 MB): kept, a list of 64 ints, a key and a dict entry each cost ~8 x the file; the entries past
+    ``MAX_KEPT_METADATA`` values are read, checked and counted, not kept, and the keys are checked unique by
+    hash."""
+    n = 100_000
+
+    def s(raw: bytes) -> bytes:
+        return struct.pack("<I", len(raw)) + raw
+
+    out = [b"GGUF" + struct.pack("<III", 1, 1, n + 1), s(b"general.architecture") + struct.pack("<I", 8) + s(b"llama")]
+    value = struct.pack("<III", 9, 0, 64) + bytes(range(64))  # ARRAY of 64 UINT8
+    out.extend(s(bytes((33 + i % 94, 33 + i // 94 % 94, 33 + i // 8836))) + value for i in range(n))
+    out.append(s(b"0.weight") + struct.pack("<IIIQ", 1, 0, 0, 0))
+    raw = b"".join(out)
+    path = tmp_path / "meta.gguf"
+    path.write_bytes(raw + b"\0" * (-len(raw) % 32))
+    del out, raw
+    assert check_bounded(path, outcome="read")["tensors"] == 1
+
+
 # --- ONNX ----------------------------------------------------------------------------------------------------
 def test_onnx_flood_of_initializers(tmp_path):
     onnx = pytest.importorskip("onnx")

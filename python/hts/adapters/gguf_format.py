@@ -22,6 +22,7 @@ file and no two overlap, keys and tensor names are valid UTF-8 and unique. Any v
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from array import array
@@ -33,12 +34,20 @@ import numpy as np
 from ..errors import ModelFileError
 from . import limits
 
+logger = logging.getLogger("hts")
+
 __all__ = ["GGML_TYPES", "GGUFFile", "GGUFTensorInfo", "GGUFTensors", "MAX_ARRAY_DEPTH", "read_gguf"]
 
 MAGIC = b"GGUF"
 MAX_ARRAY_DEPTH = 4
 #: Metadata arrays longer than this are summarised, not kept (the tokenizer's vocabulary, merges...).
 MAX_KEPT_ARRAY = 1024
+#: At most this many metadata values are kept (a scalar or string is one, an array one + its items): real
+#: headers hold a few hundred (long arrays are summarised anyway); the entries past it are read, checked and
+#: counted (``GGUFFile.metadata_dropped``, with a warning), so a flood of tiny entries stays within the memory
+#: bound. The keys the reader needs are kept whatever the count.
+MAX_KEPT_METADATA = 32_768
+_NEEDED_KEYS = frozenset({"general.alignment", "general.architecture"})
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4
 
@@ -141,6 +150,8 @@ class GGUFFile:
     data_start: int
     size: int
     mtime_ns: int = field(repr=False)
+    #: metadata entries read and checked but not kept (past ``MAX_KEPT_METADATA`` values in all)
+    metadata_dropped: int = 0
 
     @property
     def architecture(self) -> str:
@@ -217,12 +228,30 @@ def _parse(f, path: str, size: int, mtime_ns: int) -> GGUFFile:
         raise ModelFileError(path, f"header claims {tensor_count} tensors: more than the {limits.MAX_TENSORS} a "
                                    "file may hold")
     metadata: dict = {}
+    # every key's bytes (+ offsets and hashes) for the duplicate check after the loop; values are kept while
+    # they hold at most MAX_KEPT_METADATA values in all (a flood of tiny entries would cost ~8 x its bytes)
+    key_blob, key_start, key_hashes = bytearray(), array("q", [0]), array("q")
+    kept = dropped = 0
     for i in range(kv_count):
-        key = _string(r, n, f"metadata key #{i}", strict=True)
-        if key in metadata:
-            raise ModelFileError(path, f"duplicate metadata key {key!r}")
+        raw, key = _raw_string(r, n, f"metadata key #{i}")
+        key_blob += raw
+        key_start.append(len(key_blob))
+        key_hashes.append(hash(raw))
         vtype = r.unpack("I", f"the type of metadata {key!r}")
-        metadata[key] = _value(r, n, vtype, key, 0)
+        value = _value(r, n, vtype, key, 0)
+        cost = _values_in(value)
+        if kept + cost <= MAX_KEPT_METADATA or key in _NEEDED_KEYS:
+            metadata[key] = value
+            kept += cost
+        else:
+            dropped += 1
+        del value
+    _check_unique(bytes(key_blob), key_start, key_hashes,
+                  lambda key: ModelFileError(path, f"duplicate metadata key {key!r}"))
+    del key_blob, key_start, key_hashes
+    if dropped:
+        logger.warning("%s: %d metadata entries past the first %d values are not kept (a header of very many "
+                       "small entries)", path, dropped, MAX_KEPT_METADATA)
     alignment = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or isinstance(alignment, bool) or alignment <= 0 \
             or alignment & (alignment - 1):
@@ -244,7 +273,7 @@ def _parse(f, path: str, size: int, mtime_ns: int) -> GGUFFile:
         name_start.append(len(blob))
         hashes.append(hash(raw))
     blob = bytes(blob)
-    _check_unique(path, blob, name_start, hashes)
+    _check_unique(blob, name_start, hashes, lambda name: ModelFileError(path, "duplicate tensor name", tensor=name))
     del hashes
     data_start = -(-r.pos // alignment) * alignment
     if data_start > size:
@@ -260,31 +289,30 @@ def _parse(f, path: str, size: int, mtime_ns: int) -> GGUFFile:
     del offsets
     tensors = GGUFTensors(blob, name_start, types, dims, dim_start, begin, nbytes)
     _check_overlaps(path, tensors, begin, nbytes)
-    return GGUFFile(path, version, r.order, metadata, tensors, alignment, data_start, size, mtime_ns)
+    return GGUFFile(path, version, r.order, metadata, tensors, alignment, data_start, size, mtime_ns, dropped)
 
 
-def _check_unique(path: str, blob: bytes, name_start: array, hashes: array) -> None:
-    """ModelFileError naming the first tensor (in file order) whose name an earlier tensor has, as a check while
+def _check_unique(blob: bytes, name_start: array, hashes: array, error) -> None:
+    """Raise ``error(name)`` for the first name (in file order) that an earlier one repeats, as a check while
     reading would: only names with equal hashes are compared, so this holds 16 bytes per name, not a set."""
     if len(hashes) < 2:
         return
     h = np.frombuffer(hashes, np.int64)
     order = np.argsort(h, kind="stable")  # equal hashes stay in file order
     sorted_h = h[order]
-    starts = np.flatnonzero(np.concatenate(([True], sorted_h[1:] != sorted_h[:-1])))
-    ends = np.append(starts[1:], len(order))
+    repeated = np.unique(sorted_h[1:][sorted_h[1:] == sorted_h[:-1]])  # few: arrays of that size only
     first = None
-    for start, end in zip(starts[ends - starts > 1], ends[ends - starts > 1]):
+    for value in repeated:
         seen = set()
-        for row in map(int, order[start:end]):
+        lo, hi = np.searchsorted(sorted_h, value, "left"), np.searchsorted(sorted_h, value, "right")
+        for row in map(int, order[lo:hi]):
             name = blob[name_start[row]:name_start[row + 1]]
             if name in seen:
                 first = row if first is None else min(first, row)
                 break
             seen.add(name)
     if first is not None:
-        raise ModelFileError(path, "duplicate tensor name",
-                             tensor=blob[name_start[first]:name_start[first + 1]].decode("utf-8"))
+        raise error(blob[name_start[first]:name_start[first + 1]].decode("utf-8"))
 
 
 def _check_overlaps(path: str, names: "GGUFTensors", begin: array, nbytes: array) -> None:
@@ -300,6 +328,13 @@ def _check_overlaps(path: str, names: "GGUFTensors", begin: array, nbytes: array
         a, b = int(spans[clash[0]]), int(spans[clash[0] + 1])
         raise ModelFileError(path, f"tensors {names.name(a)!r} and {names.name(b)!r} overlap in the data "
                                    "section")
+
+
+def _values_in(value) -> int:
+    """How many values ``value`` holds: 1 for a scalar or string, an array 1 + its items' values."""
+    if isinstance(value, list):
+        return 1 + sum(_values_in(v) for v in value) if value and isinstance(value[0], list) else 1 + len(value)
+    return 1
 
 
 def _raw_string(r: _Reader, n: str, what: str) -> tuple[bytes, str]:
