@@ -190,25 +190,28 @@ def test_listing_is_a_lazy_sequence_in_forward_pass_order(tmp_path):
     tensors = {"output.weight": np.ones((3, 2), np.float32), "blk.10.ffn_up.weight": np.ones((2, 2), np.float32),
                "blk.2.ffn_up_exps.weight": (stack, "Q8_0"), "blk.2.attn_q.weight": np.ones((2, 2), np.float32),
                "blk.2.attn_q.bias": np.ones(2, np.float32), "token_embd.weight": np.ones((5, 2), np.float32),
-               "blk.2.empty.weight": np.zeros(0, np.float32)}
+               "blk.2.empty.weight": np.zeros(0, np.float32), "w": np.ones(1, np.float32),
+               "é.weight": np.ones((2, 2), np.float32)}
     path = g.write(tmp_path / "order.gguf", tensors)
     header = read_gguf(path)
     assert [t.name for t in header.tensors] == list(tensors) == header.tensors.names()
     assert header.tensors[-1] == header.tensors[len(tensors) - 1] == header.tensors[-1:][0]
     assert isinstance(header.tensors[2], GGUFTensorInfo) and header.tensors[2].dims == (32, 4, 2)
-    assert header.tensors[-1].nbytes == 0 and header.tensors[-1].shape == (0,)
+    assert header.tensors[6].nbytes == 0 and header.tensors[6].shape == (0,)
+    assert list(header.tensors.ends_with(b".weight")) == [n.endswith(".weight") for n in tensors]
     with pytest.raises(IndexError):
         header.tensors[len(tensors)]
     inv = hts.open(path)
     assert isinstance(inv.tensors, GGUFTensorList)
     assert [t.longname for t in inv] == [
-        "model.embed_tokens", "blk.2.empty", "model.layers.2.self_attn.q_proj", "model.layers.2.mlp.experts.0.up_proj",
-        "model.layers.2.mlp.experts.1.up_proj", "model.layers.10.mlp.up_proj", "lm_head"]
-    assert [t.layer_id for t in inv] == list(range(1, 8))
-    assert list(inv.tensors) == inv.tensors[:] == [inv.tensors[i] for i in range(-7, 0)]
-    assert inv.tensors[4].key == "blk.2.ffn_up_exps.weight[1]" and inv.tensors[4].shape == (4, 32)
-    np.testing.assert_array_equal(inv.tensors[2].load(), tensors["blk.2.attn_q.weight"])
-    assert "1-D" in inv.tensors[1].skip_reason and inv.tensors[1].shape == (0,)
+        "model.embed_tokens", "é", "blk.2.empty", "model.layers.2.self_attn.q_proj",
+        "model.layers.2.mlp.experts.0.up_proj", "model.layers.2.mlp.experts.1.up_proj", "model.layers.10.mlp.up_proj",
+        "lm_head"]
+    assert [t.layer_id for t in inv] == list(range(1, 9))
+    assert list(inv.tensors) == inv.tensors[:] == [inv.tensors[i] for i in range(-8, 0)]
+    assert inv.tensors[5].key == "blk.2.ffn_up_exps.weight[1]" and inv.tensors[5].shape == (4, 32)
+    np.testing.assert_array_equal(inv.tensors[3].load(), tensors["blk.2.attn_q.weight"])
+    assert "1-D" in inv.tensors[2].skip_reason and inv.tensors[2].shape == (0,)
 
 
 def test_duplicate_tensor_names_are_refused_naming_the_first_repeated(tmp_path):

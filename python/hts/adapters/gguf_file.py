@@ -89,25 +89,28 @@ def from_gguf(path: str | os.PathLike) -> "GGUFTensorList":
     table = header.tensors
     if not len(table):
         raise ModelFileError(header.path, "holds no tensors")
-    # one item per tensor, or per expert of a split 3-D stack: (row, expert or -1), as two int columns
-    rows, experts = array("i"), array("i")
-    for row in range(len(table)):
-        info = table[row]
-        if len(info.dims) == 3 and "_exps." in info.name and 0 < info.dims[2] <= MAX_EXPERTS and info.count \
-                and not skip_reason(info, header.byte_order):
-            rows.extend([row] * info.dims[2])
-            experts.extend(range(info.dims[2]))
-        else:
-            rows.append(row)
-            experts.append(-1)
+    # only ``*.weight`` tensors are listed (the transformers name keeps the GGUF name's suffix, an expert's too):
+    # one item per such tensor, or per expert of a split 3-D stack: (row, expert or -1), as two int columns
+    weights = np.flatnonzero(table.ends_with(b".weight")).astype(np.int32)
+    if table.any_name_contains(b"_exps."):
+        rows, experts = array("i"), array("i")
+        for row in map(int, weights):
+            info = table[row]
+            if len(info.dims) == 3 and "_exps." in info.name and 0 < info.dims[2] <= MAX_EXPERTS and info.count \
+                    and not skip_reason(info, header.byte_order):
+                rows.extend([row] * info.dims[2])
+                experts.extend(range(info.dims[2]))
+            else:
+                rows.append(row)
+                experts.append(-1)
+    else:
+        rows, experts = weights, None
     names = _ItemNames(table, header.architecture, rows, experts)
     # forward-pass order from the (HF) names, as for safetensors: the same model gives the same layer ids
     from .ordering import architecture_key
     from .sorting import lean_argsort
 
-    order = lean_argsort(names, architecture_key)
-    order = order[np.fromiter((names[j].endswith(".weight") for j in order), bool, len(order))]
-    return GGUFTensorList(header, names, order)
+    return GGUFTensorList(header, names, lean_argsort(names, architecture_key))
 
 
 class _ItemNames(Sequence):
@@ -115,7 +118,7 @@ class _ItemNames(Sequence):
 
     __slots__ = ("table", "arch", "rows", "experts")
 
-    def __init__(self, table, arch: str, rows: array, experts: array) -> None:
+    def __init__(self, table, arch: str, rows, experts: array | None) -> None:
         self.table, self.arch, self.rows, self.experts = table, arch, rows, experts
 
     def __len__(self) -> int:
@@ -124,7 +127,7 @@ class _ItemNames(Sequence):
     def __getitem__(self, j: int) -> str:
         gguf_name = self.table.name(self.rows[j])
         name = hf_name(gguf_name, self.arch)
-        e = self.experts[j]
+        e = -1 if self.experts is None else self.experts[j]
         if e < 0:
             return name
         if name != gguf_name:
@@ -149,7 +152,8 @@ class GGUFTensorList(LazyTensors):
     def _make(self, i: int) -> WeightTensor:
         j = int(self._order[i])
         names = self._names
-        row, expert = names.rows[j], names.experts[j]
+        row = int(names.rows[j])
+        expert = -1 if names.experts is None else names.experts[j]
         return _tensor(self._header, i + 1, names[j][: -len(".weight")], self._header.tensors[row], row,
                        None if expert < 0 else expert)
 

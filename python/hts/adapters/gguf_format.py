@@ -124,6 +124,20 @@ class GGUFTensors(Sequence):
         """The names in file order, by row (a new list: a ``str`` per tensor)."""
         return [self.name(r) for r in range(len(self))]
 
+    def ends_with(self, suffix: bytes) -> np.ndarray:
+        """Whether each row's name ends with ``suffix`` (bool per row, without making the names)."""
+        blob = np.frombuffer(self._blob, np.uint8)
+        ends = np.frombuffer(self._name_start, np.int64)[1:]
+        out = ends - np.frombuffer(self._name_start, np.int64)[:-1] >= len(suffix)
+        for k, byte in enumerate(suffix):
+            where = np.flatnonzero(out)
+            out[where] = blob[ends[where] - len(suffix) + k] == byte
+        return out
+
+    def any_name_contains(self, part: bytes) -> bool:
+        """Whether some name may contain ``part`` (also true when it spans two names: a quick filter)."""
+        return part in self._blob
+
     def __getitem__(self, row):
         if isinstance(row, slice):
             return [self[r] for r in range(*row.indices(len(self)))]
