@@ -233,7 +233,35 @@ def test_onnx_flood_of_initializers(tmp_path):
     onnx.save(helper.make_model(graph), str(path))
     del inits, graph
     assert os.path.getsize(path) > 30 * MB
-    check_bounded(path, "onnx")
+    assert check_bounded(path, "onnx", outcome="read")["tensors"] == n
+
+
+def _onnx_flood(path, initializers: int, nodes: int) -> None:
+    """``initializers`` 1×1 float initializers (~22 bytes of file each, the cheapest) and ``nodes`` Identity
+    nodes (~28 bytes each) after one MatMul."""
+    from onnx import TensorProto, helper, save
+
+    one = np.ones((1, 1), np.float32).tobytes()
+    inits = [helper.make_tensor(f"w{i}", TensorProto.FLOAT, [1, 1], one, raw=True) for i in range(initializers)]
+    chain = [helper.make_node("Identity", [f"y{i}"], [f"y{i + 1}"]) for i in range(nodes)]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1])
+    y = helper.make_tensor_value_info(f"y{nodes}", TensorProto.FLOAT, [1, 1])
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w0"], ["y0"]), *chain], "flood", [x], [y], inits)
+    save(helper.make_model(graph), str(path))
+
+
+@pytest.mark.parametrize("initializers, nodes", [(40_000, 0), (1, 40_000)], ids=["initializers", "nodes"])
+def test_onnx_flood_of_the_cheapest_entries_is_refused_within_the_bound(tmp_path, initializers, nodes):
+    """~1.4 KiB of protobuf and hts objects per 1×1 initializer (~2.4 KiB with its row in hts.analyze) and
+    ~0.9 KiB per node, for ~22-28 bytes of file: 40,000 took 51 MB (initializers) and 31 MB (nodes) for ~1 MB of
+    file, against a 19-20 MB bound; refused now at a 3 MB peak. A graph that would
+    cost more than the bound allows is refused before protobuf builds it (limits.onnx_graph_budget)."""
+    pytest.importorskip("onnx")
+    path = tmp_path / "flood.onnx"
+    _onnx_flood(path, initializers, nodes)
+    check_bounded(path, "onnx", outcome="refused")
+    with pytest.raises(hts.ModelFileError, match=r"flood\.onnx: .* a flood of tiny tensors or nodes, not a model"):
+        hts.open(path)
 
 
 # --- Flax msgpack --------------------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ __all__ = ["read_graph"]
 _MODEL_GRAPH = 7
 _GRAPH_INITIALIZER = 5
 _TENSOR_RAW_DATA = 9
+#: GraphProto's repeated fields other than initializers: node, input, output, value_info, sparse_initializer,
+#: quantization_annotation (each becomes protobuf objects, and nodes hts's own).
+_GRAPH_ENTRIES = frozenset({1, 11, 12, 13, 14, 15})
 
 
 class _Wire:
@@ -91,13 +94,25 @@ def read_graph(path: str):
         g0, g1 = graphs[0]
         rest = bytearray()
         tensors = []
+        budget, cost, entries = limits.onnx_graph_budget(size), 0, 0
         for number, wtype, at, p, q in wire.fields(g0, g1):
             if number == _GRAPH_INITIALIZER and wtype == 2:
                 tensors.append(_strip_raw(wire, p, q))
+                cost += limits.ONNX_BYTES_PER_INITIALIZER
             else:
                 rest += buf[at:q]
+                if number in _GRAPH_ENTRIES:
+                    entries += 1
+                    cost += limits.ONNX_BYTES_PER_ENTRY
             if len(tensors) > limits.MAX_TENSORS:  # before protobuf builds them
                 raise ModelFileError(path, f"more than the {limits.MAX_TENSORS} constant tensors a file may hold")
+            if cost > budget:  # before protobuf builds them, too
+                raise ModelFileError(path, f"{len(tensors)} initializers and {entries} nodes and other graph entries "
+                                           f"(at least) in a {size}-byte file: listing them would take more memory "
+                                           f"than 4 × the file + {limits.TORCH_FIXED_BYTES >> 20} MiB allow "
+                                           f"(~{limits.ONNX_BYTES_PER_INITIALIZER} bytes per initializer, "
+                                           f"~{limits.ONNX_BYTES_PER_ENTRY} per entry): a flood of tiny tensors "
+                                           "or nodes, not a model")
         try:
             graph = onnx.GraphProto.FromString(bytes(rest))
             spans = {}
