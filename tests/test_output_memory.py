@@ -105,6 +105,17 @@ def test_command_line_csv_of_a_version_1_gguf_flood(tmp_path):
         assert sum(1 for _ in f) == MAX_TENSORS - 99
 
 
+def test_analyze_of_a_flax_flood_of_empty_arrays(tmp_path):
+    """A Flax msgpack file of 100,000 empty 0×2 arrays under arbitrary names (~21 bytes of file each, 2.1 MB):
+    the skipped rows' reason named each array's leaf, so every row held its own string (~37 MB against a 24 MB
+    bound); one reason per kind of array now."""
+    msgpack = pytest.importorskip("msgpack")
+    empty = msgpack.ExtType(1, msgpack.packb(((0, 2), "float32", b""), use_bin_type=True))
+    path = tmp_path / "empty.msgpack"
+    path.write_bytes(msgpack.packb({np.base_repr(i, 36): empty for i in range(100_000)}, use_bin_type=True))
+    assert _bounded(path, "--analyze", str(path))["tensors"] == 100_000
+
+
 def test_analyze_of_a_keras_flood_of_tiny_datasets(tmp_path):
     """A Keras weights file of 25,000 1×1 datasets (7.2 MB): its skipped rows are compact too (a lazily listed
     file): 62 MB with a record and a row dict per tensor, against a 45 MB bound; 22 MB now."""

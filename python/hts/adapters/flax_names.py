@@ -73,5 +73,8 @@ def classify(key: str, shape: tuple, dtype: str, float_dtype: bool) -> Layer:
         ltype, orient = "embedding", "out_in"
     else:
         ltype, orient = "unknown", "matrix"
-        skip = skip or f"{len(shape)}-D '{leaf}' array: not a Dense/Conv kernel or an embedding"
+        # the reason names the leaf only when it is a known one: one text per kind of array, not per array (a
+        # skipped row keeps its reason; a flood of arbitrary names would hold one string each)
+        what = f"'{leaf}' array" if leaf in ("kernel", "embedding") else "array named neither 'kernel' nor 'embedding'"
+        skip = skip or f"{len(shape)}-D {what}: not a Dense/Conv kernel or an embedding"
     return Layer(layer.rsplit(".", 1)[-1], layer, ltype, orient, tuple(shape), skip, transform)
