@@ -2,8 +2,8 @@
 
 Peak memory while a file is listed and its tensors are loaded one at a time is at most
 ``4 × file size + largest tensor`` (tests/test_reader_memory.py measures it for every format on large hostile
-files): safetensors, Flax msgpack, ``.npz``, GGUF, Orbax and Keras hold their listing compactly and make the ``WeightTensor``
-records on use (``lazy.LazyTensors``). PyTorch checkpoints cannot: ``torch.load`` builds its own tensor and
+files): safetensors, Flax msgpack, ``.npz``, GGUF, Orbax and Keras hold their listing compactly and make the
+``WeightTensor`` records on use (``lazy.LazyTensors``). PyTorch checkpoints cannot: ``torch.load`` builds its own tensor and
 storage objects for the whole state dict before hts sees any of it. So a PyTorch checkpoint's tensors are
 counted before torch runs (zip storages, or the persistent ids of a legacy pickle) and the file is refused when
 that many tensors would cost more than the bound allows for a file of its size (:func:`torch_tensor_budget`).
